@@ -1,0 +1,211 @@
+"""Every training setting in one dataclass, and how a run's settings are resolved:
+defaults < dataset profile < --recipe < --config file < command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class TrainConfig:
+    """All settings of `imgclf train`; the CLI flags and config-file keys have these names (with - for _)."""
+
+    # data
+    data: str = "digits"
+    data_dir: str | None = None
+    image_size: int | None = None
+    val_split: float = 0.1          # fraction of train held out to pick best.pt (0: best.pt = last epoch)
+    test_split: float = 0.2         # for a folder without test/: fraction held out as the test split
+    strict_images: bool = False
+    download: bool = True
+    normalize: str = "dataset"      # dataset (train mean/std) | half (mean 0.5, std 0.5 → [-1, 1], the tutorial's)
+    # model
+    model: str = "fastcnn-small"
+    # optimisation
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 0.05
+    optimizer: str = "sgd"          # sgd | adamw
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    schedule: str = "onecycle"      # constant | onecycle | cosine | step
+    warmup: float = 0.5             # epochs of linear warm-up (onecycle/cosine/step)
+    # augmentation (train only; on whole batches)
+    crop_pad: int = 2
+    flip: str = "none"              # none | random | alternate
+    cutout: int = 0
+    # evaluation
+    ema: float = 0.0                # weight-averaging decay per step (0 = off); val/test use the averaged weights
+    tta: bool = False               # test-time augmentation: average over the image and its mirror
+    eval_every: int = 1             # validate every N epochs (the last epoch always)
+    # machine
+    device: str = "auto"            # auto | cpu | cuda | cuda:N | mps
+    precision: str = "auto"         # auto (CUDA: amp-bf16, else fp32) | fp32 | amp-bf16 | amp-fp16
+    channels_last: bool | None = None  # None: on for CUDA
+    compile: bool = False
+    threads: int = 0                # torch CPU threads (0: PyTorch's default)
+    seed: int = 0
+    # output
+    out: str = "runs/train"
+    name: str | None = None
+    log_every: int = 0              # print the tutorial's running-loss line every N steps (0: off)
+    save_every_steps: int = 0       # also write last.pt every N steps (0: only at epoch ends)
+    plots: bool = True
+    recipe: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+CHOICES = {
+    "optimizer": ("sgd", "adamw"), "schedule": ("constant", "onecycle", "cosine", "step"),
+    "flip": ("none", "random", "alternate"), "normalize": ("dataset", "half"),
+    "precision": ("auto", "fp32", "amp-bf16", "amp-fp16"),
+}
+
+# Named recipes: each value is exactly what it changes, with the reason. The figures they give are in
+# benchmarks/RESULTS.md with the command that produced them.
+RECIPES: dict[str, dict[str, Any]] = {
+    # The PyTorch CIFAR-10 tutorial as written: batch 4, 2 epochs, SGD 0.001/0.9, no augmentation, [-1, 1].
+    "tutorial": dict(model="tutorial-net", epochs=2, batch_size=4, lr=0.001, optimizer="sgd", momentum=0.9,
+                     nesterov=False, weight_decay=0.0, label_smoothing=0.0, schedule="constant", warmup=0.0,
+                     crop_pad=0, flip="none", cutout=0, normalize="half", val_split=0.0, log_every=2000),
+    # The tutorial's network, trained the way a modern loop would: large batches, Nesterov, one-cycle.
+    "tutorial-fast": dict(model="tutorial-net", epochs=3, batch_size=64, lr=0.05, weight_decay=5e-4,
+                          label_smoothing=0.0, schedule="onecycle", warmup=0.3, crop_pad=0, flip="none",
+                          val_split=0.0),
+    # CPU speed recipes for 32×32 colour data (CIFAR-like); no validation hold-out: every image trains,
+    # best.pt is the last epoch, and nothing is picked on the test split.
+    "fast-1m": dict(model="fastcnn-small", epochs=3, batch_size=256, lr=0.2, weight_decay=5e-4,
+                    label_smoothing=0.2, warmup=0.3, crop_pad=2, flip="alternate", val_split=0.0, tta=True),
+    "fast-5m": dict(model="fastcnn-small", epochs=14, batch_size=256, lr=0.2, weight_decay=5e-4,
+                    label_smoothing=0.2, warmup=1.0, crop_pad=2, flip="alternate", val_split=0.0, tta=True),
+    "fast-10m": dict(model="fastcnn", epochs=10, batch_size=512, lr=0.2, weight_decay=5e-4,
+                     label_smoothing=0.2, warmup=1.0, crop_pad=2, flip="alternate", val_split=0.0, tta=True),
+}
+
+# Per-dataset defaults, applied before the recipe: what `imgclf train --data X` alone runs.
+PROFILES: dict[str, dict[str, Any]] = {
+    # 8×8 digits (1,437 train images): tiny net, many cheap epochs; digits are not mirrored.
+    "digits": dict(model="fastcnn-tiny", epochs=15, batch_size=64, lr=0.1, crop_pad=1, flip="none", val_split=0.1),
+    # 28×28 grayscale (MNIST-format): a mirrored glyph is another glyph, so no flips; small shifts help.
+    "gray28": dict(model="fastcnn-small", epochs=4, batch_size=256, lr=0.1, crop_pad=2, flip="none", val_split=0.0),
+    # 32×32 colour (CIFAR-like): the fast-5m recipe's settings.
+    "rgb32": {**RECIPES["fast-5m"]},
+    # anything else (a folder of photos): mirrored images are the same class.
+    "other": dict(model="fastcnn-small", epochs=15, batch_size=64, flip="random", crop_pad=2),
+}
+
+
+def profile_for(name: str, shape: tuple[int, int, int]) -> dict[str, Any]:
+    """The per-dataset defaults for a dataset called `name` with images of `shape` (C, H, W)."""
+    c, h, w = shape
+    if name == "digits":
+        return PROFILES["digits"]
+    if c == 1 and max(h, w) <= 32:
+        return PROFILES["gray28"]
+    if c == 3 and max(h, w) <= 32:
+        return PROFILES["rgb32"]
+    return PROFILES["other"]
+
+
+def coerce(key: str, value: Any, where: str = "") -> Any:
+    """Check a setting's name and convert its value to the field's type; ConfigError names the key and fix."""
+    if key not in FIELDS:
+        close = [k for k in FIELDS if k.startswith(key[:3])]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"{where}unknown setting {key!r}{hint}")
+    ftype = str(FIELDS[key].type)
+    try:
+        if value is None:
+            if "None" not in ftype:
+                raise ValueError("may not be empty")
+            return None
+        if ftype.startswith("bool"):
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                    raise ValueError("expected true or false")
+                return value.lower() in ("true", "1", "yes", "on")
+            return bool(value)
+        if ftype.startswith("int"):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError("expected a whole number")
+            return int(value)
+        if ftype.startswith("float"):
+            return float(value)
+        value = str(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}setting {key!r}: bad value {value!r} ({e})") from None
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{where}setting {key!r}: {value!r} is not one of {', '.join(CHOICES[key])}")
+    return value
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Settings from a YAML (.yaml/.yml) or TOML (.toml) file; keys are TrainConfig names (- or _)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+        raw = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, yaml.YAMLError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot parse config file ({str(e).splitlines()[0]})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of setting: value")
+    return {k.replace("-", "_"): coerce(k.replace("-", "_"), v, f"{path}: ") for k, v in raw.items()
+            if k.replace("-", "_") not in ("imgclf_version", "torch_version", "device_name")}
+
+
+def resolve(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int]) -> TrainConfig:
+    """Defaults < dataset profile < recipe (user['recipe']) < user settings (config file, then flags)."""
+    user = {k: coerce(k, v) for k, v in user.items()}
+    merged: dict[str, Any] = dict(profile_for(dataset_name, shape))
+    recipe = user.get("recipe")
+    if recipe:
+        if recipe not in RECIPES:
+            raise ConfigError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+        merged.update(RECIPES[recipe])
+    merged.update(user)
+    cfg = TrainConfig(**merged)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Range checks that a type alone cannot express."""
+    checks = [("epochs", cfg.epochs >= 1, "at least 1"), ("batch_size", cfg.batch_size >= 1, "at least 1"),
+              ("lr", cfg.lr > 0, "positive"), ("val_split", 0 <= cfg.val_split < 1, "in [0, 1)"),
+              ("test_split", 0 < cfg.test_split < 1, "in (0, 1)"), ("ema", 0 <= cfg.ema < 1, "in [0, 1)"),
+              ("label_smoothing", 0 <= cfg.label_smoothing < 1, "in [0, 1)"), ("warmup", cfg.warmup >= 0, "≥ 0"),
+              ("crop_pad", cfg.crop_pad >= 0, "≥ 0"), ("cutout", cfg.cutout >= 0, "≥ 0"),
+              ("eval_every", cfg.eval_every >= 1, "at least 1")]
+    for key, ok, want in checks:
+        if not ok:
+            raise ConfigError(f"setting {key!r} must be {want}, got {getattr(cfg, key)!r}")
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(json.loads(json.dumps(data)), sort_keys=False)
+
+
+__all__ = ["FIELDS", "PROFILES", "RECIPES", "TrainConfig", "coerce", "read_config_file", "resolve"]

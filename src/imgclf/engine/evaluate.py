@@ -1,0 +1,61 @@
+"""Inference over a whole split (large batches, inference mode, optional flip TTA) and the metrics from it."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.batches import Batches, Normalizer
+from ..data.split import Split
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, split: Split, normalize: Normalizer, device: torch.device,
+                   batch_size: int = 1024, tta: bool = False,
+                   autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Float32 logits (N, K) for every image of `split`, in order; `tta` averages with the mirrored image."""
+    was_training = model.training
+    model.eval()
+    out = []
+    amp = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext())
+    with amp:
+        for x, _ in Batches(split, batch_size, normalize, device=device).epoch(0):
+            logits = model(x).float()
+            if tta:
+                logits = 0.5 * (logits + model(x.flip(3)).float())
+            out.append(logits)
+    model.train(was_training)
+    return torch.cat(out).cpu() if out else torch.empty(0)
+
+
+def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> dict[str, Any]:
+    """Loss, accuracy, per-class accuracy, precision/recall/F1 and the confusion matrix (rows: truth)."""
+    labels = labels.cpu()
+    k = len(classes)
+    pred = logits.argmax(1)
+    loss = F.cross_entropy(logits, labels).item() if len(labels) else float("nan")
+    cm = torch.bincount(labels * k + pred, minlength=k * k).reshape(k, k)
+    tp = cm.diag().double()
+    support = cm.sum(1).double()
+    predicted = cm.sum(0).double()
+    recall = torch.where(support > 0, tp / support.clamp_min(1), torch.nan)
+    precision = torch.where(predicted > 0, tp / predicted.clamp_min(1), torch.zeros_like(tp))
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), torch.zeros_like(tp))
+
+    def per_class(t: torch.Tensor) -> dict[str, float | None]:
+        return {c: (None if torch.isnan(v) else round(float(v), 6)) for c, v in zip(classes, t)}
+
+    return {
+        "loss": round(loss, 6),
+        "accuracy": round(float((pred == labels).double().mean()), 6) if len(labels) else float("nan"),
+        "n": len(labels),
+        "per_class_accuracy": per_class(recall),
+        "precision": per_class(precision),
+        "recall": per_class(recall),
+        "f1": per_class(f1),
+        "confusion_matrix": cm.tolist(),
+    }

@@ -1,0 +1,47 @@
+"""The model registry: name → builder(in_channels, num_classes, image_size) → nn.Module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from torch import nn
+
+from ..errors import ConfigError
+from .fastcnn import FastCNN
+from .resnet import ResNet18
+from .tutorial import MLP, TutorialClassifier, TutorialNet
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    builder: Callable[..., nn.Module]
+    description: str
+
+
+MODELS: dict[str, ModelSpec] = {s.name: s for s in [
+    ModelSpec("tutorial-net", TutorialNet, "the PyTorch CIFAR-10 tutorial's Net (LeNet-style, 2 conv + 3 fc)"),
+    ModelSpec("tutorial-classifier", TutorialClassifier, "the tutorial's one-conv variant (conv 16, fc 128)"),
+    ModelSpec("mlp", MLP, "the Fashion-MNIST tutorial's MLP (256-128)"),
+    ModelSpec("resnet18", ResNet18, "ResNet-18, CIFAR variant (3×3 stem, no max-pool)"),
+    ModelSpec("fastcnn", partial(FastCNN, widths=(64, 256, 256)),
+              "fast CNN after the CIFAR-10 speed records (airbench94 widths 64/256/256)"),
+    ModelSpec("fastcnn-small", partial(FastCNN, widths=(32, 64, 128)), "the fast CNN at widths 32/64/128 (CPU)"),
+    ModelSpec("fastcnn-tiny", partial(FastCNN, widths=(16, 32, 64)), "the fast CNN at widths 16/32/64 (CPU)"),
+]}
+
+
+def build_model(name: str, in_channels: int, num_classes: int, image_size: tuple[int, int]) -> nn.Module:
+    """Build registered model `name` for this data's channels, classes and (H, W)."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)} (see `imgclf models`)")
+    return MODELS[name].builder(in_channels=in_channels, num_classes=num_classes, image_size=tuple(image_size))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["MODELS", "build_model", "count_parameters"]

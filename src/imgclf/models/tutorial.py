@@ -1,0 +1,75 @@
+"""The PyTorch tutorials' networks, with the tutorials' attribute names so their saved state_dicts load as-is."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+
+
+def _after_conv_pool(size: int, kernel: int = 5) -> int:
+    return (size - kernel + 1) // 2
+
+
+class TutorialNet(nn.Module):
+    """The CIFAR-10 tutorial's `Net`: conv 6@5×5, pool, conv 16@5×5, pool, fc 120, fc 84, fc classes.
+    fc1's input follows the image size (400 at 32×32, exactly the tutorial)."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, image_size: tuple[int, int] = (32, 32)) -> None:
+        super().__init__()
+        h, w = (_after_conv_pool(_after_conv_pool(s)) for s in image_size)
+        if h < 1 or w < 1:
+            raise ConfigError(f"tutorial-net needs images of at least 16×16, these are "
+                              f"{image_size[0]}×{image_size[1]}; "
+                              "pass --image-size 32 or pick another --model")
+        self.conv1 = nn.Conv2d(in_channels, 6, 5)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * h * w, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class TutorialClassifier(nn.Module):
+    """The one-conv tutorial variant: conv 16@5×5, pool, fc 128, fc classes."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, image_size: tuple[int, int] = (32, 32)) -> None:
+        super().__init__()
+        h, w = (_after_conv_pool(s) for s in image_size)
+        if h < 1 or w < 1:
+            raise ConfigError(f"tutorial-classifier needs images of at least 6×6, these are {image_size}")
+        self.conv1 = nn.Conv2d(in_channels, 16, 5)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.fc1 = nn.Linear(16 * h * w, 128)
+        self.fc2 = nn.Linear(128, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.relu(self.conv1(x)))
+        x = torch.flatten(x, 1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class MLP(nn.Module):
+    """The Fashion-MNIST tutorial's MLP: flatten → 256 → 128 → classes, ReLU."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: tuple[int, int] = (28, 28)) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.layers = nn.Sequential(
+            nn.Linear(in_channels * image_size[0] * image_size[1], 256), nn.ReLU(),
+            nn.Linear(256, 128), nn.ReLU(),
+            nn.Linear(128, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.flatten(x))

@@ -1,0 +1,1 @@
+"""Reporting: console output, the run folder's files, and plots."""

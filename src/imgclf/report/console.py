@@ -1,0 +1,105 @@
+"""What a run prints: a header, a progress bar per epoch, the tutorial's running-loss line, one line per epoch
+(every figure labelled with its split), and the final test report as tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return str(device)
+
+
+def run_header(cfg: Any, data: Any, device: torch.device, prec: Any, n_params: int, run_dir: Any,
+               resumed: bool, quiet: bool) -> None:
+    if quiet:
+        return
+    c, h, w = data.shape
+    sizes = ", ".join(f"{k} {len(v):,}" for k, v in data.splits().items())
+    console.print(f"[bold]{'resuming' if resumed else 'training'}[/] {cfg.model} ({n_params:,} parameters) on "
+                  f"{data.name}: {sizes} images of {c}×{h}×{w}, {data.num_classes} classes")
+    for note in data.notes:
+        console.print(f"  {note}")
+    console.print(f"  {cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.schedule}; "
+                  f"device {device_name(device)}, {prec.autocast_dtype or 'fp32'}"
+                  f"{', channels_last' if prec.channels_last else ''}; run folder {run_dir}")
+
+
+class EpochBar:
+    """A progress bar for one epoch with live loss, accuracy and images/s (silent when quiet or not a terminal)."""
+
+    def __init__(self, epoch: int, epochs: int, steps: int, quiet: bool) -> None:
+        self.every = max(1, steps // 25)
+        self.progress = None
+        if not quiet and console.is_terminal:
+            self.progress = Progress(TextColumn(f"epoch {epoch + 1}/{epochs}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console,
+                                     transient=True)
+            self.task = self.progress.add_task("", total=steps, info="")
+            self.progress.start()
+
+    def wants_update(self, step: int) -> bool:
+        return self.progress is not None and (step + 1) % self.every == 0
+
+    def update(self, step: int, loss: float, acc: float, ips: float) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step + 1,
+                                 info=f"train loss {loss:.3f} acc {acc:.1%} {ips:,.0f} img/s")
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def running_loss(epoch: int, step: int, loss: float, quiet: bool) -> None:
+    """The tutorial's line: [epoch, step] loss: running average."""
+    if not quiet:
+        console.print(f"[{epoch + 1}, {step + 1:5d}] loss: {loss:.3f}")
+
+
+def epoch_line(row: dict[str, Any], quiet: bool) -> None:
+    if quiet:
+        return
+    val = f"  val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.2%}" if "val_accuracy" in row else ""
+    console.print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.2%}"
+                  f"{val}  lr {row['lr']:.4g}  {row['seconds']:.1f}s  {row['images_per_second']:,.0f} img/s")
+
+
+def metrics_table(metrics: dict[str, Any], classes: list[str], split: str) -> Table:
+    table = Table(title=f"per class, {split} split", title_justify="left")
+    for col in ("class", "accuracy", "precision", "recall", "f1", "images"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    support = [sum(row) for row in metrics["confusion_matrix"]]
+
+    def fmt(v: float | None) -> str:
+        return "—" if v is None else f"{v:.1%}"
+
+    for c, n in zip(classes, support):
+        table.add_row(c, fmt(metrics["per_class_accuracy"][c]), fmt(metrics["precision"][c]),
+                      fmt(metrics["recall"][c]), fmt(metrics["f1"][c]), str(n))
+    return table
+
+
+def test_report(summary: dict[str, Any], test: dict[str, Any], quiet: bool) -> None:
+    if quiet:
+        return
+    if len(summary["classes"]) <= 30:
+        console.print(metrics_table(test, summary["classes"], "test"))
+    console.print(f"[bold]test accuracy {summary['test_accuracy']:.2%}[/] "
+                  f"(test split, {summary['test_split_size']:,} "
+                  f"images, checkpoint chosen on {summary['checkpoint_selected_on']}), "
+                  f"test loss {summary['test_loss']:.4f}; "
+                  f"trained {summary['train_seconds']:.1f}s at {summary['images_per_second']:,.0f} img/s, "
+                  f"{summary['total_seconds']:.1f}s in all")
+    console.print(f"run folder: {summary['run_dir']}")

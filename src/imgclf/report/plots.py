@@ -1,0 +1,135 @@
+"""The run's pictures (PNG, Agg backend, no screen needed): curves, confusion matrices, a grid of test images with
+truth and prediction, and the most confidently wrong test images ("top losses")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.split import Split
+
+
+def _to_hwc(img: torch.Tensor) -> np.ndarray:
+    a = img.cpu().numpy()
+    return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+
+
+def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list[str] | None = None,
+               suptitle: str = "", ncol: int | None = None, cell_px: int = 96) -> Path:
+    """A labelled grid of uint8 C×H×W images (the tutorial's imshow(make_grid(...)) with names under each),
+    drawn as one canvas in one axes so it takes a fraction of a second."""
+    n = len(images)
+    ncol = ncol or min(8, max(1, int(np.ceil(np.sqrt(n)))))
+    nrow = int(np.ceil(n / ncol))
+    c, h, w = images.shape[1:]
+    scale = max(1, cell_px // max(h, w))            # upscale small images by pixel repetition (crisp, no blur)
+    lines = max((t.count("\n") + 1 for t in titles), default=1)
+    ih, iw = h * scale, w * scale
+    band = 14 * lines + 6                           # room for the label under each image, in canvas pixels
+    pad = 6
+    cell_h, cell_w = ih + band + pad, max(iw, 80) + pad
+    canvas = np.full((nrow * cell_h + pad, ncol * cell_w + pad, 3), 255, dtype=np.uint8)
+    for i in range(n):
+        r, q = divmod(i, ncol)
+        img = images[i].cpu().numpy().transpose(1, 2, 0).repeat(scale, 0).repeat(scale, 1)
+        y, x = pad + r * cell_h, pad + q * cell_w + (cell_w - pad - iw) // 2
+        canvas[y:y + ih, x:x + iw] = img if c == 3 else np.repeat(img, 3, axis=2)
+    top = 24 if suptitle else 0
+    dpi = 100
+    fig = plt.figure(figsize=(canvas.shape[1] / dpi, (canvas.shape[0] + top) / dpi), dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, canvas.shape[0] / (canvas.shape[0] + top)))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.set_axis_off()
+    for i, title in enumerate(titles[:n]):
+        r, q = divmod(i, ncol)
+        ax.text(pad + q * cell_w + (cell_w - pad) / 2, pad + r * cell_h + ih + 3, title, ha="center", va="top",
+                fontsize=7.5, color=(colors[i] if colors else "black"), linespacing=1.1)
+    if suptitle:
+        fig.text(0.5, 1 - 4 / (canvas.shape[0] + top), suptitle, ha="center", va="top", fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def curves(history: list[dict[str, Any]], path: Path) -> None:
+    epochs = [r["epoch"] for r in history]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    a1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    a2.plot(epochs, [r["train_accuracy"] for r in history], "o-", label="train (augmented, running)")
+    if any("val_loss" in r for r in history):
+        ev = [r for r in history if "val_loss" in r]
+        a1.plot([r["epoch"] for r in ev], [r["val_loss"] for r in ev], "s-", label="val")
+        a2.plot([r["epoch"] for r in ev], [r["val_accuracy"] for r in ev], "s-", label="val")
+    a1.set(title="loss", xlabel="epoch")
+    a2.set(title="accuracy", xlabel="epoch")
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+        a.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def confusion(cm: list[list[int]], classes: list[str], path: Path, normalize: bool) -> None:
+    m = np.asarray(cm, dtype=np.float64)
+    if normalize:
+        m = m / np.maximum(m.sum(1, keepdims=True), 1)
+    k = len(classes)
+    size = max(5.0, 0.5 * k + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    im = ax.imshow(m, cmap="Blues")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ticks = np.arange(k)
+    ax.set_xticks(ticks, classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(ticks, classes, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true",
+           title=f"confusion matrix, test split{' (row-normalized)' if normalize else ''}")
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                v = m[i, j]
+                ax.text(j, i, f"{v:.2f}" if normalize else f"{int(v)}", ha="center", va="center", fontsize=7,
+                        color="white" if v > m.max() * 0.6 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_run_plots(run_dir: Path, history: list[dict[str, Any]], test: dict[str, Any], logits: torch.Tensor,
+                    split: Split, classes: list[str], n: int = 32) -> list[Path]:
+    """Write every plot of a run into run_dir/plots/ and return their paths."""
+    out = run_dir / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    if history:
+        curves(history, out / "curves.png")
+        paths.append(out / "curves.png")
+    confusion(test["confusion_matrix"], classes, out / "confusion.png", normalize=False)
+    confusion(test["confusion_matrix"], classes, out / "confusion_normalized.png", normalize=True)
+    paths += [out / "confusion.png", out / "confusion_normalized.png"]
+    probs = F.softmax(logits, 1)
+    pred = probs.argmax(1)
+    labels = split.labels
+    idx = torch.linspace(0, len(labels) - 1, min(n, len(labels))).long()
+    ok = (pred[idx] == labels[idx]).tolist()
+    titles = [f"{'✓' if g else '✗'} {classes[int(p)]}\n(true {classes[int(t)]})"
+              for g, p, t in zip(ok, pred[idx], labels[idx])]
+    paths.append(image_grid(split.images[idx], titles, out / "predictions.png",
+                            ["green" if g else "red" for g in ok], "test images: prediction (truth)"))
+    losses = F.cross_entropy(logits, labels, reduction="none")
+    wrong = torch.nonzero(pred != labels).flatten()
+    if len(wrong):
+        worst = wrong[losses[wrong].argsort(descending=True)[:min(n // 2, 16)]]
+        titles = [f"{classes[int(pred[i])]} {probs[i, pred[i]]:.0%}\ntrue {classes[int(labels[i])]}" for i in worst]
+        paths.append(image_grid(split.images[worst], titles, out / "top_losses.png", ["red"] * len(worst),
+                                "most confidently wrong test images: prediction, confidence, truth"))
+    return paths

@@ -1,0 +1,62 @@
+"""The run folder: runs/train/NAME (never overwritten: NAME-2, NAME-3, …) with config.yaml, metrics.csv,
+summary.json, last.pt, best.pt and plots/. Every file is written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..config import dump_yaml
+from ..errors import ImgclfError
+
+
+def new_run_dir(out: str | Path, name: str) -> Path:
+    """Create and return out/name, or out/name-2, -3, … if it already exists."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for i in range(1, 10_000):
+            path = out / (name if i == 1 else f"{name}-{i}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise ImgclfError(f"cannot create a run folder in {out} ({e.strerror or e}); choose a writable --out") from None
+    raise ImgclfError(f"{out}: too many runs named {name}; pass --name")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomic write: temporary file beside it, then rename."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ImgclfError(f"cannot write {path} ({e.strerror or e})") from None
+
+
+def write_config(run_dir: Path, config: dict[str, Any], extra: dict[str, Any]) -> None:
+    write_text(run_dir / "config.yaml", dump_yaml({**config, **extra}))
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """metrics.csv, one row per epoch, rewritten whole from the history kept in the checkpoint."""
+    if not history:
+        return
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(history)
+    write_text(run_dir / "metrics.csv", buf.getvalue())
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
