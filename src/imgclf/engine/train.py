@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from .. import __version__
 from ..config import TrainConfig, resolve
 from ..data import Dataset, channel_stats, load_dataset
+from ..data.registry import hold_out_val
 from ..data.batches import Augment, Batches, Normalizer
 from ..errors import ImgclfError
 from ..models import build_model, count_parameters
@@ -48,9 +49,9 @@ class NonFiniteLoss(ImgclfError):
 
 
 def prepare_data(cfg: TrainConfig, quiet: bool = False) -> Dataset:
+    """The dataset without a val hold-out (that needs the resolved config: see hold_out_val)."""
     return load_dataset(cfg.data, cfg.data_dir, download_missing=cfg.download, image_size=cfg.image_size,
-                        val_split=cfg.val_split, test_split=cfg.test_split, seed=cfg.seed,
-                        strict_images=cfg.strict_images, quiet=quiet)
+                        test_split=cfg.test_split, seed=cfg.seed, strict_images=cfg.strict_images, quiet=quiet)
 
 
 def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | Path | None = None,
@@ -75,10 +76,11 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     world = dist.setup()
     if user.get("threads"):
         torch.set_num_threads(int(user["threads"]))
-    probe = TrainConfig(**{k: v for k, v in user.items() if k in ("data", "data_dir", "image_size", "val_split",
-                                                                  "test_split", "seed", "strict_images", "download")})
+    probe = TrainConfig(**{k: v for k, v in user.items() if k in ("data", "data_dir", "image_size", "test_split",
+                                                                  "seed", "strict_images", "download")})
     data = prepare_data(probe, quiet)
     cfg = resolve(user, data.name, data.shape) if ckpt is None else TrainConfig(**user)
+    data = hold_out_val(data, cfg.val_split, cfg.seed)
     device = pick_device(cfg.device) if world.size == 1 else world.device
     prec = pick_precision(cfg, device)
     if cfg.normalize == "half":

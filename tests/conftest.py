@@ -1,0 +1,72 @@
+"""Shared fixtures: the real data in ../shared/data (skipped with a reason when absent), an isolated cache,
+small generated datasets in the official formats."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+MNIST_DIR = SHARED / "mnist"
+CIFAR_JPEG = SHARED / "cifar10-jpeg.tar.gz"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own decoded-folder cache and data dir: nothing leaks between tests or into ~/.cache."""
+    base = tmp_path_factory.mktemp("imgclf-home")
+    monkeypatch.setenv("IMGCLF_CACHE_DIR", str(base / "cache"))
+    monkeypatch.setenv("IMGCLF_DATA_DIR", str(base / "data"))
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST files not found at {MNIST_DIR} (shared data absent)")
+    return MNIST_DIR
+
+
+@pytest.fixture(scope="session")
+def cifar_jpeg_subset(tmp_path_factory) -> Path:
+    """A real image folder: the first 30 train and 10 test JPEGs of each CIFAR-10 class from the shared archive."""
+    if not CIFAR_JPEG.is_file():
+        pytest.skip(f"{CIFAR_JPEG} not found (shared data absent)")
+    out = tmp_path_factory.mktemp("cifar-jpeg")
+    keep = {"train": 30, "test": 10}
+    counts: dict[tuple[str, str], int] = {}
+    with tarfile.open(CIFAR_JPEG) as tar:
+        for m in tar:
+            parts = Path(m.name).parts
+            if not m.isfile() or len(parts) < 3:
+                continue
+            split, cls = parts[-3], parts[-2]
+            if split in keep and counts.get((split, cls), 0) < keep[split]:
+                counts[(split, cls)] = counts.get((split, cls), 0) + 1
+                target = out / split / cls / parts[-1]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(tar.extractfile(m).read())
+    return out
+
+
+def make_image_folder(root: Path, classes=("circle", "square"), per_class: int = 12, size: int = 16,
+                      seed: int = 0, ext: str = ".png") -> Path:
+    """Generated images whose class is visible (a bright disc vs a bright square), so a model can learn them."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for ci, c in enumerate(classes):
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            cy, cx = rng.integers(size // 3, 2 * size // 3, 2)
+            r = size // 4
+            mask = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r) if ci % 2 == 0 else \
+                ((abs(yy - cy) <= r) & (abs(xx - cx) <= r))
+            img = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
+            img[mask] = [200 + 20 * (ci // 2), 180, 60 * ci % 255]
+            Image.fromarray(img).save(root / c / f"{i:03d}{ext}")
+    return root

@@ -1,0 +1,140 @@
+"""Image folders: real CIFAR-10 JPEGs, generated images in every mode, the cache, and every bad input."""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import make_image_folder
+from PIL import Image
+
+from imgclf.data import folder as folder_mod
+from imgclf.data import load_dataset
+from imgclf.data.images import decode_image
+from imgclf.errors import DataError
+
+
+def test_real_cifar_jpeg_folder(cifar_jpeg_subset):
+    ds = load_dataset(cifar_jpeg_subset)
+    assert ds.shape == (3, 32, 32) and len(ds.train) == 300 and len(ds.test) == 100
+    assert ds.classes[:3] == ["airplane", "automobile", "bird"]
+    assert np.bincount(ds.train.labels.numpy()).tolist() == [30] * 10
+    first = sorted((cifar_jpeg_subset / "train" / "airplane").iterdir())[0]
+    assert np.array_equal(ds.train.images[0].numpy(), np.asarray(Image.open(first)).transpose(2, 0, 1))
+
+
+def test_second_open_uses_the_cache(tmp_path, monkeypatch):
+    root = make_image_folder(tmp_path / "imgs")
+    first = load_dataset(root)
+    monkeypatch.setattr(folder_mod, "decode_files", lambda *a, **k: pytest.fail("decoded again despite the cache"))
+    second = load_dataset(root)
+    assert np.array_equal(first.train.images.numpy(), second.train.images.numpy())
+
+
+def test_cache_is_invalidated_when_a_file_changes(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", per_class=5)
+    load_dataset(root, test_split=0.2)
+    Image.fromarray(np.full((16, 16, 3), 7, np.uint8)).save(root / "square" / "new.png")
+    assert len(load_dataset(root, test_split=0.2).train) + len(load_dataset(root, test_split=0.2).test) == 11
+
+
+def test_flat_folder_holds_out_a_fixed_test_split(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", per_class=10)
+    a, b = load_dataset(root, test_split=0.3, seed=1), load_dataset(root, test_split=0.3, seed=1)
+    assert len(a.test) == 6 and np.bincount(a.test.labels.numpy()).tolist() == [3, 3]
+    assert np.array_equal(a.test.images.numpy(), b.test.images.numpy())
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "LA", "I;16"])
+@pytest.mark.parametrize("ext", [".png", ".bmp", ".gif", ".webp", ".jpg"])
+def test_every_mode_and_format_decodes(tmp_path, mode, ext):
+    if (ext == ".jpg" and mode in ("RGBA", "P", "LA", "I;16")) or (ext in (".bmp", ".gif", ".webp") and mode == "I;16") \
+            or (ext == ".bmp" and mode == "LA") or (ext == ".gif" and mode in ("LA", "RGBA")):
+        pytest.skip("format cannot store this mode")
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (9, 7, 3)).astype(np.uint8)).convert(mode)
+    p = tmp_path / f"x{ext}"
+    img.save(p)
+    arr = decode_image(p)
+    assert arr.dtype == np.uint8 and arr.shape[1:] == (9, 7) and arr.shape[0] in (1, 3)
+    assert decode_image(p, (4, 5), "RGB").shape == (3, 4, 5)
+
+
+def test_mixed_gray_and_colour_become_rgb(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", per_class=4)
+    Image.open(root / "circle" / "000.png").convert("L").save(root / "circle" / "000.png")
+    assert load_dataset(root).shape[0] == 3
+
+
+def test_sizes_differ_without_image_size(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", per_class=4)
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(root / "circle" / "big.png")
+    with pytest.raises(DataError, match="differ in size.*--image-size"):
+        load_dataset(root)
+    assert load_dataset(root, image_size=12).shape == (3, 12, 12)
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not an image at all", "truncated"])
+def test_bad_image_files_are_skipped_with_a_warning_naming_them(tmp_path, content):
+    root = make_image_folder(tmp_path / "imgs", per_class=6)
+    bad = root / "square" / "broken.jpg"
+    if content == "truncated":
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(bad, quality=90)
+        bad.write_bytes(bad.read_bytes()[:200])
+    else:
+        bad.write_bytes(content)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = load_dataset(root)
+    assert len(ds.train) + len(ds.test) == 12
+    assert any(str(bad) in str(w.message) for w in caught)
+    with pytest.raises(DataError, match="broken.jpg"):
+        load_dataset(root, strict_images=True, image_size=15)  # other size: not served from the earlier cache
+
+
+def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr("imgclf.data.images.MAX_PIXELS", 100)
+    p = tmp_path / "bomb.png"
+    Image.new("L", (20, 20)).save(p)
+    with pytest.raises(DataError, match="bomb.png.*pixel"):
+        decode_image(p)
+
+
+def test_empty_class_folder(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", per_class=3)
+    (root / "empty").mkdir()
+    with pytest.raises(DataError, match="empty.*hold no images"):
+        load_dataset(root)
+
+
+def test_one_class_is_not_a_classifier(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", classes=("only",), per_class=3)
+    with pytest.raises(DataError, match="only one class"):
+        load_dataset(root)
+
+
+def test_train_and_test_class_names_must_match(tmp_path):
+    make_image_folder(tmp_path / "d" / "train", classes=("a", "b"), per_class=3)
+    make_image_folder(tmp_path / "d" / "test", classes=("a", "c"), per_class=2)
+    with pytest.raises(DataError, match="c do not exist"):
+        load_dataset(tmp_path / "d")
+
+
+def test_no_class_folders_and_missing_path(tmp_path):
+    (tmp_path / "flat").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "flat" / "a.png")
+    with pytest.raises(DataError, match="no class folders"):
+        load_dataset(tmp_path / "flat")
+    with pytest.raises(DataError, match="neither a dataset name"):
+        load_dataset(tmp_path / "nowhere")
+
+
+def test_large_cache_stays_memory_mapped(tmp_path, monkeypatch):
+    root = make_image_folder(tmp_path / "imgs", per_class=4)
+    fl = folder_mod.scan_split(root)
+    modes = []
+    real_load = np.load
+    monkeypatch.setattr(folder_mod.np, "load", lambda p, mmap_mode=None: modes.append(mmap_mode) or
+                        real_load(p, mmap_mode=mmap_mode))
+    split = folder_mod.load_split_cached(fl, "train", None, tmp_path / "c", max_memory_bytes=10)
+    full = folder_mod.load_split_cached(fl, "train", None, tmp_path / "c")
+    assert modes == ["r", None, None, None]                   # images memory-mapped only when over the limit
+    assert np.array_equal(split.images[[1, 5]].numpy(), full.images[[1, 5]].numpy())
