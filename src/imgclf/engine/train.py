@@ -48,10 +48,50 @@ class NonFiniteLoss(ImgclfError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+def normalization(cfg: TrainConfig, data: Dataset) -> tuple[list[float], list[float]]:
+    """Per-channel mean/std: the training split's own (computed once, stored in every checkpoint) or 0.5/0.5."""
+    if cfg.normalize == "half":
+        return [0.5] * data.shape[0], [0.5] * data.shape[0]
+    return channel_stats(data.train.images)
+
+
 def prepare_data(cfg: TrainConfig, quiet: bool = False) -> Dataset:
     """The dataset without a val hold-out (that needs the resolved config: see hold_out_val)."""
     return load_dataset(cfg.data, cfg.data_dir, download_missing=cfg.download, image_size=cfg.image_size,
                         test_split=cfg.test_split, seed=cfg.seed, strict_images=cfg.strict_images, quiet=quiet)
+
+
+def make_model(cfg: TrainConfig, data: Dataset, mean: list[float], std: list[float], device: torch.device,
+               channels_last: bool, init: bool = True) -> torch.nn.Module:
+    """Build cfg.model for this data (seeded), let it see the data if it wants to (whitening), move it."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, data.shape[0], data.num_classes, data.shape[1:])
+    if init and hasattr(model, "init_from_data"):
+        pick = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.seed))[:5000]
+        model.init_from_data(Normalizer(mean, std, "cpu")(data.train.images[pick]))
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> SGD | torch.optim.Optimizer:
+    """SGD (ours, see optim.py) or AdamW; weight decay on weights only, not on biases and norm shifts."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def data_and_config(user: dict[str, Any], quiet: bool) -> tuple[Dataset, TrainConfig]:
+    """Load the data named in `user`, resolve the settings for it, hold out val as the settings say."""
+    probe = TrainConfig(**{k: v for k, v in user.items() if k in ("data", "data_dir", "image_size", "test_split",
+                                                                  "seed", "strict_images", "download")})
+    data = prepare_data(probe, quiet)
+    cfg = resolve(user, data.name, data.shape)
+    return hold_out_val(data, cfg.val_split, cfg.seed), cfg
 
 
 def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | Path | None = None,
@@ -76,19 +116,13 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     world = dist.setup()
     if user.get("threads"):
         torch.set_num_threads(int(user["threads"]))
-    probe = TrainConfig(**{k: v for k, v in user.items() if k in ("data", "data_dir", "image_size", "test_split",
-                                                                  "seed", "strict_images", "download")})
-    data = prepare_data(probe, quiet)
-    cfg = resolve(user, data.name, data.shape) if ckpt is None else TrainConfig(**user)
-    data = hold_out_val(data, cfg.val_split, cfg.seed)
+    data, cfg = data_and_config(user, quiet)
     device = pick_device(cfg.device) if world.size == 1 else world.device
     prec = pick_precision(cfg, device)
-    if cfg.normalize == "half":
-        mean, std = [0.5] * data.shape[0], [0.5] * data.shape[0]
-    else:
-        mean, std = channel_stats(data.train.images)
     if ckpt is not None:
         mean, std = ckpt["normalization"]["mean"], ckpt["normalization"]["std"]
+    else:
+        mean, std = normalization(cfg, data)
     norm = Normalizer(mean, std, device, channels_last=prec.channels_last)
     augment = Augment(cfg.crop_pad, cfg.flip, cfg.cutout)
     train_batches = Batches(data.train, cfg.batch_size, norm, train=True, augment=augment, seed=cfg.seed,
@@ -97,24 +131,9 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
         raise ImgclfError(f"--batch-size {cfg.batch_size} is larger than the {len(data.train)} training images")
 
     # ---- model and optimizer ------------------------------------------------------------------------------
-    torch.manual_seed(cfg.seed)
     model_args = {"in_channels": data.shape[0], "num_classes": data.num_classes, "image_size": list(data.shape[1:])}
-    model = build_model(cfg.model, **model_args)
-    if hasattr(model, "init_from_data") and ckpt is None:
-        sample = data.train.images[torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.seed))
-                                   [:5000]]
-        model.init_from_data(Normalizer(mean, std, "cpu")(sample))
-    model.to(device)
-    if prec.channels_last:
-        model.to(memory_format=torch.channels_last)
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if cfg.optimizer == "sgd":
-        opt = SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
-    else:
-        opt = torch.optim.AdamW(groups, lr=cfg.lr)
+    model = make_model(cfg, data, mean, std, device, prec.channels_last, init=ckpt is None)
+    opt = make_optimizer(cfg, model)
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
     steps_per_epoch = len(train_batches)
     total_steps = cfg.epochs * steps_per_epoch
@@ -122,7 +141,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
 
     # ---- where we start: fresh, or exactly where a checkpoint left off ------------------------------------
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_metric": None, "best_epoch": None,
-             "history": [], "train_seconds": 0.0}
+             "history": [], "train_seconds": 0.0, "epoch_sums": [0.0, 0, 0]}  # partial epoch: loss sum, correct, seen
     if ckpt is not None:
         load_model_state(model, ckpt["model"], str(resume), cfg.model)
         opt.load_state_dict(ckpt["optimizer"])
@@ -172,9 +191,10 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
         for epoch in range(state["epoch"], cfg.epochs):
             model.train()
             t_epoch = time.perf_counter()
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.int64)
-            seen, running, running_n = 0, 0.0, 0
+            epoch_seconds_before = 0.0  # time already spent on this epoch before a mid-epoch save
+            loss_sum = torch.full((), state["epoch_sums"][0], device=device)
+            correct = torch.full((), state["epoch_sums"][1], device=device, dtype=torch.int64)
+            seen, running, running_n = state["epoch_sums"][2], 0.0, 0
             bar = console.EpochBar(epoch, cfg.epochs, steps_per_epoch, quiet or not world.is_main)
             for step, (x, y) in enumerate(train_batches.epoch(epoch, state["step_in_epoch"]), state["step_in_epoch"]):
                 lr = lr_at(state["global_step"], total_steps, cfg.lr, cfg.schedule, warmup_steps)
@@ -208,22 +228,23 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
                         console.running_loss(epoch, step, running / running_n, quiet or not world.is_main)
                         running, running_n = 0.0, 0
                     bar.update(step, loss_v, float(correct) / max(seen, 1), seen / (time.perf_counter() - t_epoch))
-                if cfg.save_every_steps and state["global_step"] % cfg.save_every_steps == 0:
+                mid_epoch = step + 1 < steps_per_epoch  # at an epoch's end, the epoch-end save below does it
+                periodic = cfg.save_every_steps and state["global_step"] % cfg.save_every_steps == 0
+                if mid_epoch and (periodic or stopper.requested):
                     _check_finite(loss_sum, epoch, step, lr, cfg, run_dir)
-                    state["train_seconds"] += time.perf_counter() - t_epoch
-                    t_epoch = time.perf_counter()
+                    now = time.perf_counter()
+                    state["train_seconds"] += now - t_epoch
+                    epoch_seconds_before += now - t_epoch
+                    t_epoch = now
+                    state["epoch_sums"] = [float(loss_sum), int(correct), seen]
                     save("last")
-                if stopper.requested:
-                    _check_finite(loss_sum, epoch, step, lr, cfg, run_dir)
-                    save("last")
-                    raise TrainingStopped(
-                        f"stopped by {stopper.requested} at epoch {epoch + 1}, step {step + 1}; saved "
-                        f"{run_dir / 'last.pt'}. Resume with: imgclf train --resume {run_dir / 'last.pt'}")
+                    if stopper.requested:
+                        raise stopper.stopped(epoch, step, run_dir)
             bar.close()
             _check_finite(loss_sum, epoch, step, lr, cfg, run_dir)
             train_loss = (loss_sum / max(seen, 1)).item()
-            epoch_seconds = time.perf_counter() - t_epoch
-            state["train_seconds"] += epoch_seconds
+            state["train_seconds"] += time.perf_counter() - t_epoch
+            epoch_seconds = epoch_seconds_before + time.perf_counter() - t_epoch
             row = {"epoch": epoch + 1, "train_loss": round(train_loss, 6),
                    "train_accuracy": round(float(correct) / max(seen, 1), 6), "lr": round(lr, 8),
                    "seconds": round(epoch_seconds, 3), "images_per_second": round(seen * world.size / epoch_seconds, 1)}
@@ -234,7 +255,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
                                         eval_split.labels, data.classes)
                 row.update({"val_loss": m["loss"], "val_accuracy": m["accuracy"]})
             state["history"].append(row)
-            state["epoch"], state["step_in_epoch"] = epoch + 1, 0
+            state["epoch"], state["step_in_epoch"], state["epoch_sums"] = epoch + 1, 0, [0.0, 0, 0]
             improved = "val_accuracy" in row and (state["best_metric"] is None
                                                   or row["val_accuracy"] > state["best_metric"])
             if improved:
@@ -247,6 +268,8 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
             if world.is_main:
                 write_metrics(run_dir, state["history"])
                 console.epoch_line(row, quiet)
+            if stopper.requested and not last_epoch:
+                raise stopper.stopped(epoch, steps_per_epoch - 1, run_dir)
     dist.barrier(world)
 
     # ---- test the chosen checkpoint (picked on val, never on test) ----------------------------------------
@@ -311,6 +334,10 @@ class _Stopper:
         self.requested = signal.Signals(signum).name
         print(f"\n{self.requested}: finishing this step and saving (press Ctrl-C again to stop at once)",
               file=sys.stderr, flush=True)
+
+    def stopped(self, epoch: int, step: int, run_dir: Path) -> TrainingStopped:
+        return TrainingStopped(f"stopped by {self.requested} at epoch {epoch + 1}, step {step + 1}; saved "
+                               f"{run_dir / 'last.pt'}. Resume with: imgclf train --resume {run_dir / 'last.pt'}")
 
     def __enter__(self) -> _Stopper:
         if threading.current_thread() is threading.main_thread():

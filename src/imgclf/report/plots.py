@@ -133,3 +133,16 @@ def write_run_plots(run_dir: Path, history: list[dict[str, Any]], test: dict[str
         paths.append(image_grid(split.images[worst], titles, out / "top_losses.png", ["red"] * len(worst),
                                 "most confidently wrong test images: prediction, confidence, truth"))
     return paths
+
+
+def lr_plot(lrs: list[float], losses: list[float], suggested: float, path: str | Path) -> None:
+    """Loss against learning rate (log scale) with the suggestion marked."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lrs, losses)
+    ax.axvline(suggested, color="red", ls="--", label=f"suggested lr {suggested:.3g}")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss (smoothed)", title="learning-rate range test")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

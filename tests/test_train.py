@@ -1,0 +1,178 @@
+"""The whole workflow on small real data: train → run folder → eval reproduces → predict → resume."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_image_folder
+from PIL import Image
+
+import imgclf
+from imgclf.engine.checkpoint import load_checkpoint
+
+FAST = dict(data="digits", epochs=3, model="fastcnn-tiny", batch_size=64, plots=False)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    return imgclf.train(FAST | {"plots": True, "ema": 0.9}, out=str(out), quiet=True)
+
+
+def test_run_folder_is_complete(digits_run):
+    from pathlib import Path
+
+    run = Path(digits_run["run_dir"])
+    for name in ("config.yaml", "metrics.csv", "summary.json", "last.pt", "best.pt"):
+        assert (run / name).is_file(), name
+    for plot in ("curves", "confusion", "confusion_normalized", "predictions", "top_losses"):
+        png = run / "plots" / f"{plot}.png"
+        assert png.is_file() and Image.open(png).size[0] > 200, plot
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("dataset", "model", "epochs", "classes", "test_accuracy", "test_loss", "per_class_accuracy",
+                "train_seconds", "total_seconds", "images_per_second", "device", "checkpoint"):
+        assert key in summary, key
+    assert summary["dataset"] == "digits" and summary["checkpoint_selected_on"] == "val"
+    assert 0.6 < summary["test_accuracy"] <= 1.0          # 3 epochs on digits learn a lot; chance is 0.1
+    assert set(summary["per_class_accuracy"]) == {str(d) for d in range(10)}
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3] and "val_accuracy" in rows[0]
+
+
+def test_checkpoint_is_a_plain_dict_loadable_weights_only(digits_run):
+    ckpt = torch.load(digits_run["checkpoint"], weights_only=True)
+    for key in ("model", "optimizer", "epoch", "global_step", "rng", "config", "classes", "normalization",
+                "format_version", "best_metric"):
+        assert key in ckpt, key
+    assert ckpt["classes"] == [str(d) for d in range(10)] and len(ckpt["normalization"]["mean"]) == 1
+
+
+def test_eval_reproduces_the_summary_exactly(digits_run):
+    result = imgclf.evaluate(digits_run["checkpoint"])
+    assert result["test_accuracy"] == digits_run["test_accuracy"]
+    assert result["test_loss"] == pytest.approx(digits_run["test_loss"], abs=1e-5)
+    assert np.asarray(result["confusion_matrix"]).sum() == 360
+
+
+def test_predict_files_and_tensors(digits_run, tmp_path):
+    ds = imgclf.data.load_dataset("digits")
+    for i in range(6):
+        Image.fromarray(ds.test.images[i, 0].numpy()).save(tmp_path / f"d{i}.png")
+    clf = imgclf.load(digits_run["checkpoint"])
+    from_files = clf.predict(tmp_path, topk=3)
+    from_tensor = clf.predict(ds.test.images[:6])
+    assert [r["class"] for r in from_files] == [r["class"] for r in from_tensor]
+    assert len(from_files[0]["topk"]) == 3 and from_files[0]["file"].endswith("d0.png")
+    assert sum(r["class"] == str(int(y)) for r, y in zip(from_tensor, ds.test.labels[:6])) >= 4
+
+
+def interrupt_at(monkeypatch, global_step):
+    """Send this process a real SIGINT while step `global_step` runs (through the loop's lr lookup)."""
+    import signal
+
+    import imgclf.engine.train as loop
+
+    real = loop.lr_at
+
+    def lr_at(step, *args, **kwargs):
+        if step == global_step:
+            signal.raise_signal(signal.SIGINT)
+        return real(step, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "lr_at", lr_at)
+
+
+@pytest.mark.parametrize("stop_step", [22, 33])   # 22 steps/epoch: the end of epoch 1, and mid-epoch 2
+def test_interrupt_and_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch, stop_step):
+    from imgclf.engine.train import TrainingStopped
+
+    base = FAST | {"val_split": 0.0, "batch_size": 64, "out": str(tmp_path), "ema": 0.9, "crop_pad": 1}
+    full = imgclf.train(base | {"name": "full"}, quiet=True)
+    interrupt_at(monkeypatch, stop_step - 1)
+    with pytest.raises(TrainingStopped, match="--resume"):
+        imgclf.train(base | {"name": "stopped"}, quiet=True)
+    monkeypatch.undo()
+    saved = load_checkpoint(tmp_path / "stopped" / "last.pt")
+    assert saved["global_step"] == stop_step
+    resumed = imgclf.train(resume=tmp_path / "stopped" / "last.pt", quiet=True)
+    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "stopped" / "last.pt")
+    assert a["global_step"] == b["global_step"] == 3 * 22
+    for part in ("model", "ema"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    assert resumed["test_accuracy"] == full["test_accuracy"]
+    rows = [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")} for r in b["history"]]
+    assert rows == [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")} for r in a["history"]]
+
+
+def test_image_folder_learns(tmp_path):
+    root = make_image_folder(tmp_path / "shapes", per_class=40, size=16)
+    s = imgclf.train(data=str(root), epochs=6, batch_size=16, lr=0.05, model="fastcnn-tiny", out=str(tmp_path / "r"),
+                     quiet=True, plots=False, val_split=0.0)
+    assert s["classes"] == ["circle", "square"] and s["test_split_size"] == 16
+    assert s["test_accuracy"] >= 0.8
+
+
+def test_config_file_and_overrides(tmp_path):
+    from imgclf.config import read_config_file
+
+    (tmp_path / "c.yaml").write_text("epochs: 2\nbatch-size: 32\nmodel: mlp\n")
+    (tmp_path / "c.toml").write_text('epochs = 1\nlr = 0.01\nflip = "random"\n')
+    assert read_config_file(tmp_path / "c.yaml") == {"epochs": 2, "batch_size": 32, "model": "mlp"}
+    assert read_config_file(tmp_path / "c.toml")["flip"] == "random"
+    s = imgclf.train(read_config_file(tmp_path / "c.yaml") | {"epochs": 1}, out=str(tmp_path), quiet=True, plots=False)
+    assert s["epochs"] == 1 and s["model"] == "mlp"
+    (tmp_path / "bad.yaml").write_text("epoch: 2\n")
+    with pytest.raises(imgclf.errors.ConfigError, match="unknown setting 'epoch'.*epochs"):
+        read_config_file(tmp_path / "bad.yaml")
+
+
+def test_tutorial_state_dict_loads_directly(tmp_path):
+    """A state_dict saved by the CIFAR-10 tutorial's own class loads into --model tutorial-net."""
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class Net(nn.Module):  # the tutorial's code, verbatim in structure and names
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 6, 5)
+            self.pool = nn.MaxPool2d(2, 2)
+            self.conv2 = nn.Conv2d(6, 16, 5)
+            self.fc1 = nn.Linear(16 * 5 * 5, 120)
+            self.fc2 = nn.Linear(120, 84)
+            self.fc3 = nn.Linear(84, 10)
+
+        def forward(self, x):
+            x = self.pool(F.relu(self.conv1(x)))
+            x = self.pool(F.relu(self.conv2(x)))
+            x = torch.flatten(x, 1)
+            return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+    net = Net()
+    torch.save(net.state_dict(), tmp_path / "cifar_net.pth")
+    clf = imgclf.load(tmp_path / "cifar_net.pth", model="tutorial-net", classes=[f"c{i}" for i in range(10)])
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        expected = net((x.float() / 255 - 0.5) / 0.5).argmax(1)
+    assert [r["class"] for r in clf.predict(x)] == [f"c{int(i)}" for i in expected]
+    with pytest.raises(imgclf.errors.CheckpointError, match="--model"):
+        imgclf.load(tmp_path / "cifar_net.pth")
+    with pytest.raises(imgclf.errors.CheckpointError, match="do not fit model 'mlp'"):
+        imgclf.load(tmp_path / "cifar_net.pth", model="mlp")
+
+
+def test_recipes_run_and_learn(tmp_path):
+    """Every named recipe runs end to end on a small image folder (few epochs) and beats chance."""
+    from imgclf.config import RECIPES
+
+    root = make_image_folder(tmp_path / "shapes", per_class=24, size=32)
+    for name in RECIPES:
+        faster = {"lr": 0.01} if name == "tutorial" else {}  # its lr 0.001 needs far more than 3 tiny epochs
+        s = imgclf.train(data=str(root), recipe=name, epochs=min(3, RECIPES[name].get("epochs", 3)), batch_size=8,
+                         out=str(tmp_path / "r"), quiet=True, plots=False, log_every=0, **faster)
+        history = load_checkpoint(f"{s['run_dir']}/last.pt")["history"]
+        assert s["recipe"] == name and history[-1]["train_loss"] < history[0]["train_loss"], name
+        if name != "tutorial":  # the tutorial's small net and lr need far more than a few dozen steps to separate
+            assert s["test_accuracy"] > 0.5, name
