@@ -7,6 +7,7 @@ import contextlib
 import errno
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on odd pickle protocols: we report our own error
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).splitlines()[0][:200]
         raise CheckpointError(f"{path}: refused to load: the file holds Python objects beyond tensors and plain "

@@ -1,0 +1,128 @@
+"""Checkpoints: atomic under failure, safe to load, clear about incompatibility, fuzzed."""
+
+import errno
+import os
+import pickle
+import zipfile
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import imgclf
+from imgclf.engine import checkpoint as ck
+from imgclf.errors import CheckpointError, ImgclfError
+
+
+def _good(tmp_path):
+    path = tmp_path / "last.pt"
+    ck.save_checkpoint({"format_version": 1, "model": {"w": torch.ones(3)}, "epoch": 1}, path)
+    return path
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = _good(tmp_path)
+
+    def dies_halfway(obj, f):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ck.torch, "save", dies_halfway)
+    with pytest.raises(CheckpointError, match="disk full.*previous last.pt is untouched"):
+        ck.save_checkpoint({"format_version": 1, "model": {"w": torch.zeros(3)}}, path)
+    monkeypatch.undo()
+    assert torch.equal(ck.load_checkpoint(path)["model"]["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]          # no temporary file left behind
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_read_only_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(CheckpointError, match="not writable"):
+        ck.save_checkpoint({"format_version": 1, "model": {}}, ro / "last.pt")
+
+
+def test_read_only_folder_via_errno(tmp_path, monkeypatch):
+    def refuse(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("builtins.open", refuse)
+    with pytest.raises(CheckpointError, match="not writable.*--out"):
+        ck.save_checkpoint({"format_version": 1, "model": {}}, tmp_path / "x.pt")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch CKPT_PWNED",))
+
+
+def test_checkpoint_that_runs_code_is_refused_without_side_effects(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save({"format_version": 1, "model": {"w": torch.ones(1)}, "payload": _Evil()}, tmp_path / "evil.pt",
+               _use_new_zipfile_serialization=True)
+    assert not (tmp_path / "CKPT_PWNED").exists()
+    with pytest.raises(CheckpointError, match="refused to load"):
+        ck.load_checkpoint(tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="refused to load"):
+        imgclf.load(tmp_path / "evil.pt")
+    (tmp_path / "legacy.pt").write_bytes(pickle.dumps(_Evil()))
+    with pytest.raises(CheckpointError):
+        ck.load_checkpoint(tmp_path / "legacy.pt")
+    assert not (tmp_path / "CKPT_PWNED").exists()
+
+
+def test_newer_format_and_foreign_content(tmp_path):
+    torch.save({"format_version": 99, "model": {}}, tmp_path / "new.pt")
+    with pytest.raises(CheckpointError, match="newer than this imgclf"):
+        ck.load_checkpoint(tmp_path / "new.pt")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="neither an imgclf checkpoint"):
+        ck.load_checkpoint(tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="not found"):
+        ck.load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_truncated_checkpoint(tmp_path):
+    path = _good(tmp_path)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        ck.load_checkpoint(path)
+
+
+def test_incompatible_class_list_on_eval(tmp_path):
+    s = imgclf.train(data="digits", epochs=1, model="mlp", out=str(tmp_path), quiet=True, plots=False)
+    from conftest import make_image_folder
+
+    other = make_image_folder(tmp_path / "shapes", size=8, per_class=5)
+    with pytest.raises(ImgclfError, match="images are|classes"):
+        imgclf.evaluate(s["checkpoint"], str(other))
+    with pytest.raises(CheckpointError, match="do not fit model 'tutorial-classifier'"):
+        imgclf.load(s["checkpoint"], model="tutorial-classifier")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=600), cut=st.integers(0, 2000))
+def test_fuzz_checkpoint_loader_raises_only_our_error(tmp_path, data, cut):
+    """Random bytes, and real checkpoints cut or overwritten at random places: only CheckpointError escapes."""
+    path = tmp_path / "fuzz.pt"
+    good = tmp_path / "good.pt"
+    if not good.exists():
+        ck.save_checkpoint({"format_version": 1, "model": {"w": torch.ones(4)}, "config": {"a": 1}}, good)
+    base = good.read_bytes()
+    variants = [data, base[:cut], base[:cut] + data + base[cut + len(data):]]
+    for blob in variants:
+        path.write_bytes(blob)
+        try:
+            ck.load_checkpoint(path)
+        except CheckpointError:
+            pass
+
+
+def test_zip_with_wrong_members(tmp_path):
+    with zipfile.ZipFile(tmp_path / "z.pt", "w") as z:
+        z.writestr("archive/data.pkl", b"not a pickle")
+    with pytest.raises(CheckpointError):
+        ck.load_checkpoint(tmp_path / "z.pt")
