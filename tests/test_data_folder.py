@@ -47,7 +47,8 @@ def test_flat_folder_holds_out_a_fixed_test_split(tmp_path):
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "LA", "I;16"])
 @pytest.mark.parametrize("ext", [".png", ".bmp", ".gif", ".webp", ".jpg"])
 def test_every_mode_and_format_decodes(tmp_path, mode, ext):
-    if (ext == ".jpg" and mode in ("RGBA", "P", "LA", "I;16")) or (ext in (".bmp", ".gif", ".webp") and mode == "I;16") \
+    if (ext == ".jpg" and mode in ("RGBA", "P", "LA", "I;16")) \
+            or (ext in (".bmp", ".gif", ".webp") and mode == "I;16") \
             or (ext == ".bmp" and mode == "LA") or (ext == ".gif" and mode in ("LA", "RGBA")):
         pytest.skip("format cannot store this mode")
     img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (9, 7, 3)).astype(np.uint8)).convert(mode)

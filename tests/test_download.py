@@ -3,6 +3,7 @@
 import hashlib
 import http.server
 import threading
+import typing
 from functools import partial
 
 import numpy as np
@@ -17,7 +18,7 @@ from imgclf.errors import DataError
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
     """Serves a folder; honours 'Range: bytes=N-' so resumed downloads can be tested. Counts requests."""
 
-    requests: list = []
+    requests: typing.ClassVar[list] = []
 
     def log_message(self, *args):
         pass
@@ -26,7 +27,8 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         path = self.translate_path(self.path)
         type(self).requests.append((self.path, self.headers.get("Range")))
         try:
-            data = open(path, "rb").read()
+            with open(path, "rb") as f:
+                data = f.read()
         except OSError:
             self.send_error(404)
             return

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from kill_resume import ARGS, killed_run, reference, same_weights  # noqa: E402
+from kill_resume import ARGS, killed_run, reference, same_weights
 
 
 def test_sigkill_at_random_moments_then_resume_is_bitwise_exact(tmp_path):
@@ -28,7 +28,7 @@ def test_signal_saves_and_says_how_to_resume(tmp_path, sig):
     while not (tmp_path / "s" / "last.pt").exists() and time.time() < deadline:   # wait until it is training
         time.sleep(0.1)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Resume with: imgclf train --resume" in err and "Traceback" not in err
     r = subprocess.run([sys.executable, "-c", "import torch,sys; c=torch.load(sys.argv[1], weights_only=True); "

@@ -17,7 +17,7 @@ def test_sgd_matches_torch(momentum, nesterov, wd):
     b.load_state_dict(a.state_dict())
     ours = SGD([{"params": a.parameters(), "weight_decay": wd}], lr=0.1, momentum=momentum, nesterov=nesterov)
     ref = torch.optim.SGD(b.parameters(), lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd)
-    for step in range(5):
+    for _step in range(5):
         x = torch.randn(8, 5)
         for m, opt in ((a, ours), (b, ref)):
             opt.zero_grad()

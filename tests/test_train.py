@@ -37,7 +37,7 @@ def test_run_folder_is_complete(digits_run):
     assert summary["dataset"] == "digits" and summary["checkpoint_selected_on"] == "val"
     assert 0.6 < summary["test_accuracy"] <= 1.0          # 3 epochs on digits learn a lot; chance is 0.1
     assert set(summary["per_class_accuracy"]) == {str(d) for d in range(10)}
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3] and "val_accuracy" in rows[0]
 
 

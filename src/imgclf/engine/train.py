@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from .. import __version__
 from ..config import TrainConfig, resolve
 from ..data import Dataset, channel_stats, load_dataset
-from ..data.registry import hold_out_val
 from ..data.batches import Augment, Batches, Normalizer
+from ..data.registry import hold_out_val
 from ..errors import ImgclfError
 from ..models import build_model, count_parameters
 from ..report import console
