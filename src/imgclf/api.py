@@ -38,11 +38,13 @@ class Classifier:
 
     def __init__(self, model: torch.nn.Module, classes: list[str], model_args: dict[str, Any],
                  mean: list[float], std: list[float], device: torch.device, tta: bool = False,
-                 source: str = "", config: dict[str, Any] | None = None) -> None:
+                 source: str = "", config: dict[str, Any] | None = None, channels_last: bool = False) -> None:
         self.model, self.classes, self.model_args = model.eval(), classes, model_args
         self.mean, self.std, self.device, self.tta = mean, std, device, tta
         self.source, self.config = source, config or {}
-        self.normalize = Normalizer(mean, std, device)
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.normalize = Normalizer(mean, std, device, channels_last=channels_last)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -136,6 +138,7 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
         args = ckpt["model_args"]
         state = ckpt.get("ema") or ckpt["model"]
         names, norm, tta, config = ckpt["classes"], ckpt["normalization"], ckpt.get("tta", False), ckpt["config"]
+        channels_last = bool(ckpt.get("channels_last")) and dev.type != "mps"
     else:
         if model is None:
             raise CheckpointError(f"{path}: a bare state_dict does not say which network it is; pass --model "
@@ -145,12 +148,13 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
         names = classes or [str(i) for i in range(args["num_classes"])]
         c = args["in_channels"]
         norm = {"mean": [0.5] * c, "std": [0.5] * c} if normalize == "half" else {"mean": [0.0] * c, "std": [1.0] * c}
-        tta, config = False, {}
+        tta, config, channels_last = False, {}, False
     net = build_model(name, args["in_channels"], args["num_classes"], tuple(args["image_size"]))
     load_model_state(net, state, str(path), name)
     if len(names) != args["num_classes"]:
         raise CheckpointError(f"{path}: {len(names)} class names for a model with {args['num_classes']} outputs")
-    return Classifier(net.to(dev), list(names), args, norm["mean"], norm["std"], dev, tta, str(path), config)
+    return Classifier(net.to(dev), list(names), args, norm["mean"], norm["std"], dev, tta, str(path), config,
+                      channels_last)
 
 
 def predict(checkpoint: str | Path, images: Any, topk: int = 1, **load_args: Any) -> list[dict[str, Any]]:

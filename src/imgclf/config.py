@@ -57,7 +57,7 @@ class TrainConfig:
     # machine
     device: str = "auto"            # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"         # auto (CUDA: amp-bf16, else fp32) | fp32 | amp-bf16 | amp-fp16
-    channels_last: bool | None = None  # None: on for CUDA
+    channels_last: bool | None = None  # None: on (CPU and CUDA), off on MPS
     compile: bool = False
     threads: int = 0                # torch CPU threads (0: PyTorch's default)
     seed: int = 0

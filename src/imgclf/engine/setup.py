@@ -46,8 +46,9 @@ class Precision:
 
 
 def pick_precision(cfg: TrainConfig, device: torch.device) -> Precision:
-    """'auto' is amp-bf16 (or fp16 where bf16 is unsupported) on CUDA and fp32 elsewhere; channels_last is on
-    for CUDA unless set. On CPU, autocast measured slower than fp32 for these small convs, so it is not the default."""
+    """'auto' is amp-bf16 (or fp16 where bf16 is unsupported) on CUDA and fp32 elsewhere: on our 2-core CPU, bf16
+    measured 10× slower than fp32 for these small convs. channels_last is on unless set (CPU: 1.4-1.6× faster
+    training and inference, benchmarks/RESULTS.md), except on MPS."""
     mode = cfg.precision
     if mode == "auto":
         if device.type == "cuda":
@@ -56,5 +57,5 @@ def pick_precision(cfg: TrainConfig, device: torch.device) -> Precision:
             mode = "fp32"
     dtype = {"fp32": None, "amp-bf16": torch.bfloat16, "amp-fp16": torch.float16}[mode]
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type in ("cuda", "cpu")
     return Precision(dtype, scaler, channels_last)

@@ -171,6 +171,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
             "rng": {"torch": torch.get_rng_state()},
             "config": cfg.to_dict(), "classes": data.classes, "dataset": data.name,
             "normalization": {"mean": list(mean), "std": list(std)}, "tta": cfg.tta,
+            "channels_last": prec.channels_last,
         }
 
     def save(kind: str) -> None:
