@@ -1,0 +1,119 @@
+"""Target 1: the PyTorch CIFAR-10 tutorial loop as written vs `imgclf train --model tutorial-net`, same machine,
+same run of this script, on the CIFAR-10 JPEG folder.
+
+    python benchmarks/tutorial_vs_imgclf.py --folder CIFAR10_JPEG_DIR [--imgclf-args "..."]
+
+The tutorial side: a Dataset decoding each JPEG with Pillow, ToTensor + Normalize((0.5,)*3, (0.5,)*3) per
+sample (written out by hand: torchvision cannot be imported on our machines), DataLoader(batch 4, shuffle,
+2 workers), the tutorial's Net, SGD(lr 0.001, momentum 0.9), 2 epochs with the running-loss print, then
+the test accuracy. The imgclf side: the whole `imgclf train` command in a fresh process, dataset cache warm
+(one untimed run first), testing included. Prints both wall times, accuracies and the speed-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+
+class JpegFolder(torch.utils.data.Dataset):
+    def __init__(self, root: Path):
+        self.classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+        self.items = [(str(f), i) for i, c in enumerate(self.classes) for f in sorted((root / c).iterdir())]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        path, label = self.items[i]
+        x = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
+        return (x - 0.5) / 0.5, label                      # transforms.ToTensor() + Normalize((0.5,)*3, (0.5,)*3)
+
+
+class Net(nn.Module):  # the tutorial's network
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 5)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+def tutorial(folder: Path) -> tuple[float, float]:
+    t = time.perf_counter()
+    torch.manual_seed(0)
+    trainloader = torch.utils.data.DataLoader(JpegFolder(folder / "train"), batch_size=4, shuffle=True, num_workers=2)
+    testloader = torch.utils.data.DataLoader(JpegFolder(folder / "test"), batch_size=4, shuffle=False, num_workers=2)
+    net = Net()
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.001, momentum=0.9)
+    for epoch in range(2):
+        running_loss = 0.0
+        for i, (inputs, labels) in enumerate(trainloader, 0):
+            optimizer.zero_grad()
+            loss = criterion(net(inputs), labels)
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item()
+            if i % 2000 == 1999:
+                print(f"[{epoch + 1}, {i + 1:5d}] loss: {running_loss / 2000:.3f}", flush=True)
+                running_loss = 0.0
+    correct = total = 0
+    with torch.no_grad():
+        for images, labels in testloader:
+            correct += (net(images).argmax(1) == labels).sum().item()
+            total += labels.size(0)
+    return time.perf_counter() - t, correct / total
+
+
+def imgclf_run(folder: Path, extra: list[str], out: Path) -> tuple[float, dict]:
+    cmd = [sys.executable, "-m", "imgclf", "train", "--data", str(folder), "--model", "tutorial-net",
+           "--out", str(out), "--no-plots", *extra]
+    subprocess.run(cmd, check=True, capture_output=True)                     # warm the dataset cache
+    t = time.perf_counter()
+    r = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    run_dir = r.stdout.strip().splitlines()[-1].split("run folder: ")[-1]
+    return wall, json.loads((Path(run_dir) / "summary.json").read_text())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--folder", type=Path, required=True)
+    p.add_argument("--imgclf-args", default="", help="extra flags for imgclf train, e.g. '--epochs 2'")
+    p.add_argument("--skip-tutorial", type=float, help="use this many seconds for the tutorial instead of running it")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        ours, summary = imgclf_run(args.folder, shlex.split(args.imgclf_args), Path(tmp))
+        if args.skip_tutorial:
+            tut, tut_acc = args.skip_tutorial, float("nan")
+        else:
+            tut, tut_acc = tutorial(args.folder)
+    print(f"tutorial loop as written: {tut:.1f}s, test accuracy {tut_acc:.2%}")
+    print(f"imgclf train --model tutorial-net {args.imgclf_args}: {ours:.1f}s for the whole command "
+          f"(train {summary['train_seconds']:.1f}s), test accuracy {summary['test_accuracy']:.2%} (test split)")
+    print(f"speed-up: {tut / ours:.1f}x (target 20x at >= 54%)")
+
+
+if __name__ == "__main__":
+    main()
