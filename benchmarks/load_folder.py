@@ -61,7 +61,8 @@ def main() -> None:
         median = again[len(again) // 2]
         n = first["images"]
         print(f"images: {n:,} JPEG files in {folder}")
-        print(f"first open (decode on all cores + write cache): {first['open_s']:.2f}s = {n / first['open_s']:,.0f} img/s")
+        print(f"first open (decode on all cores + write cache): {first['open_s']:.2f}s = "
+              f"{n / first['open_s']:,.0f} img/s")
         print(f"second open (from cache), median of {args.repeats}: {median['open_s']:.2f}s "
               f"(+{median['import_s']:.2f}s importing imgclf/torch; whole process {median['process_s']:.2f}s)")
         print(f"ratio first/second open: {first['open_s'] / median['open_s']:.1f}x")

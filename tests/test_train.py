@@ -131,24 +131,11 @@ def test_config_file_and_overrides(tmp_path):
 
 def test_tutorial_state_dict_loads_directly(tmp_path):
     """A state_dict saved by the CIFAR-10 tutorial's own class loads into --model tutorial-net."""
-    import torch.nn as nn
-    import torch.nn.functional as F
+    import sys
+    from pathlib import Path
 
-    class Net(nn.Module):  # the tutorial's code, verbatim in structure and names
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 6, 5)
-            self.pool = nn.MaxPool2d(2, 2)
-            self.conv2 = nn.Conv2d(6, 16, 5)
-            self.fc1 = nn.Linear(16 * 5 * 5, 120)
-            self.fc2 = nn.Linear(120, 84)
-            self.fc3 = nn.Linear(84, 10)
-
-        def forward(self, x):
-            x = self.pool(F.relu(self.conv1(x)))
-            x = self.pool(F.relu(self.conv2(x)))
-            x = torch.flatten(x, 1)
-            return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from tutorial_vs_imgclf import Net  # the tutorial's class, as the tutorial writes it
 
     net = Net()
     torch.save(net.state_dict(), tmp_path / "cifar_net.pth")
