@@ -161,5 +161,5 @@ def test_recipes_run_and_learn(tmp_path):
                          out=str(tmp_path / "r"), quiet=True, plots=False, log_every=0, **faster)
         history = load_checkpoint(f"{s['run_dir']}/last.pt")["history"]
         assert s["recipe"] == name and history[-1]["train_loss"] < history[0]["train_loss"], name
-        if name != "tutorial":  # the tutorial's small net and lr need far more than a few dozen steps to separate
+        if not name.startswith("tutorial"):  # the tutorial net needs far more than a few dozen steps to separate
             assert s["test_accuracy"] > 0.5, name
