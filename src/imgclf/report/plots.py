@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -42,7 +43,7 @@ def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list
         img = images[i].cpu().numpy().transpose(1, 2, 0).repeat(scale, 0).repeat(scale, 1)
         y, x = pad + r * cell_h, pad + q * cell_w + (cell_w - pad - iw) // 2
         canvas[y:y + ih, x:x + iw] = img if c == 3 else np.repeat(img, 3, axis=2)
-    top = 24 if suptitle else 0
+    top = 16 * (suptitle.count("\n") + 1) + 8 if suptitle else 0
     dpi = 100
     fig = plt.figure(figsize=(canvas.shape[1] / dpi, (canvas.shape[0] + top) / dpi), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, canvas.shape[0] / (canvas.shape[0] + top)))
@@ -72,6 +73,7 @@ def curves(history: list[dict[str, Any]], path: Path) -> None:
     a1.set(title="loss", xlabel="epoch")
     a2.set(title="accuracy", xlabel="epoch")
     for a in (a1, a2):
+        a.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         a.grid(alpha=0.3)
         a.legend()
     fig.tight_layout()
@@ -131,7 +133,7 @@ def write_run_plots(run_dir: Path, history: list[dict[str, Any]], test: dict[str
         worst = wrong[losses[wrong].argsort(descending=True)[:min(n // 2, 16)]]
         titles = [f"{classes[int(pred[i])]} {probs[i, pred[i]]:.0%}\ntrue {classes[int(labels[i])]}" for i in worst]
         paths.append(image_grid(split.images[worst], titles, out / "top_losses.png", ["red"] * len(worst),
-                                "most confidently wrong test images: prediction, confidence, truth"))
+                                "most confidently wrong test images\n(prediction, confidence; truth)"))
     return paths
 
 

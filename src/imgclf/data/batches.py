@@ -1,0 +1,109 @@
+"""Batches from a Split held as one uint8 tensor: shuffled with randperm, augmented and normalized a batch at a
+time on the training device. Every random draw comes from (seed, epoch, step), so any step can be replayed
+exactly after a resume, and each of `world_size` processes takes its own shard of the same epoch order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from .augment import apply_flip, cutout, flip_mask, random_crop
+from .split import Split
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training-time augmentation: translate by ±crop_pad (reflect), flip mode, cutout square size."""
+
+    crop_pad: int = 0
+    flip: str = "none"        # none | random | alternate
+    cutout: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.crop_pad > 0 or self.flip != "none" or self.cutout > 0
+
+
+def _mix(*parts: int) -> int:
+    """A 63-bit seed from integers (splitmix64-style), stable across processes and Python versions."""
+    x = 0x9E3779B97F4A7C15
+    for p in parts:
+        x = (x ^ (int(p) & 0xFFFF_FFFF_FFFF_FFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFF_FFFF_FFFF_FFFF
+        x ^= x >> 31
+    return x & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class Normalizer:
+    """uint8 → float: (x/255 − mean)/std as one multiply-add, in the compute dtype and memory format."""
+
+    def __init__(self, mean: list[float], std: list[float], device: torch.device | str,
+                 dtype: torch.dtype = torch.float32, channels_last: bool = False) -> None:
+        m = torch.tensor(mean, dtype=torch.float32, device=device)[None, :, None, None]
+        s = torch.tensor(std, dtype=torch.float32, device=device)[None, :, None, None]
+        self.scale, self.shift = 1.0 / (255.0 * s), -m / s
+        self.dtype, self.channels_last = dtype, channels_last
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return torch.addcmul(self.shift, x.float(), self.scale).to(self.dtype)
+
+
+class Batches:
+    """Iterate one split in batches of (normalized images, labels); `train=True` shuffles and augments."""
+
+    def __init__(self, split: Split, batch_size: int, normalize: Normalizer, *, train: bool = False,
+                 augment: Augment | None = None, seed: int = 0, device: torch.device | str = "cpu",
+                 drop_last: bool | None = None, rank: int = 0, world_size: int = 1) -> None:
+        self.batch_size, self.normalize, self.train = batch_size, normalize, train
+        self.augment = augment or Augment()
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.drop_last = train if drop_last is None else drop_last
+        device = torch.device(device)
+        # Keep the whole split on the device when it fits comfortably; else batches are copied over one by one.
+        on_device = device.type == "cpu" or split.images.numel() < _free_device_bytes(device) // 4
+        self.device = device
+        self.images = split.images.to(device) if on_device else split.images
+        self.labels = split.labels.to(device) if on_device else split.labels
+        self.n = len(split)
+
+    def __len__(self) -> int:
+        per_rank = self.n // self.world_size
+        return per_rank // self.batch_size if self.drop_last else -(-per_rank // self.batch_size)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """This process's sample indices for `epoch`: a seeded permutation (train) or 0..N-1, sharded by rank."""
+        if self.train:
+            idx = torch.randperm(self.n, generator=torch.Generator().manual_seed(_mix(self.seed, epoch, 1)))
+        else:
+            idx = torch.arange(self.n)
+        if self.world_size > 1:
+            idx = idx[: self.n // self.world_size * self.world_size][self.rank::self.world_size]
+        return idx
+
+    def epoch(self, epoch: int = 0, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield the batches of `epoch`, starting at batch `start_step` (to resume in the middle of an epoch)."""
+        order = self.order(epoch)
+        flips = flip_mask(order, epoch, self.seed, self.augment.flip) if self.train else None
+        for step in range(start_step, len(self)):
+            sl = slice(step * self.batch_size, (step + 1) * self.batch_size)
+            idx = order[sl]
+            dev_idx = idx.to(self.images.device) if self.images.device.type != "cpu" else idx
+            x, y = self.images[dev_idx], self.labels[dev_idx]
+            if x.device != self.device:
+                x, y = x.pin_memory().to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            if self.train and self.augment.active:
+                g = torch.Generator().manual_seed(_mix(self.seed, epoch, step, 2))
+                x = random_crop(x, self.augment.crop_pad, g)
+                x = apply_flip(x, None if flips is None else flips[sl])
+                x = cutout(x, self.augment.cutout, g)
+            yield self.normalize(x), y
+
+
+def _free_device_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    return 1 << 62

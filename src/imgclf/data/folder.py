@@ -1,0 +1,231 @@
+"""Your own images: `root/<class>/*` or `root/{train,val,test}/<class>/*`, decoded once on all cores and
+cached as a uint8 array keyed on the file list, sizes and mtimes, so the next run opens in about a second."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .images import IMAGE_EXTENSIONS, decode_image
+from .split import Dataset, Split, stratified_holdout
+
+CACHE_VERSION = 1
+_CHUNK = 256
+
+
+@dataclass
+class FileList:
+    """The image files of one split and their class indices, in a fixed (sorted) order."""
+
+    root: Path
+    files: list[str]
+    labels: list[int]
+    classes: list[str]
+    signature: list[str]  # "relative path, size, mtime" per file: what the cache key is made of
+
+
+def _walk_images(folder: str) -> list[tuple[str, str]]:
+    """(path, "size mtime") of every image file below `folder`, sorted: one stat per file, no pathlib."""
+    out = []
+    stack = [folder]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for e in it:
+                if e.name.startswith("."):
+                    continue
+                if e.is_dir():
+                    stack.append(e.path)
+                elif e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS:
+                    st = e.stat()
+                    out.append((e.path, f"{st.st_size} {st.st_mtime_ns}"))
+    out.sort()
+    return out
+
+
+def scan_split(root: Path, classes: list[str] | None = None) -> FileList:
+    """List `root/<class>/<image>` files; each subfolder is a class, sorted by name."""
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if classes is None:
+        classes = found
+    files, labels, signature = [], [], []
+    prefix = len(str(root)) + 1
+    for ci, c in enumerate(classes):
+        folder = root / c
+        if not folder.is_dir():
+            continue
+        for path, stat in _walk_images(str(folder)):
+            files.append(path)
+            labels.append(ci)
+            signature.append(f"{path[prefix:]}\0{stat}")
+    return FileList(root, files, labels, classes, signature)
+
+
+def _check_classes(train: FileList) -> None:
+    if not train.classes:
+        raise DataError(f"{train.root}: no class folders found; expected {train.root}/<class name>/<image files>")
+    counts = np.bincount(np.asarray(train.labels, dtype=np.int64), minlength=len(train.classes))
+    empty = [c for c, n in zip(train.classes, counts) if n == 0]
+    if empty:
+        raise DataError(f"{train.root}: class folder(s) {', '.join(empty)} hold no images "
+                        "(.jpg/.png/.bmp/.webp/.gif); add images or remove the folder")
+    if len(train.classes) < 2:
+        raise DataError(f"{train.root}: only one class folder ({train.classes[0]}); a classifier needs at least two")
+
+
+def _cache_key(fl: FileList, image_size: tuple[int, int] | None) -> str:
+    h = hashlib.sha256(json.dumps([CACHE_VERSION, str(fl.root.resolve()), image_size, fl.classes]).encode())
+    h.update("\n".join(fl.signature).encode())
+    return h.hexdigest()[:24]
+
+
+def _decode_chunk(args: tuple[list[str], tuple[int, int] | None]) -> list[np.ndarray | str]:
+    paths, size = args
+    out: list[np.ndarray | str] = []
+    for p in paths:
+        try:
+            out.append(decode_image(p, size))
+        except DataError as e:
+            out.append(str(e))
+    return out
+
+
+def decode_files(files: list[str], size: tuple[int, int] | None, workers: int | None = None,
+                 desc: str = "decoding") -> list[np.ndarray | str]:
+    """Decode every file on all cores with a progress bar; each result is an array or an error message."""
+    from rich.progress import Progress  # imported here: only a first, uncached load needs it
+
+    workers = workers or os.cpu_count() or 1
+    chunks = [(files[i:i + _CHUNK], size) for i in range(0, len(files), _CHUNK)]
+    results: list[np.ndarray | str] = []
+    with Progress(transient=True) as bar:
+        task = bar.add_task(desc, total=len(files))
+        if workers == 1 or len(chunks) == 1:
+            for ch in chunks:
+                results.extend(_decode_chunk(ch))
+                bar.advance(task, len(ch[0]))
+        else:
+            with ProcessPoolExecutor(workers) as pool:
+                for res in pool.map(_decode_chunk, chunks):
+                    results.extend(res)
+                    bar.advance(task, len(res))
+    return results
+
+
+def _stack(fl: FileList, results: list[np.ndarray | str], strict: bool) -> tuple[np.ndarray, np.ndarray]:
+    bad = [r for r in results if isinstance(r, str)]
+    if bad and strict:
+        raise DataError(f"{len(bad)} unreadable image(s); first: {bad[0]} (drop --strict-images to skip them)")
+    for msg in bad[:10]:
+        warnings.warn(f"skipped {msg}", stacklevel=3)
+    if len(bad) > 10:
+        warnings.warn(f"skipped {len(bad) - 10} more unreadable images", stacklevel=3)
+    keep = [i for i, r in enumerate(results) if not isinstance(r, str)]
+    arrays = [results[i] for i in keep]
+    if not arrays:
+        raise DataError(f"{fl.root}: none of the {len(results)} image files could be read")
+    shapes = {a.shape[1:] for a in arrays}
+    if len(shapes) > 1:
+        example = {}
+        for i, a in zip(keep, arrays):
+            example.setdefault(a.shape[1:], fl.files[i])
+        listing = "; ".join(f"{h}×{w} e.g. {p}" for (h, w), p in list(example.items())[:3])
+        raise DataError(f"{fl.root}: images differ in size ({listing}); pass --image-size N to resize them all")
+    if any(a.shape[0] == 3 for a in arrays):  # mixed grayscale and colour: make all RGB
+        arrays = [np.repeat(a, 3, axis=0) if a.shape[0] == 1 else a for a in arrays]
+    return np.stack(arrays), np.asarray([fl.labels[i] for i in keep], dtype=np.int64)
+
+
+def load_split_cached(fl: FileList, name: str, image_size: tuple[int, int] | None, cache_dir: Path,
+                      strict: bool = False, max_memory_bytes: int | None = None) -> Split:
+    """Decode `fl` (or open its cache), returning a Split; a cache larger than `max_memory_bytes`
+    stays memory-mapped so that a dataset bigger than RAM still trains (pages stream from disk)."""
+    key = _cache_key(fl, image_size)
+    img_path, lab_path = cache_dir / f"{key}.images.npy", cache_dir / f"{key}.labels.npy"
+    if not (img_path.is_file() and lab_path.is_file()):
+        images, labels = _stack(fl, decode_files(fl.files, image_size, desc=f"decoding {name} images"), strict)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for path, arr in ((lab_path, labels), (img_path, images)):
+            tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+            np.save(tmp, arr)
+            os.replace(tmp, path)
+    limit = max_memory_bytes if max_memory_bytes is not None else _default_memory_limit()
+    in_memory = img_path.stat().st_size <= limit
+    try:
+        images = np.load(img_path, mmap_mode=None if in_memory else "r")
+        labels = np.load(lab_path)
+    except (OSError, ValueError) as e:
+        img_path.unlink(missing_ok=True)
+        raise DataError(f"{img_path}: damaged cache file ({e}); it was removed, run again to rebuild it") from None
+    if in_memory:
+        tensor = torch.from_numpy(images)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # read-only memmap: we never write to it
+            tensor = torch.from_numpy(images)
+    return Split(tensor, torch.from_numpy(labels), name)
+
+
+def _default_memory_limit() -> int:
+    """Half of physical memory: above it, the cache stays memory-mapped instead of copied into RAM."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None = None,
+                test_split: float = 0.2, seed: int = 0, strict: bool = False,
+                max_memory_bytes: int | None = None) -> Dataset:
+    """Load an image folder; with no train/ and test/ sub-folders, `test_split` of each class is held out
+    as the test split with a fixed seed."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder (and not a dataset name; see `imgclf datasets`)")
+    has_train = (root / "train").is_dir()
+    train_fl = scan_split(root / "train" if has_train else root)
+    _check_classes(train_fl)
+    opts = {"image_size": image_size, "cache_dir": cache_dir, "strict": strict, "max_memory_bytes": max_memory_bytes}
+    train = load_split_cached(train_fl, "train", **opts)
+    notes = []
+    val = None
+    if has_train:
+        if not (root / "test").is_dir():
+            raise DataError(f"{root}: has train/ but no test/ folder; add {root}/test/<class>/... "
+                            "or put the class folders directly under the root")
+        test = load_split_cached(_matching(root / "test", train_fl), "test", **opts)
+        if (root / "val").is_dir():
+            val = load_split_cached(_matching(root / "val", train_fl), "val", **opts)
+    else:
+        keep, held = stratified_holdout(train.labels, test_split, seed)
+        test = train.subset(held, "test")
+        train = train.subset(keep, "train")
+        notes.append(f"test split: {len(held)} images ({test_split:.0%} per class, seed {seed}) held out of {root}")
+    ds = Dataset(root.name, train, test, train_fl.classes, val=val, source=str(root), notes=notes)
+    if ds.train.images.shape[1:] != ds.test.images.shape[1:]:
+        raise DataError(f"{root}: train images are {tuple(ds.train.images.shape[1:])} but test images are "
+                        f"{tuple(ds.test.images.shape[1:])} (C, H, W); pass --image-size N to make them match")
+    return ds
+
+
+def _matching(split_root: Path, train_fl: FileList) -> FileList:
+    """Scan a test/val folder with the train classes; a class the train split lacks is an error."""
+    names = sorted(p.name for p in split_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    extra = [n for n in names if n not in train_fl.classes]
+    if extra:
+        raise DataError(f"{split_root}: class folder(s) {', '.join(extra)} do not exist in "
+                        f"{train_fl.root}; train and {split_root.name} must use the same class names")
+    missing = [c for c in train_fl.classes if c not in names]
+    if missing:
+        warnings.warn(f"{split_root}: no folder for class(es) {', '.join(missing)}", stacklevel=3)
+    return scan_split(split_root, train_fl.classes)
