@@ -28,13 +28,13 @@ class _PlainDataUnpickler(pickle.Unpickler):
 
     # What the official files (and the same data re-pickled by Python 3) need to rebuild arrays and bytes;
     # none of these can run code. _codecs.encode is how protocol-2 pickles from Python 3 spell bytes.
-    _ALLOWED = {
+    _ALLOWED = frozenset({
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
         ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-    }
+    })
 
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle protocol
+    def find_class(self, module: str, name: str) -> type:
         if (module, name) in self._ALLOWED:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load global {module}.{name}: CIFAR files hold plain data only")

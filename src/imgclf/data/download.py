@@ -54,12 +54,13 @@ def download(url: str, dest: Path, md5: str | None, timeout: float = 30.0, quiet
             raise DataError(f"download of {url} failed: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         reason = getattr(e, "reason", e)
-        raise DataError(f"cannot download {url} ({reason}); a partial file stays at {part} and the next try resumes it. "
-                        f"Offline? put {dest.name} into {dest.parent}/") from None
+        raise DataError(f"cannot download {url} ({reason}); a partial file stays at {part} and the next try "
+                        f"resumes it. Offline? put {dest.name} into {dest.parent}/") from None
     if md5 is not None:
         got = file_md5(part)
         if got != md5:
             part.unlink(missing_ok=True)
-            raise DataError(f"{url}: checksum mismatch (md5 {got}, expected {md5}); the bad file was removed, try again")
+            raise DataError(f"{url}: checksum mismatch (md5 {got}, expected {md5}); the bad file was removed, "
+                            "try again")
     os.replace(part, dest)
     return dest

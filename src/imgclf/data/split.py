@@ -90,7 +90,7 @@ def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> tupl
     for c in torch.unique(labels):
         idx = torch.nonzero(labels == c).flatten()
         idx = idx[torch.randperm(len(idx), generator=g)]
-        k = int(round(len(idx) * fraction))
+        k = round(len(idx) * fraction)
         if len(idx) > 1:
             k = min(max(k, 1), len(idx) - 1)
         else:
