@@ -18,11 +18,6 @@ import torch.nn.functional as F
 from ..data.split import Split
 
 
-def _to_hwc(img: torch.Tensor) -> np.ndarray:
-    a = img.cpu().numpy()
-    return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
-
-
 def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list[str] | None = None,
                suptitle: str = "", ncol: int | None = None, cell_px: int = 96) -> Path:
     """A labelled grid of uint8 C×H×W images (the tutorial's imshow(make_grid(...)) with names under each),
