@@ -56,6 +56,20 @@ def test_eval_reproduces_the_summary_exactly(digits_run):
     assert np.asarray(result["confusion_matrix"]).sum() == 360
 
 
+def test_checkpoint_records_the_activation_and_older_files_rebuild_as_gelu(digits_run, tmp_path):
+    ckpt = torch.load(digits_run["checkpoint"], weights_only=True)
+    assert ckpt["model_args"]["act"] == "relu"          # fastcnn-tiny is ReLU (cheaper on CPU)
+    clf = imgclf.load(digits_run["checkpoint"])
+    assert isinstance(clf.model.act, torch.nn.ReLU)
+    # a checkpoint written before the activation was recorded came from the GELU fastcnn: it must rebuild so
+    older = {**ckpt, "model_args": {k: v for k, v in ckpt["model_args"].items() if k != "act"}}
+    torch.save(older, tmp_path / "older.pt")
+    gelu = imgclf.load(tmp_path / "older.pt")
+    assert isinstance(gelu.model.act, torch.nn.GELU)
+    relu_out = clf.model(torch.zeros(1, 1, 8, 8) + 0.3)
+    assert not torch.allclose(relu_out, gelu.model(torch.zeros(1, 1, 8, 8) + 0.3))
+
+
 def test_predict_files_and_tensors(digits_run, tmp_path):
     ds = imgclf.data.load_dataset("digits")
     for i in range(6):

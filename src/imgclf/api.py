@@ -13,7 +13,7 @@ from .data import Dataset, load_dataset
 from .data.batches import Normalizer
 from .data.images import decode_image, is_image_file
 from .data.split import Split
-from .engine.checkpoint import load_checkpoint, load_model_state
+from .engine.checkpoint import arch_of, load_checkpoint, load_model_state
 from .engine.evaluate import metrics_from_logits, predict_logits
 from .engine.setup import pick_device
 from .engine.train import train
@@ -149,7 +149,8 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
         c = args["in_channels"]
         norm = {"mean": [0.5] * c, "std": [0.5] * c} if normalize == "half" else {"mean": [0.0] * c, "std": [1.0] * c}
         tta, config, channels_last = False, {}, False
-    net = build_model(name, args["in_channels"], args["num_classes"], tuple(args["image_size"]))
+    net = build_model(name, args["in_channels"], args["num_classes"], tuple(args["image_size"]),
+                      **(arch_of(ckpt) if name == ckpt.get("model_name") else {}))
     load_model_state(net, state, str(path), name)
     if len(names) != args["num_classes"]:
         raise CheckpointError(f"{path}: {len(names)} class names for a model with {args['num_classes']} outputs")

@@ -89,9 +89,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     raise CheckpointError(f"{path}: neither an imgclf checkpoint nor a state_dict of tensors")
 
 
+ARCH_KEYS = ("act",)  # model_args beyond in_channels/num_classes/image_size (see models.arch_args)
+
+
 def migrate(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """Bring an older format version of our own checkpoints up to date (version 1 is the first)."""
+    """Bring older checkpoints of our own up to date. Version 1 files written before fastcnn models recorded
+    their activation were all GELU (fastcnn-small/-tiny are ReLU since): say so, so they rebuild as trained."""
+    args = ckpt.get("model_args")
+    if str(ckpt.get("model_name", "")).startswith("fastcnn") and isinstance(args, dict) and "act" not in args:
+        ckpt["model_args"] = {**args, "act": "gelu"}
     return ckpt
+
+
+def arch_of(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The architecture overrides stored in a checkpoint's model_args (empty for bare state_dicts)."""
+    return {k: v for k, v in (ckpt.get("model_args") or {}).items() if k in ARCH_KEYS}
 
 
 def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], where: str, model_name: str) -> None:

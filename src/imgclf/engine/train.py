@@ -23,11 +23,11 @@ from ..data import Dataset, channel_stats, load_dataset
 from ..data.batches import Augment, Batches, Normalizer
 from ..data.registry import hold_out_val
 from ..errors import ImgclfError
-from ..models import build_model, count_parameters
+from ..models import arch_args, build_model, count_parameters
 from ..report import console
 from ..report.run_dir import new_run_dir, write_config, write_metrics, write_summary
 from . import distributed as dist
-from .checkpoint import FORMAT_VERSION, load_checkpoint, load_model_state, save_checkpoint
+from .checkpoint import FORMAT_VERSION, arch_of, load_checkpoint, load_model_state, save_checkpoint
 from .ema import EMA
 from .evaluate import metrics_from_logits, predict_logits
 from .optim import SGD
@@ -62,10 +62,11 @@ def prepare_data(cfg: TrainConfig, quiet: bool = False) -> Dataset:
 
 
 def make_model(cfg: TrainConfig, data: Dataset, mean: list[float], std: list[float], device: torch.device,
-               channels_last: bool, init: bool = True) -> torch.nn.Module:
-    """Build cfg.model for this data (seeded), let it see the data if it wants to (whitening), move it."""
+               channels_last: bool, init: bool = True, arch: dict[str, Any] | None = None) -> torch.nn.Module:
+    """Build cfg.model for this data (seeded), let it see the data if it wants to (whitening), move it.
+    `arch`: architecture settings from a checkpoint being resumed (they win over the registry's)."""
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, data.shape[0], data.num_classes, data.shape[1:])
+    model = build_model(cfg.model, data.shape[0], data.num_classes, data.shape[1:], **(arch or {}))
     if init and hasattr(model, "init_from_data"):
         pick = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.seed))[:5000]
         model.init_from_data(Normalizer(mean, std, "cpu")(data.train.images[pick]))
@@ -131,8 +132,10 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
         raise ImgclfError(f"--batch-size {cfg.batch_size} is larger than the {len(data.train)} training images")
 
     # ---- model and optimizer ------------------------------------------------------------------------------
-    model_args = {"in_channels": data.shape[0], "num_classes": data.num_classes, "image_size": list(data.shape[1:])}
-    model = make_model(cfg, data, mean, std, device, prec.channels_last, init=ckpt is None)
+    model = make_model(cfg, data, mean, std, device, prec.channels_last, init=ckpt is None,
+                       arch=arch_of(ckpt) if ckpt is not None else None)
+    model_args = {"in_channels": data.shape[0], "num_classes": data.num_classes, "image_size": list(data.shape[1:]),
+                  **arch_args(model)}
     opt = make_optimizer(cfg, model)
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
     steps_per_epoch = len(train_batches)

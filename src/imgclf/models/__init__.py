@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from torch import nn
 
@@ -28,20 +29,30 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
     ModelSpec("resnet18", ResNet18, "ResNet-18, CIFAR variant (3×3 stem, no max-pool)"),
     ModelSpec("fastcnn", partial(FastCNN, widths=(64, 256, 256)),
               "fast CNN after the CIFAR-10 speed records (airbench94 widths 64/256/256)"),
-    ModelSpec("fastcnn-small", partial(FastCNN, widths=(32, 64, 128)), "the fast CNN at widths 32/64/128 (CPU)"),
-    ModelSpec("fastcnn-tiny", partial(FastCNN, widths=(16, 32, 64)), "the fast CNN at widths 16/32/64 (CPU)"),
+    ModelSpec("fastcnn-small", partial(FastCNN, widths=(32, 64, 128), act="relu"),
+              "the fast CNN at widths 32/64/128, ReLU (CPU)"),
+    ModelSpec("fastcnn-tiny", partial(FastCNN, widths=(16, 32, 64), act="relu"),
+              "the fast CNN at widths 16/32/64, ReLU (CPU)"),
 ]}
 
 
-def build_model(name: str, in_channels: int, num_classes: int, image_size: tuple[int, int]) -> nn.Module:
-    """Build registered model `name` for this data's channels, classes and (H, W)."""
+def build_model(name: str, in_channels: int, num_classes: int, image_size: tuple[int, int],
+                **arch: Any) -> nn.Module:
+    """Build registered model `name` for this data's channels, classes and (H, W); `arch` overrides the
+    registered architecture settings (a checkpoint's saved `act`, say)."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)} (see `imgclf models`)")
-    return MODELS[name].builder(in_channels=in_channels, num_classes=num_classes, image_size=tuple(image_size))
+    return MODELS[name].builder(in_channels=in_channels, num_classes=num_classes, image_size=tuple(image_size),
+                                **arch)
+
+
+def arch_args(model: nn.Module) -> dict[str, Any]:
+    """Architecture settings beyond channels/classes/size that a checkpoint must record to rebuild `model`."""
+    return {"act": model.act_name} if hasattr(model, "act_name") else {}
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["MODELS", "build_model", "count_parameters"]
+__all__ = ["MODELS", "arch_args", "build_model", "count_parameters"]
