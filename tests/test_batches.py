@@ -52,6 +52,9 @@ def test_crop_is_a_reflect_padded_translation():
         y0, x0 = 2 + int(dy[i]), 2 + int(dx[i])
         assert torch.equal(out[i].float(), padded[i, :, y0:y0 + 5, x0:x0 + 5])
     assert reflect_index(torch.tensor([-1, 5, 6]), 5).tolist() == [1, 3, 2]
+    g = torch.Generator().manual_seed(3)
+    flipped = random_crop(x, 2, g, flip=torch.tensor([True, False]))  # crop and mirror in one gather
+    assert torch.equal(flipped[0], out[0].flip(2)) and torch.equal(flipped[1], out[1])
 
 
 def test_alternating_flips_cover_both_orientations():

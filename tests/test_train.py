@@ -156,8 +156,10 @@ def test_tutorial_state_dict_loads_directly(tmp_path):
     clf = imgclf.load(tmp_path / "cifar_net.pth", model="tutorial-net", classes=[f"c{i}" for i in range(10)])
     x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     with torch.no_grad():
-        expected = net((x.float() / 255 - 0.5) / 0.5).argmax(1)
-    assert [r["class"] for r in clf.predict(x)] == [f"c{int(i)}" for i in expected]
+        logits = net((x.float() / 255 - 0.5) / 0.5)
+        # same function, not just same answers (our forward pools before the relu: exactly equal maths)
+        torch.testing.assert_close(clf.model((x.float() / 255 - 0.5) / 0.5), logits)
+    assert [r["class"] for r in clf.predict(x)] == [f"c{int(i)}" for i in logits.argmax(1)]
     with pytest.raises(imgclf.errors.CheckpointError, match="--model"):
         imgclf.load(tmp_path / "cifar_net.pth")
     with pytest.raises(imgclf.errors.CheckpointError, match="do not fit model 'mlp'"):
@@ -175,5 +177,7 @@ def test_recipes_run_and_learn(tmp_path):
                          out=str(tmp_path / "r"), quiet=True, plots=False, log_every=0, **faster)
         history = load_checkpoint(f"{s['run_dir']}/last.pt")["history"]
         assert s["recipe"] == name and history[-1]["train_loss"] < history[0]["train_loss"], name
+        size = RECIPES[name].get("image_size") or 32  # a recipe that names a resolution trains and tests at it
+        assert load_checkpoint(f"{s['run_dir']}/last.pt")["model_args"]["image_size"] == [size, size], name
         if not name.startswith("tutorial"):  # the tutorial net needs far more than a few dozen steps to separate
             assert s["test_accuracy"] > 0.5, name

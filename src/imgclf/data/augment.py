@@ -14,17 +14,21 @@ def reflect_index(i: torch.Tensor, n: int) -> torch.Tensor:
     return torch.where(i >= n, period - i, i)
 
 
-def random_crop(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
-    """Random translation by up to ±`pad` pixels per image, reflect-padded, as one gather (no padded copy)."""
-    if pad <= 0:
-        return x
+def random_crop(x: torch.Tensor, pad: int, g: torch.Generator, flip: torch.Tensor | None = None) -> torch.Tensor:
+    """Random translation by up to ±`pad` pixels per image, reflect-padded, then a mirror where `flip` is True:
+    all of it one gather over the flattened pixels (no padded copy, no second pass for the flip)."""
     n, c, h, w = x.shape
+    if pad <= 0:
+        return apply_flip(x, flip)
     dy = torch.randint(-pad, pad + 1, (n,), generator=g).to(x.device)
     dx = torch.randint(-pad, pad + 1, (n,), generator=g).to(x.device)
     rows = reflect_index(torch.arange(h, device=x.device)[None, :] + dy[:, None], h)  # N×H
     cols = reflect_index(torch.arange(w, device=x.device)[None, :] + dx[:, None], w)  # N×W
-    x = torch.gather(x, 2, rows[:, None, :, None].expand(n, c, h, w))
-    return torch.gather(x, 3, cols[:, None, None, :].expand(n, c, h, w))
+    if flip is not None:
+        flip = flip.to(x.device)[:, None]
+        cols = torch.where(flip, cols.flip(1), cols)
+    index = (rows[:, :, None] * w + cols[:, None, :]).reshape(n, 1, h * w).expand(n, c, h * w)
+    return torch.gather(x.reshape(n, c, h * w), 2, index).reshape(n, c, h, w)
 
 
 def flip_mask(indices: torch.Tensor, epoch: int, seed: int, mode: str) -> torch.Tensor | None:

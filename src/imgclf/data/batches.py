@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .augment import apply_flip, cutout, flip_mask, random_crop
+from .augment import cutout, flip_mask, random_crop
 from .split import Split
 
 
@@ -96,8 +96,7 @@ class Batches:
                 x, y = x.pin_memory().to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if self.train and self.augment.active:
                 g = torch.Generator().manual_seed(_mix(self.seed, epoch, step, 2))
-                x = random_crop(x, self.augment.crop_pad, g)
-                x = apply_flip(x, None if flips is None else flips[sl])
+                x = random_crop(x, self.augment.crop_pad, g, None if flips is None else flips[sl])
                 x = cutout(x, self.augment.cutout, g)
             yield self.normalize(x), y
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -45,10 +46,19 @@ class Precision:
         return torch.autocast(device.type, dtype=self.autocast_dtype)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN can run bf16 in hardware here (AVX512-BF16 or AMX); without it bf16 is emulated."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def pick_precision(cfg: TrainConfig, device: torch.device) -> Precision:
-    """'auto' is amp-bf16 (or fp16 where bf16 is unsupported) on CUDA and fp32 elsewhere: on our 2-core CPU, bf16
-    measured 10× slower than fp32 for these small convs. channels_last is on unless set (CPU: 1.4-1.6× faster
-    training and inference, benchmarks/RESULTS.md), except on MPS."""
+    """'auto' is amp-bf16 (or fp16 where bf16 is unsupported) on CUDA and fp32 elsewhere: our 2-core CPUs (AMD
+    Zen 3, AVX2 only) have no native bf16, so a bf16 matmul runs at 0.9 GFLOP/s against fp32's 107 and a bf16
+    training step is ~10× slower. channels_last is on unless set (CPU: 1.4-1.6× faster training and inference,
+    benchmarks/RESULTS.md), except on MPS."""
     mode = cfg.precision
     if mode == "auto":
         if device.type == "cuda":
@@ -56,6 +66,10 @@ def pick_precision(cfg: TrainConfig, device: torch.device) -> Precision:
         else:
             mode = "fp32"
     dtype = {"fp32": None, "amp-bf16": torch.bfloat16, "amp-fp16": torch.float16}[mode]
+    if device.type == "cpu" and dtype is not None and not cpu_has_native_bf16():
+        warnings.warn(f"--precision {mode}: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native "
+                      "bf16/fp16 arithmetic, so training will be many times slower than fp32; use --precision fp32",
+                      stacklevel=2)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type in ("cuda", "cpu")
     return Precision(dtype, scaler, channels_last)

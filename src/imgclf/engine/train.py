@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from ..config import TrainConfig, resolve
+from ..config import RECIPES, TrainConfig, resolve
 from ..data import Dataset, channel_stats, load_dataset
 from ..data.batches import Augment, Batches, Normalizer
 from ..data.registry import hold_out_val
@@ -88,10 +88,13 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> SGD | torch.opti
 
 def data_and_config(user: dict[str, Any], quiet: bool) -> tuple[Dataset, TrainConfig]:
     """Load the data named in `user`, resolve the settings for it, hold out val as the settings say."""
-    probe = TrainConfig(**{k: v for k, v in user.items() if k in ("data", "data_dir", "image_size", "test_split",
-                                                                  "seed", "strict_images", "download")})
+    load_keys = ("data", "data_dir", "image_size", "test_split", "seed", "strict_images", "download")
+    recipe = RECIPES.get(user.get("recipe") or "", {})
+    probe = TrainConfig(**{k: v for k, v in {**recipe, **user}.items() if k in load_keys})
     data = prepare_data(probe, quiet)
     cfg = resolve(user, data.name, data.shape)
+    if cfg.image_size != probe.image_size:  # a recipe chose the resolution (fast-1m trains at 24×24): load at it
+        data = prepare_data(cfg, quiet)
     return hold_out_val(data, cfg.val_split, cfg.seed), cfg
 
 
