@@ -10,23 +10,20 @@ Prints one line per run and a table of mean test accuracy (± spread over seeds)
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tutorial_vs_imgclf import timed_train
 
 
 def run(folder: Path, recipe: str, seed: int, out: Path) -> tuple[float, dict]:
     cmd = [sys.executable, "-m", "imgclf", "train", "--data", str(folder), "--recipe", recipe, "--no-plots",
            "--seed", str(seed), "--out", str(out)]
-    t = time.perf_counter()
-    r = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    run_dir = r.stdout.strip().splitlines()[-1].split("run folder: ")[-1]
-    return wall, json.loads((Path(run_dir) / "summary.json").read_text())
+    return timed_train(cmd)
 
 
 def main() -> None:

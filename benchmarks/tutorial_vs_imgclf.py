@@ -90,6 +90,11 @@ def imgclf_run(folder: Path, extra: list[str], out: Path) -> tuple[float, dict]:
     cmd = [sys.executable, "-m", "imgclf", "train", "--data", str(folder), "--model", "tutorial-net",
            "--out", str(out), "--no-plots", *extra]
     subprocess.run(cmd, check=True, capture_output=True)                     # warm the dataset cache
+    return timed_train(cmd)
+
+
+def timed_train(cmd: list[str]) -> tuple[float, dict]:
+    """Run an `imgclf train` command line; its wall time and the summary.json of the run folder it printed."""
     t = time.perf_counter()
     r = subprocess.run(cmd, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - t
