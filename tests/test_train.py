@@ -181,3 +181,13 @@ def test_recipes_run_and_learn(tmp_path):
         assert load_checkpoint(f"{s['run_dir']}/last.pt")["model_args"]["image_size"] == [size, size], name
         if not name.startswith("tutorial"):  # the tutorial net needs far more than a few dozen steps to separate
             assert s["test_accuracy"] > 0.5, name
+
+
+def test_a_trainconfig_object_keeps_the_recipe_and_profile_values(tmp_path):
+    from imgclf.config import TrainConfig
+
+    cfg = TrainConfig(data="digits", recipe="fast-1m", epochs=1, out=str(tmp_path), plots=False)
+    summary = imgclf.train(cfg, quiet=True)
+    used = load_checkpoint(summary["checkpoint"])["config"]
+    # the recipe's values, not TrainConfig's defaults (fastcnn-small, lr 0.05, batch 256 ...), except where set
+    assert used["model"] == "fastcnn-tiny" and used["lr"] == 0.4 and used["tta"] is True and used["epochs"] == 1

@@ -103,9 +103,14 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     """Train a model and test it; returns the summary (also written to RUN_DIR/summary.json).
 
     `config` and keyword `settings` use TrainConfig's names; `resume` continues from a checkpoint in its folder.
+    A TrainConfig's fields left at their defaults still take the dataset profile's or recipe's values (as
+    flags left out do); to force a default value over them, pass it in a dict or as a keyword.
     """
     t_start = time.perf_counter()
-    user = dict(config.to_dict() if isinstance(config, TrainConfig) else (config or {}))
+    if isinstance(config, TrainConfig):
+        defaults = TrainConfig()
+        config = {k: v for k, v in config.to_dict().items() if v != getattr(defaults, k)}
+    user = dict(config or {})
     user.update(settings)
     ckpt = None
     if resume is not None:
