@@ -1,11 +1,15 @@
-"""How much does imgclf's training loop add to a bare forward/backward/optimizer step?
+"""How much does imgclf's training loop add to a bare forward/backward/optimizer step, and does testing run at
+the model's full inference speed?
 
     python benchmarks/loop_overhead.py [--data FOLDER_OR_NAME] [--model fastcnn-small] [--batch-size 256]
+                                       [--image-size 24] [--epochs 3] [--rounds 3]
 
-Both run in this process on the same machine: (1) the bare step on one pre-built, pre-normalized batch,
-(2) epochs of `imgclf.train` (shuffling, augmentation, normalization, lr schedule, metrics, progress,
-checkpoint each epoch). Prints images/s of both and the ratio (target ≥ 0.90). Without --data, a
-CIFAR-shaped dataset (10,000 random images, official python format) is generated in a temporary folder.
+Each round, in this process: (1) `imgclf.train` for --epochs epochs (shuffling, augmentation, normalization,
+lr schedule, metrics, checkpoint each epoch, then the test pass); (2) the bare step, timed for as long as an
+epoch, on one pre-built, pre-normalized batch; (3) bare inference (eval, inference mode) on one pre-built test
+batch of the size testing uses, with the weights the test pass used. Rounds interleave (1)-(3) so that the
+machine's drift (±15% on our VM) hits both sides alike; the figures are medians over rounds. Without --data,
+a CIFAR-shaped dataset (10,000 random images, official python format) is generated in a temporary folder.
 """
 
 from __future__ import annotations
@@ -45,37 +49,64 @@ def synthetic_cifar(root: Path, n: int = 10_000) -> Path:
     return root
 
 
-def bare_steps(settings: dict, steps: int, repeats: int = 3) -> float:
-    """images/s of model(x) → loss → backward → step on one fixed batch (median of `repeats` timings)."""
-    data = load_dataset(settings["data"], settings.get("data_dir"), quiet=True)
-    cfg = resolve(settings, data.name, data.shape)
-    device = pick_device(cfg.device)
-    prec = pick_precision(cfg, device)
-    mean, std = normalization(cfg, data)
-    model = make_model(cfg, data, mean, std, device, prec.channels_last)
-    opt = make_optimizer(cfg, model)
-    norm = Normalizer(mean, std, device, channels_last=prec.channels_last)
-    x, y = norm(data.train.images[: cfg.batch_size].to(device)), data.train.labels[: cfg.batch_size].to(device)
-    model.train()
+class Bare:
+    """The same model, optimizer and precision as `imgclf train` builds, stepped on pre-built tensors."""
 
-    def step():
-        with prec.autocast(device):
-            loss = F.cross_entropy(model(x).float(), y, label_smoothing=cfg.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    def __init__(self, settings: dict) -> None:
+        data = load_dataset(settings["data"], settings.get("data_dir"), quiet=True,
+                            image_size=settings.get("image_size"))
+        cfg = resolve(settings, data.name, data.shape)
+        self.device = pick_device(cfg.device)
+        self.prec = pick_precision(cfg, self.device)
+        mean, std = normalization(cfg, data)
+        self.model = make_model(cfg, data, mean, std, self.device, self.prec.channels_last)
+        self.opt = make_optimizer(cfg, self.model)
+        norm = Normalizer(mean, std, self.device, channels_last=self.prec.channels_last)
+        b = cfg.batch_size
+        self.x, self.y = norm(data.train.images[:b].to(self.device)), data.train.labels[:b].to(self.device)
+        test_batch = 1024 if self.device.type == "cuda" else 256  # what evaluate.predict_logits uses
+        self.x_test = norm(data.test.images[:test_batch].to(self.device))
+        self.smoothing = cfg.label_smoothing
 
-    for _ in range(5):
-        step()
-    rates = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(steps):
-            step()
-        if device.type == "cuda":
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
             torch.cuda.synchronize()
-        rates.append(steps * cfg.batch_size / (time.perf_counter() - t))
-    return statistics.median(rates)
+
+    def train_rate(self, seconds: float) -> float:
+        """images/s of model(x) → loss → backward → step, timed for about `seconds`."""
+        self.model.train()
+
+        def step() -> None:
+            with self.prec.autocast(self.device):
+                loss = F.cross_entropy(self.model(self.x).float(), self.y, label_smoothing=self.smoothing)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+
+        return _timed(step, len(self.x), seconds, self._sync)
+
+    @torch.inference_mode()
+    def infer_rate(self, seconds: float) -> float:
+        """images/s of the eval-mode forward pass alone."""
+        self.model.eval()
+
+        def step() -> None:
+            with self.prec.autocast(self.device):
+                self.model(self.x_test)
+
+        return _timed(step, len(self.x_test), seconds, self._sync)
+
+
+def _timed(step, batch: int, seconds: float, sync) -> float:
+    for _ in range(3):
+        step()
+    sync()
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        step()
+        n += batch
+    sync()
+    return n / (time.perf_counter() - t)
 
 
 def main() -> None:
@@ -85,26 +116,43 @@ def main() -> None:
     p.add_argument("--model", default="fastcnn-small")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--device", default="auto")
+    p.add_argument("--image-size", type=int, help="train at this resolution (as the fast-1m/-5m recipes do: 24)")
     args = p.parse_args()
+    loop, bare, test, infer = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         data, data_dir = args.data, args.data_dir
         if data is None:
             data, data_dir = "cifar10", str(synthetic_cifar(Path(tmp)))
         settings = {"data": data, "data_dir": data_dir, "model": args.model, "batch_size": args.batch_size,
                     "device": args.device, "val_split": 0.0, "epochs": args.epochs, "crop_pad": 2,
-                    "flip": "alternate"}
-        summary = imgclf.train(settings | {"plots": False, "out": str(Path(tmp) / "runs")}, quiet=True)
-        history = imgclf.engine.checkpoint.load_checkpoint(Path(summary["run_dir"]) / "last.pt")["history"]
-        loop_rate = statistics.median(r["images_per_second"] for r in history[1:] or history)
-        steps = max(10, int(history[-1]["images_per_second"] * history[-1]["seconds"] / args.batch_size) // 3)
-        bare_rate = bare_steps(settings, steps)
-    print(f"model {args.model}, batch {args.batch_size}, device {summary['device']}, torch {torch.__version__}")
-    print(f"bare forward/backward/step on one pre-built batch: {bare_rate:,.0f} img/s")
-    print(f"imgclf train epochs (median of epochs 2..{args.epochs}):   {loop_rate:,.0f} img/s")
-    print(f"ratio loop/bare: {loop_rate / bare_rate:.3f} (target >= 0.90)")
-    print(f"test pass: {summary['test_split_size']:,} images in {summary['test_seconds']:.2f}s = "
-          f"{summary['test_split_size'] / summary['test_seconds']:,.0f} img/s (inference mode, batch 1024)")
+                    "flip": "alternate", "image_size": args.image_size}
+        bare_side = Bare(settings)
+        for r in range(args.rounds):
+            summary = imgclf.train(settings | {"plots": False, "out": str(Path(tmp) / "runs")}, quiet=True)
+            last = imgclf.engine.checkpoint.load_checkpoint(Path(summary["run_dir"]) / "last.pt")
+            history = last["history"]
+            bare_side.model.load_state_dict(last["model"])  # time inference on the weights the test pass used
+            rows = history[1:] or history  # the first epoch also pays one-time set-up (allocations, primitives)
+            loop.append(statistics.median(r["images_per_second"] for r in rows))
+            passes = 2 if summary["tta"] else 1  # flip TTA (on in the rgb32 profile) runs every image twice
+            test.append(passes * summary["test_split_size"] / summary["test_seconds"])
+            epoch_s = statistics.median(r["seconds"] for r in rows)
+            bare.append(bare_side.train_rate(epoch_s))
+            infer.append(bare_side.infer_rate(min(epoch_s, 5.0)))
+            print(f"round {r + 1}: loop {loop[-1]:,.0f}, bare {bare[-1]:,.0f}, test pass {test[-1]:,.0f}, "
+                  f"bare inference {infer[-1]:,.0f} img/s", flush=True)
+    med = statistics.median
+    print(f"model {args.model}, batch {args.batch_size}, image size {args.image_size or 'native'}, "
+          f"device {summary['device']}, torch {torch.__version__}, {args.rounds} rounds (medians)")
+    print(f"bare forward/backward/step on one pre-built batch: {med(bare):,.0f} img/s")
+    print(f"imgclf train epochs (median of epochs 2..{args.epochs}):   {med(loop):,.0f} img/s")
+    print(f"ratio loop/bare: {med(loop) / med(bare):.3f} (target >= 0.90; per round: "
+          f"{', '.join(f'{a / b:.2f}' for a, b in zip(loop, bare))})")
+    print(f"test pass ({summary['test_split_size']:,} images{', x2 for flip TTA' if summary['tta'] else ''}, metrics "
+          f"included): {med(test):,.0f} img/s; "
+          f"bare inference {med(infer):,.0f} img/s; ratio {med(test) / med(infer):.3f}")
 
 
 if __name__ == "__main__":
