@@ -125,9 +125,9 @@ def main() -> None:
         data, data_dir = args.data, args.data_dir
         if data is None:
             data, data_dir = "cifar10", str(synthetic_cifar(Path(tmp)))
+        # augmentation, smoothing, TTA: whatever the dataset profile and model defaults give, as a user gets
         settings = {"data": data, "data_dir": data_dir, "model": args.model, "batch_size": args.batch_size,
-                    "device": args.device, "val_split": 0.0, "epochs": args.epochs, "crop_pad": 2,
-                    "flip": "alternate", "image_size": args.image_size}
+                    "device": args.device, "val_split": 0.0, "epochs": args.epochs, "image_size": args.image_size}
         bare_side = Bare(settings)
         for r in range(args.rounds):
             summary = imgclf.train(settings | {"plots": False, "out": str(Path(tmp) / "runs")}, quiet=True)
@@ -144,7 +144,8 @@ def main() -> None:
             print(f"round {r + 1}: loop {loop[-1]:,.0f}, bare {bare[-1]:,.0f}, test pass {test[-1]:,.0f}, "
                   f"bare inference {infer[-1]:,.0f} img/s", flush=True)
     med = statistics.median
-    print(f"model {args.model}, batch {args.batch_size}, image size {args.image_size or 'native'}, "
+    aug = {k: last["config"][k] for k in ("crop_pad", "flip", "cutout", "label_smoothing", "tta")}
+    print(f"model {args.model}, batch {args.batch_size}, image size {args.image_size or 'native'}, {aug}, "
           f"device {summary['device']}, torch {torch.__version__}, {args.rounds} rounds (medians)")
     print(f"bare forward/backward/step on one pre-built batch: {med(bare):,.0f} img/s")
     print(f"imgclf train epochs (median of epochs 2..{args.epochs}):   {med(loop):,.0f} img/s")
