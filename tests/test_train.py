@@ -121,6 +121,29 @@ def test_interrupt_and_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch
     assert rows == [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")} for r in a["history"]]
 
 
+def test_a_second_interrupt_stops_at_once_and_keeps_the_last_save(tmp_path, monkeypatch):
+    import signal
+
+    import imgclf.engine.train as loop
+
+    real = loop.lr_at
+
+    def lr_at(step, *args, **kwargs):
+        if step == 29:                       # mid-epoch 2 (22 steps/epoch): Ctrl-C, then Ctrl-C again
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+        return real(step, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "lr_at", lr_at)
+    with pytest.raises(KeyboardInterrupt):
+        imgclf.train(FAST | {"val_split": 0.0, "batch_size": 64, "out": str(tmp_path), "name": "s"}, quiet=True)
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler      # handlers given back
+    saved = load_checkpoint(tmp_path / "s" / "last.pt")                         # epoch 1's save, intact
+    assert saved["global_step"] == 22 and saved["epoch"] == 1
+    assert sorted(p.name for p in (tmp_path / "s").iterdir() if "tmp" in p.name) == []
+
+
 def test_image_folder_learns(tmp_path):
     root = make_image_folder(tmp_path / "shapes", per_class=40, size=16)
     s = imgclf.train(data=str(root), epochs=6, batch_size=16, lr=0.05, model="fastcnn-tiny", out=str(tmp_path / "r"),
