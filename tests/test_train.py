@@ -215,3 +215,33 @@ def test_a_trainconfig_object_keeps_the_recipe_and_profile_values(tmp_path):
     # the recipe's values, not TrainConfig's defaults (fastcnn-small, lr 0.05, batch 256 ...), except where set
     assert used["model"] == "fastcnn-tiny" and used["lr"] == RECIPES["fast-1m"]["lr"] and used["tta"] is True
     assert used["epochs"] == 1
+
+
+def test_progressive_resizing_trains_small_first_then_full_size(tmp_path, monkeypatch):
+    import imgclf.engine.train as loop
+
+    seen = []
+    real = loop.build_model
+
+    def recording(*args, **kwargs):
+        model = real(*args, **kwargs)
+        model.register_forward_pre_hook(lambda m, inp: seen.append((m.training, tuple(inp[0].shape[2:]))))
+        return model
+
+    monkeypatch.setattr(loop, "build_model", recording)
+    root = make_image_folder(tmp_path / "shapes", per_class=40, size=16)
+    s = imgclf.train(data=str(root), epochs=6, batch_size=16, lr=0.05, model="fastcnn-tiny", val_split=0.0,
+                     progressive_size=8, progressive_epochs=3, out=str(tmp_path / "r"), quiet=True, plots=False)
+    train_sizes = [size for training, size in seen if training]
+    steps = len(train_sizes) // 6
+    assert train_sizes == [(8, 8)] * (3 * steps) + [(16, 16)] * (3 * steps)
+    assert {size for training, size in seen if not training} <= {(16, 16), (8, 8)}   # (8, 8): the size probe
+    assert s["test_accuracy"] >= 0.8
+
+
+def test_progressive_resizing_with_a_fixed_size_net_is_a_clear_error(tmp_path):
+    from imgclf.errors import ImgclfError
+
+    with pytest.raises(ImgclfError, match="only takes images of its full size"):
+        imgclf.train(data="digits", model="mlp", epochs=2, progressive_size=8, progressive_epochs=1,
+                     image_size=16, out=str(tmp_path), quiet=True, plots=False)

@@ -28,6 +28,7 @@ TRAIN_HELP = {
     "save_every_steps": "also write last.pt every N steps (epoch ends always save)",
     "out": "parent folder of run folders (each run gets OUT/NAME, NAME-2, …)",
     "threads": "CPU threads for PyTorch (0 = its default)",
+    "progressive_size": "train the first --progressive-epochs epochs on images resized to this size (0 = off)",
 }
 
 

@@ -50,6 +50,10 @@ class TrainConfig:
     crop_pad: int = 2
     flip: str = "none"              # none | random | alternate
     cutout: int = 0
+    # progressive resizing (fastai's term): the first progressive_epochs epochs train on the images resized to
+    # progressive_size (cheaper steps: on a CPU, pixels are time), the rest and all testing at full size
+    progressive_size: int = 0       # 0 = off
+    progressive_epochs: int = 0
     # evaluation
     ema: float = 0.0                # weight-averaging decay per step (0 = off); val/test use the averaged weights
     tta: bool = False               # test-time augmentation: average over the image and its mirror
@@ -216,7 +220,9 @@ def validate(cfg: TrainConfig) -> None:
               ("test_split", 0 < cfg.test_split < 1, "in (0, 1)"), ("ema", 0 <= cfg.ema < 1, "in [0, 1)"),
               ("label_smoothing", 0 <= cfg.label_smoothing < 1, "in [0, 1)"), ("warmup", cfg.warmup >= 0, "≥ 0"),
               ("crop_pad", cfg.crop_pad >= 0, "≥ 0"), ("cutout", cfg.cutout >= 0, "≥ 0"),
-              ("eval_every", cfg.eval_every >= 1, "at least 1")]
+              ("eval_every", cfg.eval_every >= 1, "at least 1"),
+              ("progressive_size", cfg.progressive_size == 0 or cfg.progressive_size >= 8, "0 (off) or at least 8"),
+              ("progressive_epochs", 0 <= cfg.progressive_epochs <= cfg.epochs, "in [0, epochs]")]
     for key, ok, want in checks:
         if not ok:
             raise ConfigError(f"setting {key!r} must be {want}, got {getattr(cfg, key)!r}")

@@ -21,7 +21,8 @@ from .. import __version__
 from ..config import RECIPES, TrainConfig, resolve
 from ..data import Dataset, channel_stats, load_dataset
 from ..data.batches import Augment, Batches, Normalizer
-from ..data.registry import hold_out_val
+from ..data.registry import hold_out_val, resize_split_images
+from ..data.split import Split
 from ..errors import ImgclfError
 from ..models import arch_args, build_model, count_parameters
 from ..report import console
@@ -138,12 +139,20 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
                             device=device, rank=world.rank, world_size=world.size)
     if len(train_batches) == 0:
         raise ImgclfError(f"--batch-size {cfg.batch_size} is larger than the {len(data.train)} training images")
+    small_batches = None  # progressive resizing: the same images and order, smaller, for the first epochs
+    if cfg.progressive_size and cfg.progressive_epochs:
+        size = (cfg.progressive_size, cfg.progressive_size)
+        small = Split(resize_split_images(data.train.images, size), data.train.labels, "train")
+        small_batches = Batches(small, cfg.batch_size, norm, train=True, augment=augment, seed=cfg.seed,
+                                device=device, rank=world.rank, world_size=world.size)
 
     # ---- model and optimizer ------------------------------------------------------------------------------
     model = make_model(cfg, data, mean, std, device, prec.channels_last, init=ckpt is None,
                        arch=arch_of(ckpt) if ckpt is not None else None)
     model_args = {"in_channels": data.shape[0], "num_classes": data.num_classes, "image_size": list(data.shape[1:]),
                   **arch_args(model)}
+    if small_batches is not None:
+        _check_takes_size(model, data.shape[0], cfg, device, prec.channels_last)
     opt = make_optimizer(cfg, model)
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
     steps_per_epoch = len(train_batches)
@@ -208,7 +217,8 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
             correct = torch.full((), state["epoch_sums"][1], device=device, dtype=torch.int64)
             seen, running, running_n = state["epoch_sums"][2], 0.0, 0
             bar = console.EpochBar(epoch, cfg.epochs, steps_per_epoch, quiet or not world.is_main)
-            for step, (x, y) in enumerate(train_batches.epoch(epoch, state["step_in_epoch"]), state["step_in_epoch"]):
+            batches = small_batches if small_batches is not None and epoch < cfg.progressive_epochs else train_batches
+            for step, (x, y) in enumerate(batches.epoch(epoch, state["step_in_epoch"]), state["step_in_epoch"]):
                 lr = lr_at(state["global_step"], total_steps, cfg.lr, cfg.schedule, warmup_steps)
                 for group in opt.param_groups:
                     group["lr"] = lr
@@ -321,6 +331,22 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
         console.test_report(summary, test, quiet)
     dist.cleanup(world)
     return summary
+
+
+@torch.no_grad()
+def _check_takes_size(model: torch.nn.Module, channels: int, cfg: TrainConfig, device: torch.device,
+                      channels_last: bool) -> None:
+    """Progressive resizing needs a net that accepts any input size (global pooling), not a fixed flatten."""
+    x = torch.zeros(2, channels, cfg.progressive_size, cfg.progressive_size, device=device)
+    model.eval()
+    try:
+        model(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+    except RuntimeError:
+        raise ImgclfError(f"--model {cfg.model} only takes images of its full size, so --progressive-size "
+                          f"{cfg.progressive_size} cannot work; use a fastcnn or resnet18 model, or "
+                          "--progressive-size 0") from None
+    finally:
+        model.train()
 
 
 def _check_finite(loss: torch.Tensor, epoch: int, step: int, lr: float, cfg: TrainConfig, run_dir: Path) -> None:
