@@ -14,20 +14,12 @@ the official test split.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
 
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """An IDX file (big-endian dims, uint8 data), gzip-compressed as the official files are."""
-    magic = 0x0800 | array.ndim  # 0x08: unsigned byte
-    with gzip.open(path, "wb") as f:
-        f.write(struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape))
-        f.write(np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+from imgclf.data.idx import write_idx
 
 
 def main() -> None:
