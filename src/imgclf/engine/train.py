@@ -135,16 +135,18 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
         mean, std = normalization(cfg, data)
     norm = Normalizer(mean, std, device, channels_last=prec.channels_last)
     augment = Augment(cfg.crop_pad, cfg.flip, cfg.cutout)
-    train_batches = Batches(data.train, cfg.batch_size, norm, train=True, augment=augment, seed=cfg.seed,
-                            device=device, rank=world.rank, world_size=world.size)
+
+    def shuffled(split: Split) -> Batches:
+        return Batches(split, cfg.batch_size, norm, train=True, augment=augment, seed=cfg.seed, device=device,
+                       rank=world.rank, world_size=world.size)
+
+    train_batches = shuffled(data.train)
     if len(train_batches) == 0:
         raise ImgclfError(f"--batch-size {cfg.batch_size} is larger than the {len(data.train)} training images")
     small_batches = None  # progressive resizing: the same images and order, smaller, for the first epochs
     if cfg.progressive_size and cfg.progressive_epochs:
         size = (cfg.progressive_size, cfg.progressive_size)
-        small = Split(resize_split_images(data.train.images, size), data.train.labels, "train")
-        small_batches = Batches(small, cfg.batch_size, norm, train=True, augment=augment, seed=cfg.seed,
-                                device=device, rank=world.rank, world_size=world.size)
+        small_batches = shuffled(Split(resize_split_images(data.train.images, size), data.train.labels, "train"))
 
     # ---- model and optimizer ------------------------------------------------------------------------------
     model = make_model(cfg, data, mean, std, device, prec.channels_last, init=ckpt is None,
