@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from imgclf.engine.optim import SGD
 from imgclf.engine.schedule import lr_at
@@ -49,6 +50,31 @@ def test_tutorial_net_is_exactly_the_tutorials():
                       "fc2.bias": (84,), "fc3.weight": (10, 84), "fc3.bias": (10,)}
     with pytest.raises(ConfigError, match="at least 16×16.*--image-size"):
         build_model("tutorial-net", 1, 10, (8, 8))
+
+
+def test_tutorial_net_channel_padding_computes_the_tutorials_function():
+    """The CPU path pads conv1 to 8 channels for speed: outputs and every gradient must match the tutorial's
+    forward (pool(relu(conv))) computed with the plain layers and the same parameters."""
+    torch.manual_seed(0)
+    m = build_model("tutorial-net", 3, 10, (32, 32))
+    x = torch.randn(5, 3, 32, 32)
+
+    def tutorial_forward(x: torch.Tensor) -> torch.Tensor:
+        x = m.pool(F.relu(m.conv1(x)))
+        x = m.pool(F.relu(m.conv2(x)))
+        return m.fc3(F.relu(m.fc2(F.relu(m.fc1(torch.flatten(x, 1))))))
+
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        m.to(memory_format=fmt)
+        xin = x.contiguous(memory_format=fmt)
+        ref = tutorial_forward(xin)
+        ref_grads = torch.autograd.grad(ref.square().sum(), list(m.parameters()))
+        out = m(xin)
+        grads = torch.autograd.grad(out.square().sum(), list(m.parameters()))
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+        for (name, _), g, r in zip(m.named_parameters(), grads, ref_grads):
+            assert g.shape == r.shape, name
+            torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5, msg=name)
 
 
 def test_whitening_layer_decorrelates_patches():
