@@ -4,7 +4,7 @@ import torch
 
 from imgclf.data.augment import flip_mask, random_crop, reflect_index
 from imgclf.data.batches import Augment, Batches, Normalizer
-from imgclf.data.split import Split
+from imgclf.data.split import Split, channel_stats
 
 
 def _split(n=103, c=3, size=8):
@@ -68,3 +68,15 @@ def test_eval_batches_keep_order_and_last_partial_batch():
     s = _split(n=35)
     ys = torch.cat([y for _, y in Batches(s, 16, Normalizer([0.5] * 3, [0.25] * 3, "cpu")).epoch(0)])
     assert torch.equal(ys, s.labels)
+
+
+def test_channel_stats_match_float_mean_and_std():
+    """The histogram computation gives what float mean/std give, on the evenly spaced sample it promises."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (1000, 3, 6, 5), generator=g, dtype=torch.uint8)
+    images[:, 1] //= 4                                     # channels with clearly different statistics
+    for max_samples, sample in ((10000, images), (300, images[::4])):
+        mean, std = channel_stats(images, max_samples=max_samples)
+        x = sample.double() / 255
+        torch.testing.assert_close(torch.tensor(mean, dtype=torch.float64), x.mean(dim=(0, 2, 3)), atol=1e-6, rtol=0)
+        torch.testing.assert_close(torch.tensor(std, dtype=torch.float64), x.std(dim=(0, 2, 3)), atol=1e-6, rtol=0)

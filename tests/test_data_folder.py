@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from conftest import make_image_folder
 from PIL import Image
 
@@ -128,14 +129,20 @@ def test_no_class_folders_and_missing_path(tmp_path):
         load_dataset(tmp_path / "nowhere")
 
 
-def test_large_cache_stays_memory_mapped(tmp_path, monkeypatch):
+def test_cache_is_memory_mapped_and_never_written(tmp_path, monkeypatch):
+    """The cached images open memory-mapped copy-on-write: no up-front copy, a dataset bigger than RAM streams,
+    and writing into the tensor (nothing in imgclf does) leaves the cache file as it was."""
     root = make_image_folder(tmp_path / "imgs", per_class=4)
     fl = folder_mod.scan_split(root)
+    first = folder_mod.load_split_cached(fl, "train", None, tmp_path / "c")     # decodes and writes the cache
     modes = []
     real_load = np.load
     monkeypatch.setattr(folder_mod.np, "load", lambda p, mmap_mode=None: modes.append(mmap_mode) or
                         real_load(p, mmap_mode=mmap_mode))
-    split = folder_mod.load_split_cached(fl, "train", None, tmp_path / "c", max_memory_bytes=10)
-    full = folder_mod.load_split_cached(fl, "train", None, tmp_path / "c")
-    assert modes == ["r", None, None, None]                   # images memory-mapped only when over the limit
-    assert np.array_equal(split.images[[1, 5]].numpy(), full.images[[1, 5]].numpy())
+    split = folder_mod.load_split_cached(fl, "train", None, tmp_path / "c")
+    assert modes == ["c", None]                                # images mapped copy-on-write, labels read
+    assert torch.equal(first.images, split.images)
+    before = split.images[1].clone()
+    split.images[1] = 0
+    again = folder_mod.load_split_cached(fl, "train", None, tmp_path / "c")
+    assert torch.equal(again.images[1], before) and before.any()

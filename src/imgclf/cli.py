@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import warnings
@@ -228,6 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def entry() -> int:
+    """The `imgclf` command (console script and `python -m imgclf`): main(), then move every object into the
+    permanent GC generation, so that the interpreter's exit skips collecting torch's hundreds of thousands of
+    objects (~0.5 s of a 10 s run on our 2-core CPU). Everything is written and closed by then."""
+    code = main()
+    sys.stdout.flush()
+    gc.freeze()
+    return code
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(entry())
 

@@ -128,8 +128,11 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 # Per-model defaults, applied after the dataset profile when a model is named: what `--model X` alone runs.
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    # the tutorial's tiny net needs no augmentation or smoothing; large batches and a one-cycle lr make it fast
-    "tutorial-net": {k: v for k, v in RECIPES["tutorial-fast"].items() if k != "model"},
+    # The tutorial's net, one epoch: beats the tutorial's 2-epoch accuracy (53.8%) ~20x sooner. Chosen on a 10%
+    # val hold-out of CIFAR-10 JPEG, 1 epoch, seeds 0-2: tutorial-fast's settings 53.7% val; warm-up 0.1 epoch
+    # + label smoothing 0.1 55.5% (flip TTA is worth 1.6 of it); batch 128 ≤ 53.5%. 2 epochs: --recipe tutorial-fast.
+    "tutorial-net": {**{k: v for k, v in RECIPES["tutorial-fast"].items() if k != "model"},
+                     "epochs": 1, "warmup": 0.1, "label_smoothing": 0.1},
     "tutorial-classifier": {k: v for k, v in RECIPES["tutorial-fast"].items() if k != "model"},
     "mlp": dict(epochs=5, batch_size=64, lr=0.05, crop_pad=0, flip="none", label_smoothing=0.0),
 }
