@@ -89,12 +89,16 @@ class Batches:
         """Yield the batches of `epoch`, starting at batch `start_step` (to resume in the middle of an epoch)."""
         order = self.order(epoch)
         flips = flip_mask(order, epoch, self.seed, self.augment.flip) if self.train else None
+        in_order = not self.train and self.world_size == 1  # evaluation: batches are plain slices, no copy
         for step in range(start_step, len(self)):
             sl = slice(step * self.batch_size, (step + 1) * self.batch_size)
-            idx = order[sl]
-            dev_idx = idx.to(self.images.device) if self.images.device.type != "cpu" else idx
-            # index_select, not images[idx]: 37 vs 170 µs for 64 CIFAR images (advanced indexing's general path)
-            x, y = self.images.index_select(0, dev_idx), self.labels.index_select(0, dev_idx)
+            if in_order:
+                x, y = self.images[sl], self.labels[sl]
+            else:
+                idx = order[sl]
+                dev_idx = idx.to(self.images.device) if self.images.device.type != "cpu" else idx
+                # index_select, not images[idx]: 37 vs 170 µs for 64 CIFAR images (advanced indexing's general path)
+                x, y = self.images.index_select(0, dev_idx), self.labels.index_select(0, dev_idx)
             if x.device != self.device:
                 x, y = x.pin_memory().to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if self.train and self.augment.active:
