@@ -17,23 +17,16 @@ from __future__ import annotations
 import argparse
 import pickle
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import imgclf
-from imgclf.config import resolve
-from imgclf.data import load_dataset
-from imgclf.data.batches import Normalizer
-from imgclf.engine.setup import pick_device, pick_precision
-from imgclf.engine.train import make_model, make_optimizer, normalization
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from imgclf.engine.setup import build_run
+from imgclf.engine.step import train_step
 
 
 def synthetic_cifar(root: Path, n: int = 10_000) -> Path:
@@ -53,20 +46,14 @@ class Bare:
     """The same model, optimizer and precision as `imgclf train` builds, stepped on pre-built tensors."""
 
     def __init__(self, settings: dict) -> None:
-        data = load_dataset(settings["data"], settings.get("data_dir"), quiet=True,
-                            image_size=settings.get("image_size"))
-        cfg = resolve(settings, data.name, data.shape)
-        self.device = pick_device(cfg.device)
-        self.prec = pick_precision(cfg, self.device)
-        mean, std = normalization(cfg, data)
-        self.model = make_model(cfg, data, mean, std, self.device, self.prec.channels_last)
-        self.opt = make_optimizer(cfg, self.model)
-        norm = Normalizer(mean, std, self.device, channels_last=self.prec.channels_last)
-        b = cfg.batch_size
-        self.x, self.y = norm(data.train.images[:b].to(self.device)), data.train.labels[:b].to(self.device)
+        run = build_run(settings, quiet=True)   # exactly what `imgclf train` builds for these settings
+        self.device, self.prec, self.model, self.opt = run.device, run.prec, run.model, run.opt
+        b = run.cfg.batch_size
+        data = run.data
+        self.x, self.y = run.norm(data.train.images[:b].to(self.device)), data.train.labels[:b].to(self.device)
         test_batch = 1024 if self.device.type == "cuda" else 256  # what evaluate.predict_logits uses
-        self.x_test = norm(data.test.images[:test_batch].to(self.device))
-        self.smoothing = cfg.label_smoothing
+        self.x_test = run.norm(data.test.images[:test_batch].to(self.device))
+        self.smoothing = run.cfg.label_smoothing
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -77,11 +64,7 @@ class Bare:
         self.model.train()
 
         def step() -> None:
-            with self.prec.autocast(self.device):
-                loss = F.cross_entropy(self.model(self.x).float(), self.y, label_smoothing=self.smoothing)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
+            train_step(self.model, self.x, self.y, self.opt, self.prec, self.smoothing)
 
         return _timed(step, len(self.x), seconds, self._sync)
 

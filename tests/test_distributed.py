@@ -1,22 +1,24 @@
 """Many processes through PyTorch's own engine: torchrun + DistributedDataParallel (gloo on CPU), as the README says."""
 
 import json
+import os
 import subprocess
 import sys
 
 import torch
 
 from imgclf.data import load_dataset
-from imgclf.data.registry import hold_out_val
+from imgclf.data.split import hold_out_val
 from imgclf.engine.checkpoint import load_checkpoint
 
 ARGS = ["train", "--data", "digits", "--epochs", "2", "--batch-size", "64", "--no-plots", "--seed", "3"]
+CPU_ONLY = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}   # gloo on CPU: the test means the same on a GPU machine
 
 
 def test_torchrun_two_processes_train_one_run_on_half_the_steps(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "imgclf", *ARGS, "--out", str(tmp_path / "ddp")]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=CPU_ONLY)
     assert r.returncode == 0, r.stderr[-2000:]
     runs = list((tmp_path / "ddp").iterdir())
     assert len(runs) == 1, runs                      # rank 0 alone writes the run folder
@@ -24,7 +26,7 @@ def test_torchrun_two_processes_train_one_run_on_half_the_steps(tmp_path):
     assert summary["test_accuracy"] > 0.3            # 2 epochs on digits learn; chance is 0.1
 
     single = subprocess.run([sys.executable, "-m", "imgclf", *ARGS, "--out", str(tmp_path / "one")],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=300, env=CPU_ONLY)
     assert single.returncode == 0, single.stderr[-2000:]
     one = load_checkpoint(next((tmp_path / "one").iterdir()) / "last.pt")
     two = load_checkpoint(runs[0] / "last.pt")

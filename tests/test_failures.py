@@ -9,12 +9,25 @@ from imgclf.engine.train import NonFiniteLoss
 from imgclf.errors import ConfigError, ImgclfError
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    import imgclf.engine.train as loop
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    from imgclf.models import MODELS, register_model
 
-    real = loop.lr_at
-    monkeypatch.setattr(loop, "lr_at", lambda step, *a, **k: 1e12 if step >= 10 else real(step, *a, **k))
-    base = dict(data="digits", model="mlp", batch_size=64, out=str(tmp_path), plots=False, val_split=0.0)
+    steps = {"n": 0}
+
+    def blowing_up(**kw):   # the tutorial MLP whose outputs turn NaN from its 11th training step on
+        model = MODELS["mlp"].builder(**kw)
+
+        def hook(module, _inputs, out):
+            if module.training:
+                steps["n"] += 1
+                return out * float("nan") if steps["n"] > 10 else out
+            return out
+
+        model.register_forward_hook(hook)
+        return model
+
+    register_model("mlp-blowing-up", blowing_up)
+    base = dict(data="digits", model="mlp-blowing-up", batch_size=64, out=str(tmp_path), plots=False, val_split=0.0)
     with pytest.raises(NonFiniteLoss, match=r"step \d+ .*keeps the last good state.*lower --lr"):
         imgclf.train(base | {"name": "nan", "epochs": 3, "save_every_steps": 5}, quiet=True)
     ckpt = load_checkpoint(tmp_path / "nan" / "last.pt")

@@ -12,7 +12,31 @@ from PIL import Image
 import imgclf
 from imgclf.engine.checkpoint import load_checkpoint
 
-FAST = dict(data="digits", epochs=3, model="fastcnn-tiny", batch_size=64, plots=False)
+FAST = dict(data="digits", epochs=3, model="fastcnn-tiny", batch_size=64, plots=False, device="cpu")
+
+
+def register_interrupting_model(name, *at_steps):
+    """fastcnn-tiny, registered under `name`, that sends this process a real SIGINT (Ctrl-C) at the start of each
+    training step in `at_steps` (0-based, counted over the process), once: what a user's Ctrl-C does mid-run."""
+    import signal
+
+    from imgclf.models import MODELS, register_model
+
+    calls = {"n": 0}
+
+    def builder(**kw):
+        model = MODELS["fastcnn-tiny"].builder(**kw)
+
+        def hook(module, _inputs):
+            if module.training:
+                for _ in range(list(at_steps).count(calls["n"])):
+                    signal.raise_signal(signal.SIGINT)
+                calls["n"] += 1
+
+        model.register_forward_pre_hook(hook)
+        return model
+
+    register_model(name, builder)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +67,7 @@ def test_run_folder_is_complete(digits_run):
 
 def test_checkpoint_is_a_plain_dict_loadable_weights_only(digits_run):
     ckpt = torch.load(digits_run["checkpoint"], weights_only=True)
-    for key in ("model", "optimizer", "epoch", "global_step", "rng", "config", "classes", "normalization",
+    for key in ("model", "optimizer", "epoch", "global_step", "config", "classes", "normalization",
                 "format_version", "best_metric"):
         assert key in ckpt, key
     assert ckpt["classes"] == [str(d) for d in range(10)] and len(ckpt["normalization"]["mean"]) == 1
@@ -82,32 +106,15 @@ def test_predict_files_and_tensors(digits_run, tmp_path):
     assert sum(r["class"] == str(int(y)) for r, y in zip(from_tensor, ds.test.labels[:6])) >= 4
 
 
-def interrupt_at(monkeypatch, global_step):
-    """Send this process a real SIGINT while step `global_step` runs (through the loop's lr lookup)."""
-    import signal
-
-    import imgclf.engine.train as loop
-
-    real = loop.lr_at
-
-    def lr_at(step, *args, **kwargs):
-        if step == global_step:
-            signal.raise_signal(signal.SIGINT)
-        return real(step, *args, **kwargs)
-
-    monkeypatch.setattr(loop, "lr_at", lr_at)
-
-
 @pytest.mark.parametrize("stop_step", [22, 33])   # 22 steps/epoch: the end of epoch 1, and mid-epoch 2
-def test_interrupt_and_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch, stop_step):
+def test_interrupt_and_resume_matches_an_uninterrupted_run(tmp_path, stop_step):
     from imgclf.engine.train import TrainingStopped
 
     base = FAST | {"val_split": 0.0, "batch_size": 64, "out": str(tmp_path), "ema": 0.9, "crop_pad": 1}
     full = imgclf.train(base | {"name": "full"}, quiet=True)
-    interrupt_at(monkeypatch, stop_step - 1)
+    register_interrupting_model(f"tiny-ctrl-c-{stop_step}", stop_step - 1)
     with pytest.raises(TrainingStopped, match="--resume"):
-        imgclf.train(base | {"name": "stopped"}, quiet=True)
-    monkeypatch.undo()
+        imgclf.train(base | {"name": "stopped", "model": f"tiny-ctrl-c-{stop_step}"}, quiet=True)
     saved = load_checkpoint(tmp_path / "stopped" / "last.pt")
     assert saved["global_step"] == stop_step
     resumed = imgclf.train(resume=tmp_path / "stopped" / "last.pt", quiet=True)
@@ -121,23 +128,13 @@ def test_interrupt_and_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch
     assert rows == [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")} for r in a["history"]]
 
 
-def test_a_second_interrupt_stops_at_once_and_keeps_the_last_save(tmp_path, monkeypatch):
+def test_a_second_interrupt_stops_at_once_and_keeps_the_last_save(tmp_path):
     import signal
 
-    import imgclf.engine.train as loop
-
-    real = loop.lr_at
-
-    def lr_at(step, *args, **kwargs):
-        if step == 29:                       # mid-epoch 2 (22 steps/epoch): Ctrl-C, then Ctrl-C again
-            signal.raise_signal(signal.SIGINT)
-            signal.raise_signal(signal.SIGINT)
-        return real(step, *args, **kwargs)
-
-    monkeypatch.setattr(loop, "lr_at", lr_at)
+    register_interrupting_model("tiny-ctrl-c-twice", 29, 29)  # mid-epoch 2 (22 steps/epoch): Ctrl-C, Ctrl-C again
     with pytest.raises(KeyboardInterrupt):
-        imgclf.train(FAST | {"val_split": 0.0, "batch_size": 64, "out": str(tmp_path), "name": "s"}, quiet=True)
-    monkeypatch.undo()
+        imgclf.train(FAST | {"val_split": 0.0, "batch_size": 64, "out": str(tmp_path), "name": "s",
+                             "model": "tiny-ctrl-c-twice"}, quiet=True)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler      # handlers given back
     saved = load_checkpoint(tmp_path / "s" / "last.pt")                         # epoch 1's save, intact
     assert saved["global_step"] == 22 and saved["epoch"] == 1
@@ -168,11 +165,7 @@ def test_config_file_and_overrides(tmp_path):
 
 def test_tutorial_state_dict_loads_directly(tmp_path):
     """A state_dict saved by the CIFAR-10 tutorial's own class loads into --model tutorial-net."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from tutorial_vs_imgclf import Net  # the tutorial's class, as the tutorial writes it
+    from tutorial_reference import Net  # the tutorial's class, as the tutorial writes it
 
     net = Net()
     torch.save(net.state_dict(), tmp_path / "cifar_net.pth")
@@ -217,20 +210,19 @@ def test_a_trainconfig_object_keeps_the_recipe_and_profile_values(tmp_path):
     assert used["epochs"] == 1
 
 
-def test_progressive_resizing_trains_small_first_then_full_size(tmp_path, monkeypatch):
-    import imgclf.engine.train as loop
+def test_progressive_resizing_trains_small_first_then_full_size(tmp_path):
+    from imgclf.models import MODELS, register_model
 
     seen = []
-    real = loop.build_model
 
-    def recording(*args, **kwargs):
-        model = real(*args, **kwargs)
+    def recording(**kw):
+        model = MODELS["fastcnn-tiny"].builder(**kw)
         model.register_forward_pre_hook(lambda m, inp: seen.append((m.training, tuple(inp[0].shape[2:]))))
         return model
 
-    monkeypatch.setattr(loop, "build_model", recording)
+    register_model("tiny-recording-sizes", recording)
     root = make_image_folder(tmp_path / "shapes", per_class=40, size=16)
-    s = imgclf.train(data=str(root), epochs=6, batch_size=16, lr=0.05, model="fastcnn-tiny", val_split=0.0,
+    s = imgclf.train(data=str(root), epochs=6, batch_size=16, lr=0.05, model="tiny-recording-sizes", val_split=0.0,
                      progressive_size=8, progressive_epochs=3, out=str(tmp_path / "r"), quiet=True, plots=False)
     train_sizes = [size for training, size in seen if training]
     steps = len(train_sizes) // 6

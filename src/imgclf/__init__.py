@@ -9,7 +9,7 @@
 
 import gc as _gc
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # Importing torch creates a few hundred thousand objects, and the cyclic garbage collector walks them all
 # several times while it does: pausing it for our imports saves 0.3-0.45 s of every command's start on our

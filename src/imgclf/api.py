@@ -11,7 +11,7 @@ import torch
 
 from .data import Dataset, load_dataset
 from .data.batches import Normalizer
-from .data.images import decode_image, is_image_file
+from .data.images import decode_image, walk_images
 from .data.split import Split
 from .engine.checkpoint import arch_of, load_checkpoint, load_model_state
 from .engine.evaluate import metrics_from_logits, predict_logits
@@ -111,12 +111,13 @@ class Classifier:
 
 
 def expand_image_paths(items: list[str | os.PathLike]) -> list[str]:
-    """Files as given, folders walked (image files only, sorted); a missing path is a DataError."""
+    """Files as given, folders walked as training walks them (image files only, hidden ones skipped, sorted);
+    a missing path is a DataError."""
     files: list[str] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and is_image_file(f))
+            found = [path for path, _ in walk_images(p)]
             if not found:
                 raise DataError(f"{p}: folder holds no image files (.jpg/.png/.bmp/.webp/.gif)")
             files.extend(found)

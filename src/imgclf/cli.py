@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .config import CHOICES, FIELDS, read_config_file
+from .config import CHOICES, FIELDS, PROFILES, default_text, read_config_file
 from .errors import ImgclfError
 
 TRAIN_HELP = {
@@ -33,13 +33,16 @@ TRAIN_HELP = {
 }
 
 
+DEFAULTS_NOTE = ("Defaults depend on the data (profiles: " + ", ".join(PROFILES) + "), on --model and on --recipe; "
+                 "`imgclf train --print-config` prints what a run would use, and where each value comes from.")
+
+
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     for name, f in FIELDS.items():
         flag = "--" + name.replace("_", "-")
         kind = str(f.type)
         help_ = TRAIN_HELP.get(name, "")
-        default = f.default
-        help_ = f"{help_} (default: {default})" if help_ else f"default: {default}"
+        help_ = f"{help_} ({default_text(name)})" if help_ else default_text(name)
         if kind.startswith("bool"):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
         else:
@@ -47,7 +50,6 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, type=typ, default=None, choices=CHOICES.get(name), help=help_, metavar=None
                            if name in CHOICES else name.upper())
     p.add_argument("--config", help="YAML or TOML file of settings (same names); flags override it")
-    p.add_argument("--resume", help="continue a run from its last.pt (in the same run folder)")
 
 
 def _data_flags(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -71,8 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="which images: a seeded random sample")
     p.add_argument("--out", default="grid.png", help="PNG file to write (default grid.png)")
 
-    p = sub.add_parser("train", help="train a model, test it, write a run folder")
+    p = sub.add_parser("train", help="train a model, test it, write a run folder", epilog=DEFAULTS_NOTE)
     _add_train_flags(p)
+    p.add_argument("--resume", help="continue a run from its last.pt (in the same run folder); only --device, "
+                   "--threads, --log-every, --save-every-steps, --plots and --data-dir may change")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved settings for this data and these flags, then exit without training")
 
     p = sub.add_parser("eval", help="test a checkpoint: accuracy, per-class table, P/R/F1, confusion matrix")
     p.add_argument("checkpoint")
@@ -93,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("find-lr", help="learning-rate range test: plot loss against lr and suggest one")
+    p = sub.add_parser("find-lr", help="learning-rate range test: plot loss against lr and suggest one",
+                       epilog=DEFAULTS_NOTE)
     _add_train_flags(p)
     p.add_argument("--steps", type=int, default=100, help="how many steps of the range test (default 100)")
     p.add_argument("--min-lr", type=float, default=1e-5)
@@ -151,21 +158,27 @@ def cmd_show(args: argparse.Namespace) -> None:
     print(f"wrote {path} ({n} {args.split} images of {ds.name})")
 
 
-def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
-    settings = read_config_file(args.config) if args.config else {}
-    settings.update({k: getattr(args, k) for k in FIELDS if getattr(args, k, None) is not None})
-    return settings
+def _train_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(flags given, the --config file's settings): the two top layers of config.py's resolver."""
+    flags = {k: getattr(args, k) for k in FIELDS if getattr(args, k, None) is not None}
+    return flags, (read_config_file(args.config) if args.config else {})
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    flags, file = _train_settings(args)
+    if args.print_config:
+        from .engine.setup import describe_settings
+
+        print(describe_settings(flags, file, args.resume))
+        return
     from .engine.train import train
 
-    train(_train_settings(args), resume=args.resume)
+    train(flags, config_file=file, resume=args.resume)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from .api import load
-    from .report.console import console, metrics_table
+    from .report.console import confusion_table, console, metrics_table
 
     clf = load(args.checkpoint, model=args.model, device=args.device, image_size=args.image_size)
     result = clf.evaluate(args.data, args.data_dir, split=args.split)
@@ -173,17 +186,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         print(json.dumps(result))
         return
     console.print(metrics_table(result, result["classes"], args.split))
-    k = len(result["classes"])
-    if k <= 12:
-        from rich.table import Table
-
-        cm = Table(title=f"confusion matrix, {args.split} split (rows: true, columns: predicted)", title_justify="left")
-        cm.add_column("")
-        for c in result["classes"]:
-            cm.add_column(c[:6], justify="right")
-        for c, row in zip(result["classes"], result["confusion_matrix"]):
-            cm.add_row(c, *map(str, row))
-        console.print(cm)
+    if len(result["classes"]) <= 12:
+        console.print(confusion_table(result["confusion_matrix"], result["classes"], args.split))
     console.print(f"[bold]{args.split} accuracy {result['accuracy']:.2%}[/] ({result['n']:,} images of "
                   f"{result['dataset']}, {args.split} split), {args.split} loss {result['loss']:.4f}")
 
@@ -205,8 +209,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_find_lr(args: argparse.Namespace) -> None:
     from .engine.lr_finder import find_lr
 
-    result = find_lr(_train_settings(args), steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr,
-                     plot=args.plot)
+    flags, file = _train_settings(args)
+    result = find_lr(flags, steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr, plot=args.plot, file=file)
     print(f"suggested lr {result['suggested_lr']:.3g} (steepest descent of the smoothed loss); plot: {args.plot}")
 
 

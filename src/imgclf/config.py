@@ -1,5 +1,19 @@
-"""Every training setting in one dataclass, and how a run's settings are resolved:
-defaults < dataset profile < --recipe < --config file < command-line flags."""
+"""Every training setting in one dataclass, and the one place where a run's settings are resolved.
+
+Layers, lowest first; each later layer overrides the earlier ones for the keys it sets:
+
+    1. defaults        TrainConfig's field defaults
+    2. dataset profile PROFILES, chosen from the dataset's name and image shape (profile_for)
+    3. model defaults  MODEL_DEFAULTS[model], when you name a --model
+    4. recipe          RECIPES[recipe], when you name a --recipe
+    5. config file     --config FILE (YAML or TOML, same names)
+    6. your settings   command-line flags, or keyword arguments / a dict / a TrainConfig in the Python API
+
+`resolve()` applies them; `explain()` says which layer each value came from (`imgclf train --print-config`).
+A resumed run starts from the checkpoint's resolved settings instead, and only RESUME_OVERRIDABLE may change.
+Profiles and model defaults never set the keys that say how data is loaded (LOAD_KEYS), so the data can be
+loaded first (`load_settings`) and the profile then chosen from what was loaded.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +34,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainConfig:
-    """All settings of `imgclf train`; the CLI flags and config-file keys have these names (with - for _)."""
+    """All settings of `imgclf train`; the CLI flags and config-file keys have these names (with - for _).
+
+    A TrainConfig remembers which fields were given (to the constructor, or assigned later): only those count as
+    your settings, so `TrainConfig(recipe="fast-1m", epochs=1)` keeps the recipe's values for everything else, and
+    `TrainConfig(batch_size=256)` means 256 even though that is also the field's default.
+    """
 
     # data
     data: str = "digits"
@@ -75,6 +94,26 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def given(self) -> dict[str, Any]:
+        """The fields that were set explicitly (see the class docstring)."""
+        return {k: getattr(self, k) for k in FIELDS if k in self.__dict__.get("_given", ())}
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        super().__setattr__(key, value)
+        if key in FIELDS and "_given" in self.__dict__:
+            self.__dict__["_given"].add(key)
+
+
+_dataclass_init = TrainConfig.__init__
+
+
+def _init_recording_given(self: TrainConfig, **given: Any) -> None:
+    _dataclass_init(self, **given)
+    self.__dict__["_given"] = set(given)
+
+
+TrainConfig.__init__ = _init_recording_given  # type: ignore[method-assign]
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -138,16 +177,16 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def profile_for(name: str, shape: tuple[int, int, int]) -> dict[str, Any]:
-    """The per-dataset defaults for a dataset called `name` with images of `shape` (C, H, W)."""
+def profile_name(name: str, shape: tuple[int, int, int]) -> str:
+    """Which PROFILES entry a dataset called `name` with images of `shape` (C, H, W) gets."""
     c, h, w = shape
     if name == "digits":
-        return PROFILES["digits"]
+        return "digits"
     if c == 1 and max(h, w) <= 32:
-        return PROFILES["gray28"]
+        return "gray28"
     if c == 3 and max(h, w) <= 32:
-        return PROFILES["rgb32"]
-    return PROFILES["other"]
+        return "rgb32"
+    return "other"
 
 
 def coerce(key: str, value: Any, where: str = "") -> Any:
@@ -182,6 +221,10 @@ def coerce(key: str, value: Any, where: str = "") -> Any:
     return value
 
 
+# What a run's config.yaml records beyond its settings; ignored when that file is read back with --config.
+RUN_RECORD_KEYS = ("imgclf_version", "torch_version", "device_name", "run_dir")
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Settings from a YAML (.yaml/.yml) or TOML (.toml) file; keys are TrainConfig names (- or _)."""
     path = Path(path)
@@ -196,24 +239,96 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of setting: value")
+    bad = [k for k in raw if not isinstance(k, str)]
+    if bad:
+        raise ConfigError(f"{path}: setting names must be text, got {str(bad[0])[:40]!r}")
     return {k.replace("-", "_"): coerce(k.replace("-", "_"), v, f"{path}: ") for k, v in raw.items()
-            if k.replace("-", "_") not in ("imgclf_version", "torch_version", "device_name")}
+            if k.replace("-", "_") not in RUN_RECORD_KEYS}
 
 
-def resolve(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int]) -> TrainConfig:
-    """Defaults < dataset profile < model defaults < recipe (user['recipe']) < user settings (file, then flags)."""
-    user = {k: coerce(k, v) for k, v in user.items()}
-    merged: dict[str, Any] = dict(profile_for(dataset_name, shape))
-    merged.update(MODEL_DEFAULTS.get(user.get("model", ""), {}))
-    recipe = user.get("recipe")
+LOAD_KEYS = ("data", "data_dir", "image_size", "test_split", "seed", "strict_images", "download")
+# Settings a resumed run may change: they do not alter the maths of the run.
+RESUME_OVERRIDABLE = ("device", "threads", "log_every", "save_every_steps", "plots", "data_dir")
+
+
+def user_settings(given: TrainConfig | dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
+    """Your settings as one checked dict: a TrainConfig's given fields or a dict, then keywords; None means unset."""
+    base = given.given() if isinstance(given, TrainConfig) else dict(given or {})
+    return {k: coerce(k, v) for k, v in {**base, **more}.items() if v is not None}
+
+
+def layers(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
+           file: dict[str, Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """The named layers of the module docstring, lowest first (empty ones left out)."""
+    out = [("default", TrainConfig().to_dict()), (f"profile {profile_name(dataset_name, shape)}",
+                                                  PROFILES[profile_name(dataset_name, shape)])]
+    model = user.get("model") or (file or {}).get("model")
+    if model in MODEL_DEFAULTS:
+        out.append((f"model {model}", MODEL_DEFAULTS[model]))
+    recipe = user.get("recipe") or (file or {}).get("recipe")
     if recipe:
         if recipe not in RECIPES:
             raise ConfigError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
-        merged.update(RECIPES[recipe])
-    merged.update(user)
-    cfg = TrainConfig(**merged)
+        out.append((f"recipe {recipe}", RECIPES[recipe]))
+    if file:
+        out.append(("config file", file))
+    out.append(("yours", user))
+    return [(name, layer) for name, layer in out if layer]
+
+
+def explain(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
+            file: dict[str, Any] | None = None) -> dict[str, tuple[Any, str]]:
+    """Each resolved setting with the layer it came from: {key: (value, layer name)}."""
+    cfg = resolve(user, dataset_name, shape, file)
+    source = {}
+    for name, layer in layers(user, dataset_name, shape, file):
+        source.update(dict.fromkeys(layer, name))
+    return {k: (v, source[k]) for k, v in cfg.to_dict().items()}
+
+
+def resolve(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
+            file: dict[str, Any] | None = None) -> TrainConfig:
+    """The run's settings: the layers of the module docstring merged in order, type-checked and range-checked."""
+    merged: dict[str, Any] = {}
+    for _, layer in layers(user, dataset_name, shape, file):
+        merged.update(layer)
+    cfg = TrainConfig(**{k: coerce(k, v) for k, v in merged.items()})
     validate(cfg)
     return cfg
+
+
+def load_settings(user: dict[str, Any], file: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings that say how to load the data (LOAD_KEYS), resolved before the dataset is known: the
+    profile and model layers never set them, so this agrees with `resolve` once the data is loaded."""
+    merged = {k: v for k, v in TrainConfig().to_dict().items() if k in LOAD_KEYS}
+    recipe = user.get("recipe") or (file or {}).get("recipe")
+    for layer in (RECIPES.get(recipe or "", {}), file or {}, user):
+        merged.update({k: v for k, v in layer.items() if k in LOAD_KEYS})
+    return merged
+
+
+def resume_settings(saved: dict[str, Any], user: dict[str, Any], where: str) -> dict[str, Any]:
+    """A resumed run's settings: the checkpoint's, with only RESUME_OVERRIDABLE changed by `user`; any other
+    setting given with a different value is an error naming it (the run would no longer be the same run)."""
+    changed = sorted(k for k, v in user.items() if k not in RESUME_OVERRIDABLE and saved.get(k) != v)
+    if changed:
+        listing = ", ".join(f"--{k.replace('_', '-')} {user[k]!r} (run: {saved.get(k)!r})" for k in changed)
+        raise ConfigError(f"{where}: a resumed run keeps its settings, but {listing} differ; on resume only "
+                          f"{', '.join('--' + k.replace('_', '-') for k in RESUME_OVERRIDABLE)} may change. "
+                          "To train with other settings, start a new run")
+    return {**saved, **{k: v for k, v in user.items() if k in RESUME_OVERRIDABLE}}
+
+
+def default_text(key: str) -> str:
+    """What a flag's default is, for --help: the field default, and the per-dataset/model values that replace it."""
+    by_profile = [f"{name} {p[key]}" for name, p in PROFILES.items() if key in p]
+    by_model = [f"{name} {d[key]}" for name, d in MODEL_DEFAULTS.items() if key in d]
+    text = f"default: {FIELDS[key].default}"
+    if by_profile:
+        text += f"; by data: {', '.join(by_profile)}"
+    if by_model:
+        text += f"; by model: {', '.join(by_model)}"
+    return text
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -235,4 +350,5 @@ def dump_yaml(data: dict[str, Any]) -> str:
     return yaml.safe_dump(json.loads(json.dumps(data)), sort_keys=False)
 
 
-__all__ = ["FIELDS", "PROFILES", "RECIPES", "TrainConfig", "coerce", "read_config_file", "resolve"]
+__all__ = ["FIELDS", "PROFILES", "RECIPES", "TrainConfig", "coerce", "explain", "read_config_file", "resolve",
+           "user_settings"]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+
+from .. import rng
 
 
 def reflect_index(i: torch.Tensor, n: int) -> torch.Tensor:
@@ -37,11 +41,11 @@ def flip_mask(indices: torch.Tensor, epoch: int, seed: int, mode: str) -> torch.
     if mode == "none":
         return None
     if mode == "alternate":
-        g = torch.Generator().manual_seed(seed ^ 0x5EED)
+        g = rng.generator(seed, rng.FLIP_ALTERNATE)
         base = torch.randint(0, 2, (int(indices.max()) + 1,), generator=g, dtype=torch.bool)
         return base[indices.cpu()] ^ bool(epoch % 2)
     if mode == "random":
-        g = torch.Generator().manual_seed(hash((seed, epoch, 0xF11B)) & 0x7FFF_FFFF_FFFF)
+        g = rng.generator(seed, epoch, rng.FLIP_RANDOM)
         base = torch.randint(0, 2, (int(indices.max()) + 1,), generator=g, dtype=torch.bool)
         return base[indices.cpu()]
     raise ValueError(f"flip mode must be none, random or alternate, got {mode!r}")
@@ -68,3 +72,23 @@ def cutout(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
     in_x = (xs >= cx - size // 2) & (xs < cx - size // 2 + size)   # N×W
     hole = in_y[:, None, :, None] & in_x[:, None, None, :]
     return x.masked_fill(hole, 0)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training-time augmentation of a whole uint8 batch: translate by ±crop_pad (reflect), flip mode, cutout."""
+
+    crop_pad: int = 0
+    flip: str = "none"        # none | random | alternate
+    cutout: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.crop_pad > 0 or self.flip != "none" or self.cutout > 0
+
+    def flips(self, indices: torch.Tensor, epoch: int, seed: int) -> torch.Tensor | None:
+        """Which of the epoch's samples (by dataset index) are mirrored; None when flips are off."""
+        return flip_mask(indices, epoch, seed, self.flip)
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator, flip: torch.Tensor | None) -> torch.Tensor:
+        return cutout(random_crop(x, self.crop_pad, g, flip), self.cutout, g)

@@ -5,34 +5,12 @@ exactly after a resume, and each of `world_size` processes takes its own shard o
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 
-from .augment import cutout, flip_mask, random_crop
+from .. import rng
+from .augment import Augment
 from .split import Split
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Training-time augmentation: translate by ±crop_pad (reflect), flip mode, cutout square size."""
-
-    crop_pad: int = 0
-    flip: str = "none"        # none | random | alternate
-    cutout: int = 0
-
-    @property
-    def active(self) -> bool:
-        return self.crop_pad > 0 or self.flip != "none" or self.cutout > 0
-
-
-def _mix(*parts: int) -> int:
-    """A 63-bit seed from integers (splitmix64-style), stable across processes and Python versions."""
-    x = 0x9E3779B97F4A7C15
-    for p in parts:
-        x = (x ^ (int(p) & 0xFFFF_FFFF_FFFF_FFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFF_FFFF_FFFF_FFFF
-        x ^= x >> 31
-    return x & 0x7FFF_FFFF_FFFF_FFFF
 
 
 class Normalizer:
@@ -58,11 +36,11 @@ class Batches:
 
     def __init__(self, split: Split, batch_size: int, normalize: Normalizer, *, train: bool = False,
                  augment: Augment | None = None, seed: int = 0, device: torch.device | str = "cpu",
-                 drop_last: bool | None = None, rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1) -> None:
         self.batch_size, self.normalize, self.train = batch_size, normalize, train
         self.augment = augment or Augment()
         self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.drop_last = train if drop_last is None else drop_last
+        self.drop_last = train  # training drops the last partial batch; evaluation sees every image
         device = torch.device(device)
         # Keep the whole split on the device when it fits comfortably; else batches are copied over one by one.
         on_device = device.type == "cpu" or split.images.numel() < _free_device_bytes(device) // 4
@@ -78,7 +56,7 @@ class Batches:
     def order(self, epoch: int) -> torch.Tensor:
         """This process's sample indices for `epoch`: a seeded permutation (train) or 0..N-1, sharded by rank."""
         if self.train:
-            idx = torch.randperm(self.n, generator=torch.Generator().manual_seed(_mix(self.seed, epoch, 1)))
+            idx = torch.randperm(self.n, generator=rng.generator(self.seed, epoch, rng.SHUFFLE))
         else:
             idx = torch.arange(self.n)
         if self.world_size > 1:
@@ -88,7 +66,7 @@ class Batches:
     def epoch(self, epoch: int = 0, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield the batches of `epoch`, starting at batch `start_step` (to resume in the middle of an epoch)."""
         order = self.order(epoch)
-        flips = flip_mask(order, epoch, self.seed, self.augment.flip) if self.train else None
+        flips = self.augment.flips(order, epoch, self.seed) if self.train else None
         in_order = not self.train and self.world_size == 1  # evaluation: batches are plain slices, no copy
         for step in range(start_step, len(self)):
             sl = slice(step * self.batch_size, (step + 1) * self.batch_size)
@@ -102,9 +80,8 @@ class Batches:
             if x.device != self.device:
                 x, y = x.pin_memory().to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if self.train and self.augment.active:
-                g = torch.Generator().manual_seed(_mix(self.seed, epoch, step, 2))
-                x = random_crop(x, self.augment.crop_pad, g, None if flips is None else flips[sl])
-                x = cutout(x, self.augment.cutout, g)
+                x = self.augment(x, rng.generator(self.seed, epoch, step, rng.AUGMENT),
+                                 None if flips is None else flips[sl])
             yield self.normalize(x), y
 
 

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import DataError
+from ..fileio import commit
 
 _BLOCK = 1 << 16
 
@@ -62,5 +63,5 @@ def download(url: str, dest: Path, md5: str | None, timeout: float = 30.0, quiet
             part.unlink(missing_ok=True)
             raise DataError(f"{url}: checksum mismatch (md5 {got}, expected {md5}); the bad file was removed, "
                             "try again")
-    os.replace(part, dest)
+    commit(part, dest)  # .part was fsynced as it was written
     return dest

@@ -1,11 +1,15 @@
-"""Decode one image file into a uint8 C×H×W array: the single place where Pillow touches user files."""
+"""Image files: which files are images (one walker for train, show and predict), decoding one into a uint8
+C×H×W array (the single place where Pillow touches user files), and the one resizer every source goes through."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from ..errors import DataError
@@ -17,9 +21,49 @@ MAX_PIXELS = 40_000_000
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
-def is_image_file(path: Path) -> bool:
-    """True for the file endings we decode (case-insensitive), skipping hidden files."""
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+def is_image_file(path: str | Path) -> bool:
+    """True for the file endings we decode (case-insensitive), skipping hidden files (names starting with '.')."""
+    name = os.path.basename(path)
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def walk_images(folder: str | Path) -> list[tuple[str, os.stat_result]]:
+    """(path, stat) of every image file below `folder`, sorted by path; hidden files and folders are skipped and a
+    folder reached twice (a symlink loop) is walked once. One stat per file: this runs on every start to validate
+    the folder cache (60,000 files in ~0.4 s), so it uses os.scandir rather than pathlib."""
+    out: list[tuple[str, os.stat_result]] = []
+    stack, seen = [str(folder)], set()
+    while stack:
+        top = stack.pop()
+        st = os.stat(top)
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        with os.scandir(top) as it:
+            for e in it:
+                if e.name.startswith("."):
+                    continue
+                if e.is_dir():
+                    stack.append(e.path)
+                elif is_image_file(e.name) and e.is_file():
+                    out.append((e.path, e.stat()))
+    out.sort(key=lambda t: t[0])
+    return out
+
+
+def resize_images(images: torch.Tensor, size: tuple[int, int], chunk: int = 4096) -> torch.Tensor:
+    """Resize uint8 (N, C, H, W) images to `size` (H, W): bilinear with antialiasing (PIL's filter), in chunks to
+    bound memory. Named datasets, image folders and predict all resize here, so an image gets the same pixels
+    whichever way it comes in."""
+    size = (int(size[0]), int(size[1]))
+    if tuple(images.shape[2:]) == size:
+        return images
+    out = torch.empty((len(images), images.shape[1], *size), dtype=torch.uint8)
+    for i in range(0, len(images), chunk):
+        x = images[i:i + chunk].float()
+        y = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        out[i:i + chunk] = y.round_().clamp_(0, 255).to(torch.uint8)
+    return out
 
 
 def decode_image(path: str | Path, size: tuple[int, int] | None = None, mode: str | None = None) -> np.ndarray:
@@ -37,8 +81,6 @@ def decode_image(path: str | Path, size: tuple[int, int] | None = None, mode: st
                                     "limit (a decompression bomb?); shrink the image first")
                 im.seek(0)  # first frame of a GIF/animated WebP
                 im = _to_mode(im, mode)
-                if size is not None and (im.height, im.width) != tuple(size):
-                    im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
                 arr = np.asarray(im, dtype=np.uint8)
     except DataError:
         raise
@@ -46,11 +88,10 @@ def decode_image(path: str | Path, size: tuple[int, int] | None = None, mode: st
         raise DataError(f"{path}: not a readable image ({e})") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # truncated or corrupt data inside a real image
         raise DataError(f"{path}: broken image data ({e})") from None
-    if arr.ndim == 2:
-        arr = arr[None]
-    else:
-        arr = arr.transpose(2, 0, 1)
-    return np.ascontiguousarray(arr)
+    arr = np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+    if size is not None and arr.shape[1:] != tuple(size):
+        arr = resize_images(torch.from_numpy(arr)[None], size)[0].numpy()
+    return arr
 
 
 def _to_mode(im: Image.Image, mode: str | None) -> Image.Image:

@@ -7,15 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
 from ..errors import DataError
 from . import cifar, idx
 from .digits import load_digits
 from .download import download
 from .folder import load_folder
-from .split import Dataset, stratified_holdout
+from .images import resize_images
+from .split import Dataset, hold_out_val
 
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -126,16 +124,6 @@ def fetch(name: str, data_dir: Path | None = None, quiet: bool = False) -> Path:
     return target
 
 
-def resize_split_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize uint8 N×C×H×W images (bilinear, antialiased), in chunks to bound memory."""
-    out = torch.empty((len(images), images.shape[1], *size), dtype=torch.uint8)
-    for i in range(0, len(images), 4096):
-        x = images[i:i + 4096].float()
-        y = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-        out[i:i + 4096] = y.round().clamp(0, 255).to(torch.uint8)
-    return out
-
-
 def load_dataset(data: str | Path = "digits", data_dir: str | Path | None = None, *, download_missing: bool = True,
                  image_size: int | tuple[int, int] | None = None, val_split: float = 0.0, test_split: float = 0.2,
                  seed: int = 0, strict_images: bool = False, quiet: bool = False) -> Dataset:
@@ -160,16 +148,6 @@ def load_dataset(data: str | Path = "digits", data_dir: str | Path | None = None
         size = None  # already decoded at that size
     if size is not None and ds.shape[1:] != size:
         for s in ds.splits().values():
-            s.images = resize_split_images(s.images, size)
+            s.images = resize_images(s.images, size)
         ds.notes.append(f"images resized to {size[0]}×{size[1]}")
     return hold_out_val(ds, val_split, seed)
-
-
-def hold_out_val(ds: Dataset, fraction: float, seed: int) -> Dataset:
-    """Move `fraction` of each train class (fixed seed) into a val split, unless the data brings its own."""
-    if fraction and ds.val is None:
-        keep, held = stratified_holdout(ds.train.labels, fraction, seed)
-        ds.val = ds.train.subset(held, "val")
-        ds.train = ds.train.subset(keep, "train")
-        ds.notes.append(f"val split: {len(held)} images ({fraction:.0%} per class, seed {seed}) held out of train")
-    return ds

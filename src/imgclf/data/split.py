@@ -101,3 +101,13 @@ def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> tupl
         held.append(idx[:k])
         keep.append(idx[k:])
     return torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(held)).values
+
+
+def hold_out_val(ds: Dataset, fraction: float, seed: int) -> Dataset:
+    """Move `fraction` of each train class (fixed seed) into a val split, unless the data brings its own."""
+    if fraction and ds.val is None:
+        keep, held = stratified_holdout(ds.train.labels, fraction, seed)
+        ds.val = ds.train.subset(held, "val")
+        ds.train = ds.train.subset(keep, "train")
+        ds.notes.append(f"val split: {len(held)} images ({fraction:.0%} per class, seed {seed}) held out of train")
+    return ds

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import pickle
@@ -15,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from ..fileio import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -23,22 +23,11 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path) -> Path:
     """Write `obj` to `path` via a temporary file in the same folder (write, flush, fsync, rename), so a crash or
     a full disk leaves the previous file intact. Raises CheckpointError with the reason."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic_write(path) as f:
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
     except (OSError, RuntimeError) as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         reason = _reason(e)
         kept = f"the previous {path.name} is untouched" if path.exists() else "nothing was saved"
         raise CheckpointError(f"cannot write checkpoint {path} ({reason}); "
@@ -56,7 +45,7 @@ def _reason(e: BaseException) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint (ours, any format version) or a plain state_dict such as the tutorial's cifar_net.pth.
     Plain state_dicts come back as {'format_version': 0, 'model': state_dict}. Never unpickles code."""
     path = Path(path)
@@ -65,7 +54,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on odd pickle protocols: we report our own error
-            obj = torch.load(path, map_location=map_location, weights_only=True)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).splitlines()[0][:200]
         raise CheckpointError(f"{path}: refused to load: the file holds Python objects beyond tensors and plain "

@@ -7,39 +7,25 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from ..data.batches import Augment, Batches, Normalizer
-from .setup import pick_device, pick_precision
-from .train import data_and_config, make_model, make_optimizer, normalization
+from .setup import build_run
+from .step import set_lr, train_step
 
 
 def find_lr(settings: dict[str, Any], steps: int = 100, min_lr: float = 1e-5, max_lr: float = 10.0,
-            plot: str | None = "lr_find.png", quiet: bool = False) -> dict[str, Any]:
-    """Run the range test on the training split with the run's model/optimizer settings; returns
-    {'lrs', 'losses', 'suggested_lr'} and writes a plot of loss against lr."""
-    data, cfg = data_and_config(dict(settings), quiet)
-    device = pick_device(cfg.device)
-    prec = pick_precision(cfg, device)
-    mean, std = normalization(cfg, data)
-    norm = Normalizer(mean, std, device, channels_last=prec.channels_last)
-    model = make_model(cfg, data, mean, std, device, prec.channels_last)
-    opt = make_optimizer(cfg, model)
-    batches = Batches(data.train, cfg.batch_size, norm, train=True, augment=Augment(cfg.crop_pad, cfg.flip, cfg.cutout),
-                      seed=cfg.seed, device=device)
+            plot: str | None = "lr_find.png", quiet: bool = False, file: dict[str, Any] | None = None
+            ) -> dict[str, Any]:
+    """Run the range test on the training split with the run's model/optimizer settings (built exactly as
+    `imgclf train` builds them); returns {'lrs', 'losses', 'suggested_lr'} and writes a plot of loss against lr."""
+    run = build_run(settings, file, quiet)
     lrs, losses, smooth, best = [], [], 0.0, math.inf
     step, epoch = 0, 0
-    model.train()
+    run.model.train()
     while step < steps:
-        for x, y in batches.epoch(epoch):
+        for x, y in run.batches.epoch(epoch):
             lr = min_lr * (max_lr / min_lr) ** (step / max(1, steps - 1))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            with prec.autocast(device):
-                loss = F.cross_entropy(model(x).float(), y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            set_lr(run.opt, lr)
+            loss, _ = train_step(run.step_model, x, y, run.opt, run.prec, run.cfg.label_smoothing)
             value = loss.item()
             smooth = 0.9 * smooth + 0.1 * value
             debiased = smooth / (1 - 0.9 ** (step + 1))
@@ -56,7 +42,7 @@ def find_lr(settings: dict[str, Any], steps: int = 100, min_lr: float = 1e-5, ma
         from ..report.plots import lr_plot
 
         lr_plot(lrs, losses, suggested, plot)
-    return {"lrs": lrs, "losses": losses, "suggested_lr": suggested, "model": cfg.model, "dataset": data.name}
+    return {"lrs": lrs, "losses": losses, "suggested_lr": suggested, "model": run.cfg.model, "dataset": run.data.name}
 
 
 def suggest(lrs: list[float], losses: list[float]) -> float:

@@ -1,75 +1,265 @@
-"""Where training runs and in which precision: device choice, autocast, channels_last, threads."""
+"""Everything a run needs before its first step, built in one place: settings → data → device and precision →
+model, optimizer, EMA → batches → (for `train`) the state restored from a checkpoint and the run folder.
+`imgclf train`, `imgclf find-lr` and the benchmarks all build their runs here."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import warnings
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from ..config import TrainConfig
-from ..errors import ConfigError
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto': cuda:LOCAL_RANK (or cuda:0) if available, then mps, else cpu; otherwise the named device, checked."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"--device {name!r} is not a device name (auto, cpu, cuda, cuda:1, mps)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is visible to PyTorch here; use --device cpu or auto")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("--device mps: Apple's MPS backend is not available here; use --device cpu or auto")
-    return dev
+from .._version import __version__
+from ..config import TrainConfig, explain, load_settings, resolve, resume_settings
+from ..data import Dataset, channel_stats, load_dataset
+from ..data.augment import Augment
+from ..data.batches import Batches, Normalizer
+from ..data.images import resize_images
+from ..data.split import Split, hold_out_val
+from ..errors import ImgclfError
+from ..models import arch_args, build_model
+from ..report.run_dir import new_run_dir
+from . import distributed as dist
+from .checkpoint import FORMAT_VERSION, arch_of, load_checkpoint, load_model_state, save_checkpoint
+from .device import Precision, pick_device, pick_precision
+from .ema import EMA
+from .optim import SGD
+from .schedule import lr_at
 
 
 @dataclass
-class Precision:
-    """How the forward/backward pass runs: autocast dtype (None = full fp32), grad scaling, memory format."""
+class Progress:
+    """Where a run is: what a checkpoint must hold (besides weights) for a resume to continue exactly."""
 
-    autocast_dtype: torch.dtype | None
-    scaler: torch.amp.GradScaler | None
-    channels_last: bool
+    epoch: int = 0                  # epochs completed
+    step_in_epoch: int = 0          # steps done in the current epoch (mid-epoch saves)
+    global_step: int = 0
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)   # one row per epoch (metrics.csv)
+    train_seconds: float = 0.0
+    epoch_sums: list[float | int] | None = None                    # EpochTotals.saved() of a mid-epoch save
 
-    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=self.autocast_dtype)
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether oneDNN can run bf16 in hardware here (AVX512-BF16 or AMX); without it bf16 is emulated."""
+@dataclass
+class Run:
+    """A training run, ready to step: the resolved settings and everything built from them."""
+
+    cfg: TrainConfig
+    data: Dataset
+    world: dist.World
+    device: torch.device
+    prec: Precision
+    mean: list[float]
+    std: list[float]
+    norm: Normalizer
+    model: torch.nn.Module
+    step_model: torch.nn.Module     # the model as stepped: wrapped by DistributedDataParallel or torch.compile
+    opt: torch.optim.Optimizer
+    ema: EMA | None
+    batches: Batches
+    small_batches: Batches | None   # progressive resizing: the same images and order, smaller
+    progress: Progress = field(default_factory=Progress)
+    run_dir: Path | None = None
+    resumed: bool = False
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.batches)
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.epochs * self.steps_per_epoch
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """What validation and testing run: the weight average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def lr(self, step: int) -> float:
+        warmup = min(self.total_steps, round(self.cfg.warmup * self.steps_per_epoch))
+        return lr_at(step, self.total_steps, self.cfg.lr, self.cfg.schedule, warmup)
+
+    def batches_for(self, epoch: int) -> Batches:
+        small = self.small_batches is not None and epoch < self.cfg.progressive_epochs
+        return self.small_batches if small else self.batches
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The checkpoint: a plain dict of tensors and Python values (read back by `restore` and `api.load`)."""
+        c, h, w = self.data.shape
+        return {
+            "format_version": FORMAT_VERSION, "imgclf_version": __version__,
+            "model_name": self.cfg.model,
+            "model_args": {"in_channels": c, "num_classes": self.data.num_classes, "image_size": [h, w],
+                           **arch_args(self.model)},
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.opt.state_dict(),
+            "scaler": self.prec.scaler.state_dict() if self.prec.scaler.is_enabled() else None,
+            **self.progress.as_dict(),
+            "config": self.cfg.to_dict(), "classes": self.data.classes, "dataset": self.data.name,
+            "normalization": {"mean": list(self.mean), "std": list(self.std)}, "tta": self.cfg.tta,
+            "channels_last": self.prec.channels_last,
+        }
+
+    def save(self, name: str) -> None:
+        """Write RUN_DIR/name.pt (rank 0 only; atomically)."""
+        if self.world.is_main and self.run_dir is not None:
+            save_checkpoint(self.checkpoint(), self.run_dir / f"{name}.pt")
+
+    def restore(self, ckpt: dict[str, Any], where: str) -> None:
+        """Continue exactly where `ckpt` left off: weights, optimizer, EMA, grad scaler and progress."""
+        load_model_state(self.model, ckpt["model"], where, self.cfg.model)
+        self.opt.load_state_dict(ckpt["optimizer"])
+        if self.ema is not None and ckpt.get("ema"):
+            self.ema.load_state_dict(ckpt["ema"])
+        if ckpt.get("scaler"):
+            self.prec.scaler.load_state_dict(ckpt["scaler"])
+        self.progress = Progress(**{k: ckpt[k] for k in Progress.__dataclass_fields__ if k in ckpt})
+        self.resumed = True
+
+
+def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: str | Path | None = None,
+              quiet: bool = False) -> Run:
+    """A run for `imgclf train`: new (settings `file` < `user`, see config.py), or continued from `resume`."""
+    ckpt = None
+    if resume is not None:
+        ckpt = load_checkpoint(resume)
+        if ckpt.get("format_version", 0) < 1 or "optimizer" not in ckpt:
+            raise ImgclfError(f"{resume}: a bare state_dict holds no optimizer or progress; --resume needs a "
+                              "last.pt written by imgclf train (to evaluate or predict with it, use imgclf eval / "
+                              "predict with --model)")
+        user, file = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume)), None
+    run = build_run(user, file, quiet, ckpt)
+    if ckpt is not None:
+        run.restore(ckpt, str(resume))
+        run.run_dir = Path(resume).parent
+    elif run.world.is_main:
+        run.run_dir = new_run_dir(run.cfg.out, run.cfg.name or f"{run.data.name}-{run.cfg.model}")
+    else:
+        run.run_dir = Path(run.cfg.out)
+    return run
+
+
+def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, resume: str | Path | None = None
+                      ) -> str:
+    """`imgclf train --print-config`: the resolved settings for this data, one `key: value  # layer` line each
+    (the layers of config.py); loads the data (to choose its profile) but builds and trains nothing."""
+    if resume is not None:
+        user, file = resume_settings(load_checkpoint(resume)["config"], {**(file or {}), **user}, str(resume)), None
+    data, _ = load_data(user, file, quiet=True)
+    c, h, w = data.shape
+    lines = [f"# {data.name}: {len(data.train):,} train images of {c}×{h}×{w}, {data.num_classes} classes"]
+    for key, (value, layer) in explain(user, data.name, data.shape, file).items():
+        lines.append(f"{key}: {json.dumps(value)}  # {layer}")
+    return "\n".join(lines)
+
+
+def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: bool = False,
+              ckpt: dict[str, Any] | None = None) -> Run:
+    """Load the data, resolve the settings for it and build model, optimizer, EMA and batches (fresh weights
+    unless `ckpt` is given, whose normalization and architecture are then kept)."""
+    world = dist.setup()
+    if user.get("threads"):
+        torch.set_num_threads(int(user["threads"]))
+    data, cfg = load_data(user, file, quiet)
+    device = pick_device(cfg.device) if world.size == 1 else world.device
+    prec = pick_precision(cfg, device)
+    mean, std = ((ckpt["normalization"]["mean"], ckpt["normalization"]["std"]) if ckpt is not None
+                 else normalization(cfg, data))
+    norm = Normalizer(mean, std, device, channels_last=prec.channels_last)
+    model = make_model(cfg, data, mean, std, device, prec.channels_last, init=ckpt is None,
+                       arch=arch_of(ckpt) if ckpt is not None else None)
+    batches, small = make_batches(cfg, data, norm, device, world)
+    if small is not None:
+        check_takes_size(model, data.shape[0], cfg, device, prec.channels_last)
+    if world.size > 1:
+        step_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None)
+    else:
+        step_model = torch.compile(model) if cfg.compile else model
+    return Run(cfg, data, world, device, prec, list(mean), list(std), norm, model, step_model,
+               make_optimizer(cfg, model), EMA(model, cfg.ema) if cfg.ema > 0 else None, batches, small)
+
+
+def load_data(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: bool = False
+              ) -> tuple[Dataset, TrainConfig]:
+    """Load the data the settings name, resolve the settings for that data, hold out val as they say."""
+    how = load_settings(user, file)
+    data = load_dataset(how["data"], how["data_dir"], download_missing=how["download"], image_size=how["image_size"],
+                        test_split=how["test_split"], seed=how["seed"], strict_images=how["strict_images"],
+                        quiet=quiet)
+    cfg = resolve(user, data.name, data.shape, file)
+    return hold_out_val(data, cfg.val_split, cfg.seed), cfg
+
+
+def normalization(cfg: TrainConfig, data: Dataset) -> tuple[list[float], list[float]]:
+    """Per-channel mean/std: the training split's own (computed once, stored in every checkpoint) or 0.5/0.5."""
+    if cfg.normalize == "half":
+        return [0.5] * data.shape[0], [0.5] * data.shape[0]
+    return channel_stats(data.train.images)
+
+
+def make_model(cfg: TrainConfig, data: Dataset, mean: list[float], std: list[float], device: torch.device,
+               channels_last: bool, init: bool = True, arch: dict[str, Any] | None = None) -> torch.nn.Module:
+    """Build cfg.model for this data (seeded), let it see the data if it wants to (whitening), move it.
+    `arch`: architecture settings from a checkpoint being resumed (they win over the registry's)."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, data.shape[0], data.num_classes, data.shape[1:], **(arch or {}))
+    if init and hasattr(model, "init_from_data"):
+        pick = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.seed))[:5000]
+        model.init_from_data(Normalizer(mean, std, "cpu")(data.train.images[pick]))
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """SGD (ours, see optim.py) or AdamW; weight decay on weights only, not on biases and norm shifts."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def make_batches(cfg: TrainConfig, data: Dataset, norm: Normalizer, device: torch.device, world: dist.World
+                 ) -> tuple[Batches, Batches | None]:
+    """The shuffled, augmented training batches, and (progressive resizing) the same at the small size."""
+    augment = Augment(cfg.crop_pad, cfg.flip, cfg.cutout)
+
+    def shuffled(split: Split) -> Batches:
+        return Batches(split, cfg.batch_size, norm, train=True, augment=augment, seed=cfg.seed, device=device,
+                       rank=world.rank, world_size=world.size)
+
+    batches = shuffled(data.train)
+    if len(batches) == 0:
+        raise ImgclfError(f"--batch-size {cfg.batch_size} is larger than the {len(data.train)} training images")
+    small = None
+    if cfg.progressive_size and cfg.progressive_epochs:
+        size = (cfg.progressive_size, cfg.progressive_size)
+        small = shuffled(Split(resize_images(data.train.images, size), data.train.labels, "train"))
+    return batches, small
+
+
+@torch.no_grad()
+def check_takes_size(model: torch.nn.Module, channels: int, cfg: TrainConfig, device: torch.device,
+                     channels_last: bool) -> None:
+    """Progressive resizing needs a net that accepts any input size (global pooling), not a fixed flatten."""
+    x = torch.zeros(2, channels, cfg.progressive_size, cfg.progressive_size, device=device)
+    model.eval()
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def pick_precision(cfg: TrainConfig, device: torch.device) -> Precision:
-    """'auto' is amp-bf16 (or fp16 where bf16 is unsupported) on CUDA and fp32 elsewhere: our 2-core CPUs (AMD
-    Zen 3, AVX2 only) have no native bf16, so a bf16 matmul runs at 0.9 GFLOP/s against fp32's 107 and a bf16
-    training step is ~10× slower. channels_last is on unless set (CPU: 1.4-1.6× faster training and inference,
-    benchmarks/RESULTS.md), except on MPS."""
-    mode = cfg.precision
-    if mode == "auto":
-        if device.type == "cuda":
-            mode = "amp-bf16" if torch.cuda.is_bf16_supported() else "amp-fp16"
-        else:
-            mode = "fp32"
-    dtype = {"fp32": None, "amp-bf16": torch.bfloat16, "amp-fp16": torch.float16}[mode]
-    if device.type == "cpu" and dtype is not None and not cpu_has_native_bf16():
-        warnings.warn(f"--precision {mode}: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native "
-                      "bf16/fp16 arithmetic, so training will be many times slower than fp32; use --precision fp32",
-                      stacklevel=2)
-    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type in ("cuda", "cpu")
-    return Precision(dtype, scaler, channels_last)
+        model(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+    except RuntimeError:
+        raise ImgclfError(f"--model {cfg.model} only takes images of its full size, so --progressive-size "
+                          f"{cfg.progressive_size} cannot work; use a fastcnn or resnet18 model, or "
+                          "--progressive-size 0") from None
+    finally:
+        model.train()

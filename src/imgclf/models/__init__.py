@@ -36,6 +36,12 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
 ]}
 
 
+def register_model(name: str, builder: Callable[..., nn.Module], description: str = "") -> None:
+    """Add a network under `name`: `builder(in_channels=, num_classes=, image_size=(H, W), **arch)` → nn.Module.
+    Registered models train, save, resume and load like the built-in ones (in the process that registered them)."""
+    MODELS[name] = ModelSpec(name, builder, description)
+
+
 def build_model(name: str, in_channels: int, num_classes: int, image_size: tuple[int, int],
                 **arch: Any) -> nn.Module:
     """Build registered model `name` for this data's channels, classes and (H, W); `arch` overrides the
@@ -55,4 +61,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["MODELS", "arch_args", "build_model", "count_parameters"]
+__all__ = ["MODELS", "arch_args", "build_model", "count_parameters", "register_model"]

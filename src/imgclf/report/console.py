@@ -93,6 +93,17 @@ def metrics_table(metrics: dict[str, Any], classes: list[str], split: str) -> Ta
     return table
 
 
+def confusion_table(cm: list[list[int]], classes: list[str], split: str) -> Table:
+    """The confusion matrix as a table (rows: true class, columns: predicted; names cut to 6 characters)."""
+    table = Table(title=f"confusion matrix, {split} split (rows: true, columns: predicted)", title_justify="left")
+    table.add_column("")
+    for c in classes:
+        table.add_column(c[:6], justify="right")
+    for c, row in zip(classes, cm):
+        table.add_row(c, *map(str, row))
+    return table
+
+
 def test_report(summary: dict[str, Any], test: dict[str, Any], quiet: bool) -> None:
     if quiet:
         return

@@ -6,12 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ..config import dump_yaml
 from ..errors import ImgclfError
+from ..fileio import write_text_atomic
 
 
 def new_run_dir(out: str | Path, name: str) -> Path:
@@ -32,13 +32,10 @@ def new_run_dir(out: str | Path, name: str) -> Path:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Atomic write: temporary file beside it, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    """Atomic write (see fileio); a failure is one ImgclfError naming the file."""
     try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise ImgclfError(f"cannot write {path} ({e.strerror or e})") from None
 
 

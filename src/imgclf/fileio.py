@@ -1,0 +1,50 @@
+"""The one way imgclf writes a file that must never be seen half-written (checkpoints, run-folder files, the
+folder cache, downloads): a temporary file in the same folder, flushed and fsynced, renamed over the target,
+then the folder fsynced so the rename itself survives a crash."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+def temporary_name(path: Path) -> Path:
+    """The hidden temporary file beside `path` that this process writes before the rename."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def commit(tmp: Path, path: Path) -> None:
+    """Rename a complete, fsynced `tmp` over `path` and fsync the folder."""
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, text: bool = False) -> Iterator[IO[Any]]:
+    """`with atomic_write(p) as f: ...` writes p all or nothing; on any error the temporary file is removed,
+    the previous p is untouched and the error propagates."""
+    path = Path(path)
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, "w" if text else "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        commit(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Atomically replace a text file's contents."""
+    with atomic_write(path, text=True) as f:
+        f.write(text)
