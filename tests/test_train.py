@@ -184,7 +184,7 @@ def test_tutorial_state_dict_loads_directly(tmp_path):
 
 def test_recipes_run_and_learn(tmp_path):
     """Every named recipe runs end to end on a small image folder (few epochs) and beats chance."""
-    from imgclf.config import RECIPES
+    from imgclf.recipes import RECIPES
 
     root = make_image_folder(tmp_path / "shapes", per_class=24, size=32)
     for name in RECIPES:
@@ -200,7 +200,8 @@ def test_recipes_run_and_learn(tmp_path):
 
 
 def test_a_trainconfig_object_keeps_the_recipe_and_profile_values(tmp_path):
-    from imgclf.config import RECIPES, TrainConfig
+    from imgclf.config import TrainConfig
+    from imgclf.recipes import RECIPES
 
     cfg = TrainConfig(data="digits", recipe="fast-1m", epochs=1, out=str(tmp_path), plots=False)
     summary = imgclf.train(cfg, quiet=True)

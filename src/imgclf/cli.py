@@ -10,8 +10,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .config import CHOICES, FIELDS, PROFILES, default_text, read_config_file
+from .config import CHOICES, FIELDS, default_text, read_config_file
 from .errors import ImgclfError
+from .recipes import PROFILES
 
 TRAIN_HELP = {
     "data": "dataset name (see `imgclf datasets`) or a folder of images: root/<class>/* or root/{train,test}/<class>/*",

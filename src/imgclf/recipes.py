@@ -1,0 +1,73 @@
+"""Named sets of settings, every value with the reason it has: recipes (`--recipe`), per-dataset profiles (what
+`--data X` alone runs) and per-model defaults (what `--model X` alone runs). How they combine with the defaults,
+a config file and flags is config.py's job; the figures they give are in benchmarks/RESULTS.md with the commands.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Named recipes: each value is exactly what it changes, with the reason. The figures they give are in
+# benchmarks/RESULTS.md with the command that produced them.
+RECIPES: dict[str, dict[str, Any]] = {
+    # The PyTorch CIFAR-10 tutorial as written: batch 4, 2 epochs, SGD 0.001/0.9, no augmentation, [-1, 1].
+    "tutorial": dict(model="tutorial-net", epochs=2, batch_size=4, lr=0.001, optimizer="sgd", momentum=0.9,
+                     nesterov=False, weight_decay=0.0, label_smoothing=0.0, schedule="constant", warmup=0.0,
+                     crop_pad=0, flip="none", cutout=0, normalize="half", val_split=0.0, log_every=2000),
+    # The tutorial's network, trained the way a modern loop would: batch 64, Nesterov, one-cycle. Tuned on a
+    # CIFAR-10 val hold-out: 1 epoch reached 53.6% val, 2 epochs 60.2%; batch 128 at lr 0.1 once collapsed.
+    "tutorial-fast": dict(model="tutorial-net", epochs=2, batch_size=64, lr=0.05, weight_decay=5e-4,
+                          label_smoothing=0.0, schedule="onecycle", warmup=0.3, crop_pad=0, flip="none",
+                          val_split=0.0),
+    # CPU time-budget recipes for 32×32 colour data (CIFAR-like), tuned on a 10% val hold-out of CIFAR-10 JPEG,
+    # then run with no hold-out (every image trains; best.pt is the last epoch; nothing is picked on test).
+    # On a 2-core CPU, FLOPs are time: training at 24×24 costs half of 32×32, ReLU a fraction of GELU.
+    # fast-1m: tiny net, 24×24, 3 epochs. Val: lr 0.2 → 72.7%, 0.4 → 75.3%, 0.6 → 75.9% (4 epochs at 0.4: 76.7%,
+    # but 1.1 min on 50k images).
+    "fast-1m": dict(model="fastcnn-tiny", image_size=24, epochs=3, batch_size=256, lr=0.6, weight_decay=5e-4,
+                    label_smoothing=0.2, warmup=0.3, crop_pad=2, flip="alternate", val_split=0.0, tta=True),
+    # fast-5m: small net, 24×24, 7 epochs. Val: 2 epochs → 74.2%, 8 epochs → 83.6% (4.6 min on 45k images).
+    "fast-5m": dict(model="fastcnn-small", image_size=24, epochs=7, batch_size=256, lr=0.2, weight_decay=5e-4,
+                    label_smoothing=0.2, warmup=0.5, crop_pad=2, flip="alternate", val_split=0.0, tta=True),
+    # fast-10m: small net at full 32×32, 8 epochs (~60 s each on 2 cores).
+    "fast-10m": dict(model="fastcnn-small", epochs=8, batch_size=256, lr=0.2, weight_decay=5e-4,
+                     label_smoothing=0.2, warmup=0.5, crop_pad=2, flip="alternate", val_split=0.0, tta=True),
+}
+
+# Per-dataset defaults, applied before the recipe: what `imgclf train --data X` alone runs.
+PROFILES: dict[str, dict[str, Any]] = {
+    # 8×8 digits (1,437 train images): tiny net, many cheap epochs; digits are not mirrored.
+    "digits": dict(model="fastcnn-tiny", epochs=15, batch_size=64, lr=0.1, crop_pad=1, flip="none", val_split=0.1),
+    # 28×28 grayscale (MNIST-format): a mirrored glyph is another glyph, so no flips; small shifts help.
+    # Tuned on MNIST's val hold-out: 99.50% val, 99.56% test in 57.5 s on 2 cores (benchmarks/RESULTS.md).
+    "gray28": dict(model="fastcnn-tiny", epochs=3, batch_size=128, lr=0.2, label_smoothing=0.0, crop_pad=2,
+                   flip="none", val_split=0.1),
+    # 32×32 colour (CIFAR-like): the fast-5m recipe's training at the images' own resolution.
+    "rgb32": {k: v for k, v in RECIPES["fast-5m"].items() if k != "image_size"},
+    # anything else (a folder of photos): mirrored images are the same class.
+    "other": dict(model="fastcnn-small", epochs=15, batch_size=64, flip="random", crop_pad=2),
+}
+
+
+# Per-model defaults, applied after the dataset profile when a model is named: what `--model X` alone runs.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    # The tutorial's net, one epoch: beats the tutorial's 2-epoch accuracy (53.8%) ~20x sooner. Chosen on a 10%
+    # val hold-out of CIFAR-10 JPEG, 1 epoch, seeds 0-2: tutorial-fast's settings 53.7% val; warm-up 0.1 epoch
+    # + label smoothing 0.1 55.5% (flip TTA is worth 1.6 of it); batch 128 ≤ 53.5%. 2 epochs: --recipe tutorial-fast.
+    "tutorial-net": {**{k: v for k, v in RECIPES["tutorial-fast"].items() if k != "model"},
+                     "epochs": 1, "warmup": 0.1, "label_smoothing": 0.1},
+    "tutorial-classifier": {k: v for k, v in RECIPES["tutorial-fast"].items() if k != "model"},
+    "mlp": dict(epochs=5, batch_size=64, lr=0.05, crop_pad=0, flip="none", label_smoothing=0.0),
+}
+
+
+def profile_name(name: str, shape: tuple[int, int, int]) -> str:
+    """Which PROFILES entry a dataset called `name` with images of `shape` (C, H, W) gets."""
+    c, h, w = shape
+    if name == "digits":
+        return "digits"
+    if c == 1 and max(h, w) <= 32:
+        return "gray28"
+    if c == 3 and max(h, w) <= 32:
+        return "rgb32"
+    return "other"
