@@ -81,7 +81,7 @@ def decode_image(path: str | Path, size: tuple[int, int] | None = None, mode: st
                                     "limit (a decompression bomb?); shrink the image first")
                 im.seek(0)  # first frame of a GIF/animated WebP
                 im = _to_mode(im, mode)
-                arr = np.asarray(im, dtype=np.uint8)
+                arr = np.array(im, dtype=np.uint8)  # a writable copy (torch refuses read-only arrays)
     except DataError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

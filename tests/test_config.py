@@ -1,0 +1,81 @@
+"""The one settings resolver: layers in order, what --print-config and --help say, a TrainConfig's given fields,
+a run's own config.yaml read back, and the settings a resume may and may not change."""
+
+import pytest
+
+import imgclf
+from imgclf.cli import main
+from imgclf.config import LOAD_KEYS, TrainConfig, explain, read_config_file, user_settings
+from imgclf.engine.checkpoint import load_checkpoint
+from imgclf.errors import ConfigError
+from imgclf.recipes import MODEL_DEFAULTS, PROFILES, RECIPES
+
+
+def test_each_layer_overrides_the_ones_below():
+    digits = ("digits", (1, 8, 8))
+    assert explain({}, *digits)["batch_size"] == (64, "profile digits")
+    assert explain({}, *digits)["optimizer"] == ("sgd", "default")
+    assert explain({}, "mnist", (1, 28, 28))["batch_size"] == (128, "profile gray28")
+    assert explain({"model": "tutorial-net"}, *digits)["batch_size"] == (64, "model tutorial-net")
+    assert explain({"model": "tutorial-net"}, *digits)["epochs"] == (1, "model tutorial-net")
+    assert explain({"recipe": "fast-1m"}, *digits)["batch_size"] == (256, "recipe fast-1m")
+    assert explain({"recipe": "fast-1m"}, *digits, file={"batch_size": 32})["batch_size"] == (32, "config file")
+    assert explain({"batch_size": 8}, *digits, file={"batch_size": 32})["batch_size"] == (8, "yours")
+
+
+def test_profiles_and_model_defaults_never_choose_how_data_is_loaded():
+    """The data is loaded before its profile is known (config.load_settings): profiles must not set LOAD_KEYS."""
+    for name, layer in [*PROFILES.items(), *MODEL_DEFAULTS.items()]:
+        assert not set(layer) & set(LOAD_KEYS), name
+
+
+def test_print_config_shows_the_resolved_values_and_their_source(capsys, tmp_path):
+    assert main(["train", "--print-config", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "batch_size: 64  # profile digits" in out and "model: \"fastcnn-tiny\"  # profile digits" in out
+    assert "epochs: 15  # profile digits" in out and f"out: \"{tmp_path}\"  # yours" in out
+    assert list(tmp_path.iterdir()) == []          # nothing trained, no run folder
+    assert main(["train", "--print-config", "--recipe", "fast-1m", "--batch-size", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "lr: 0.6  # recipe fast-1m" in out and "batch_size: 32  # yours" in out and "1×24×24" in out
+
+
+def test_help_says_defaults_depend_on_the_data(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--print-config" in out and "by data: digits 64" in out and "gray28 128" in out
+
+
+def test_a_trainconfig_counts_the_fields_you_set_even_at_their_default_value():
+    cfg = TrainConfig(data="digits", batch_size=256)
+    assert user_settings(cfg) == {"data": "digits", "batch_size": 256}
+    cfg.epochs = 10                                          # assigning counts too, even the default value
+    assert user_settings(cfg)["epochs"] == 10
+    assert explain(user_settings(cfg), "digits", (1, 8, 8))["batch_size"] == (256, "yours")   # profile says 64
+
+
+def test_a_runs_own_config_yaml_is_accepted_by_config(tmp_path):
+    s = imgclf.train(data="digits", epochs=1, out=str(tmp_path), name="a", plots=False, quiet=True)
+    saved = load_checkpoint(s["checkpoint"])["config"]
+    again = read_config_file(tmp_path / "a" / "config.yaml")
+    assert again == saved                                    # the run's record keys (run_dir, versions) are skipped
+    assert main(["train", "--config", str(tmp_path / "a" / "config.yaml"), "--print-config"]) == 0
+
+
+def test_resume_refuses_changed_settings_and_takes_the_allowed_ones(tmp_path):
+    s = imgclf.train(data="digits", epochs=2, out=str(tmp_path), name="r", plots=False, quiet=True, device="cpu")
+    last = tmp_path / "r" / "last.pt"
+    with pytest.raises(ConfigError, match=r"--lr 0.5 \(run: 0.1\).*only --device, --threads"):
+        imgclf.train(resume=last, lr=0.5, quiet=True)
+    with pytest.raises(ConfigError, match="--batch-size"):
+        imgclf.train(resume=last, config_file={"batch_size": 8}, quiet=True)
+    # the same values, and settings that do not change the maths, are fine: the finished run just re-tests
+    again = imgclf.train(resume=last, lr=0.1, threads=1, plots=False, quiet=True)
+    assert again["test_accuracy"] == s["test_accuracy"]
+
+
+def test_every_recipe_resolves():
+    for name in RECIPES:
+        cfg = explain({"recipe": name}, "cifar10", (3, 32, 32))
+        assert cfg["recipe"] == (name, "yours")
