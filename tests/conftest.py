@@ -52,16 +52,17 @@ def cifar_jpeg_subset(tmp_path_factory) -> Path:
     return out
 
 
-def make_image_folder(root: Path, classes=("circle", "square"), per_class: int = 12, size: int = 16,
+def make_image_folder(root: Path, classes=("circle", "square"), per_class: int | list[int] = 12, size: int = 16,
                       seed: int = 0, ext: str = ".png") -> Path:
-    """Generated images whose class is visible (a bright disc vs a bright square), so a model can learn them."""
+    """Generated images whose class is visible (a bright disc vs a bright square, colours differ by class), so a
+    model can learn them; `per_class` may give each class its own count (an imbalanced folder)."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size]
     for ci, c in enumerate(classes):
         (root / c).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
+        for i in range(per_class if isinstance(per_class, int) else per_class[ci]):
             cy, cx = rng.integers(size // 3, 2 * size // 3, 2)
             r = size // 4
             mask = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r) if ci % 2 == 0 else \

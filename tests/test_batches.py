@@ -21,10 +21,18 @@ def test_same_seed_same_batches_and_resume_mid_epoch():
     b = _batches(_split())
     full = list(b.epoch(2))
     resumed = list(b.epoch(2, start_step=4))
-    assert len(full) == 6 == len(b)
+    assert len(full) == 7 == len(b)          # 103 = 6 × 16 + 7: the last 7 (6.8% of the split) are kept
+    assert len(full[-1][1]) == 7
     for (x1, y1), (x2, y2) in zip(full[4:], resumed):
         assert torch.equal(x1, x2) and torch.equal(y1, y2)
     assert not torch.equal(full[0][0], next(iter(b.epoch(3)))[0])
+
+
+def test_a_last_partial_batch_is_dropped_only_when_small():
+    assert len(_batches(_split(n=100))) == 6    # 4 left over: 4% of the split, dropped
+    assert len(_batches(_split(n=97))) == 6     # 1 left over: BatchNorm cannot normalize one image
+    assert len(_batches(_split(n=40))) == 3     # 8 left over, kept: small datasets need every image
+    assert len(Batches(_split(n=100), 16, Normalizer([0.5] * 3, [0.25] * 3, "cpu"))) == 7  # evaluation: all
 
 
 def test_shards_are_disjoint_and_cover_the_epoch():

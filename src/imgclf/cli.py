@@ -179,7 +179,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from .api import load
-    from .report.console import confusion_table, console, metrics_table
+    from .report.console import balance_remark, confusion_table, console, metrics_table
 
     clf = load(args.checkpoint, model=args.model, device=args.device, image_size=args.image_size)
     result = clf.evaluate(args.data, args.data_dir, split=args.split)
@@ -190,7 +190,11 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if len(result["classes"]) <= 12:
         console.print(confusion_table(result["confusion_matrix"], result["classes"], args.split))
     console.print(f"[bold]{args.split} accuracy {result['accuracy']:.2%}[/] ({result['n']:,} images of "
-                  f"{result['dataset']}, {args.split} split), {args.split} loss {result['loss']:.4f}")
+                  f"{result['dataset']}, {args.split} split; balanced accuracy {result['balanced_accuracy']:.2%}, "
+                  f"macro-F1 {result['macro_f1']:.3f}), {args.split} loss {result['loss']:.4f}")
+    remark = balance_remark(result, result["classes"], args.split)
+    if remark:
+        console.print(f"[yellow]{remark}[/]")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,11 @@ class TrainConfig:
     ema: float = 0.0                # weight-averaging decay per step (0 = off); val/test use the averaged weights
     tta: bool = False               # test-time augmentation: average over the image and its mirror
     eval_every: int = 1             # validate every N epochs (the last epoch always)
+    select: str = "val_accuracy"    # how best.pt is chosen on val: val_accuracy (ties: lower val loss, then the
+                                    # later epoch) | val_loss (ties: higher val accuracy, then the later epoch)
+    patience: int = 0               # stop after this many validations without a better one (0: never stop early)
+    class_weights: str = "auto"     # none | balanced (loss weights n/(k·n_class)) | auto: balanced when the largest
+                                    # class has at least IMBALANCE_RATIO times the images of the smallest
     # machine
     device: str = "auto"            # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"         # auto (CUDA: amp-bf16, else fp32) | fp32 | amp-bf16 | amp-fp16
@@ -121,7 +127,8 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 CHOICES = {
     "optimizer": ("sgd", "adamw"), "schedule": ("constant", "onecycle", "cosine", "step"),
     "flip": ("none", "random", "alternate"), "normalize": ("dataset", "half"),
-    "precision": ("auto", "fp32", "amp-bf16", "amp-fp16"),
+    "precision": ("auto", "fp32", "amp-bf16", "amp-fp16"), "select": ("val_accuracy", "val_loss"),
+    "class_weights": ("auto", "none", "balanced"),
 }
 
 def coerce(key: str, value: Any, where: str = "") -> Any:
@@ -269,7 +276,8 @@ def default_text(key: str) -> str:
 def validate(cfg: TrainConfig) -> None:
     """Range checks that a type alone cannot express."""
     checks = [("epochs", cfg.epochs >= 1, "at least 1"), ("batch_size", cfg.batch_size >= 1, "at least 1"),
-              ("lr", cfg.lr > 0, "positive"), ("val_split", 0 <= cfg.val_split < 1, "in [0, 1)"),
+              ("lr", 0 < cfg.lr < math.inf, "positive and finite"), ("patience", cfg.patience >= 0, "≥ 0"),
+              ("val_split", 0 <= cfg.val_split < 1, "in [0, 1)"),
               ("test_split", 0 < cfg.test_split < 1, "in (0, 1)"), ("ema", 0 <= cfg.ema < 1, "in [0, 1)"),
               ("label_smoothing", 0 <= cfg.label_smoothing < 1, "in [0, 1)"), ("warmup", cfg.warmup >= 0, "≥ 0"),
               ("crop_pad", cfg.crop_pad >= 0, "≥ 0"), ("cutout", cfg.cutout >= 0, "≥ 0"),

@@ -34,7 +34,8 @@ def predict_logits(model: nn.Module, split: Split, normalize: Normalizer, device
 
 
 def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> dict[str, Any]:
-    """Loss, accuracy, per-class accuracy, precision/recall/F1 and the confusion matrix (rows: truth)."""
+    """Loss, accuracy, balanced accuracy (mean recall over the classes present), macro-F1, top-5 accuracy (more
+    than 5 classes), per-class accuracy, precision/recall/F1 and the confusion matrix (rows: truth)."""
     labels = labels.cpu()
     k = len(classes)
     pred = logits.argmax(1)
@@ -50,9 +51,12 @@ def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: lis
     def per_class(t: torch.Tensor) -> dict[str, float | None]:
         return {c: (None if torch.isnan(v) else round(float(v), 6)) for c, v in zip(classes, t)}
 
-    return {
+    present = support > 0  # classes of this split: balanced accuracy and macro-F1 average over these
+    out = {
         "loss": round(loss, 6),
         "accuracy": round(float((pred == labels).double().mean()), 6) if len(labels) else float("nan"),
+        "balanced_accuracy": round(float(recall[present].mean()), 6) if present.any() else float("nan"),
+        "macro_f1": round(float(f1[present].mean()), 6) if present.any() else float("nan"),
         "n": len(labels),
         "per_class_accuracy": per_class(recall),
         "precision": per_class(precision),
@@ -60,3 +64,7 @@ def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: lis
         "f1": per_class(f1),
         "confusion_matrix": cm.tolist(),
     }
+    if k > 5 and len(labels):
+        top5 = logits.topk(5, 1).indices == labels[:, None]
+        out["top5_accuracy"] = round(float(top5.any(1).double().mean()), 6)
+    return out

@@ -25,7 +25,7 @@ def find_lr(settings: dict[str, Any], steps: int = 100, min_lr: float = 1e-5, ma
         for x, y in run.batches.epoch(epoch):
             lr = min_lr * (max_lr / min_lr) ** (step / max(1, steps - 1))
             set_lr(run.opt, lr)
-            loss, _ = train_step(run.step_model, x, y, run.opt, run.prec, run.cfg.label_smoothing)
+            loss, _ = train_step(run.step_model, x, y, run.opt, run.prec, run.cfg.label_smoothing, run.class_weights)
             value = loss.item()
             smooth = 0.9 * smooth + 0.1 * value
             debiased = smooth / (1 - 0.9 ** (step + 1))

@@ -13,12 +13,14 @@ from .device import Precision
 
 
 def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, prec: Precision,
-               label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward (under autocast when the precision asks for it), cross-entropy in fp32, backward, optimizer step.
-    The grad scaler is a no-op unless training in fp16. Returns (loss, logits), both still on the device."""
+               label_smoothing: float = 0.0, class_weights: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward (under autocast when the precision asks for it), cross-entropy in fp32 (optionally weighted per
+    class), backward, optimizer step. The grad scaler is a no-op unless training in fp16. Returns (loss, logits),
+    both still on the device."""
     with prec.autocast(x.device):
         logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+        loss = F.cross_entropy(logits.float(), y, weight=class_weights, label_smoothing=label_smoothing)
     opt.zero_grad(set_to_none=True)
     prec.scaler.scale(loss).backward()
     prec.scaler.step(opt)

@@ -19,6 +19,7 @@ from ..models import count_parameters
 from ..report import console
 from ..report.run_dir import write_config, write_metrics, write_summary
 from . import distributed as dist
+from . import selection
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import metrics_from_logits, predict_logits
 from .setup import Run, setup_run
@@ -41,9 +42,11 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     announce(run, quiet)
     with Stopper() as stopper:
         for epoch in range(run.progress.epoch, run.cfg.epochs):
+            if run.progress.stopped_early:
+                break
             row = train_one_epoch(run, epoch, stopper, quiet)
             end_epoch(run, row, quiet)
-            if stopper.requested and epoch + 1 < run.cfg.epochs:
+            if stopper.requested and epoch + 1 < run.cfg.epochs and not run.progress.stopped_early:
                 raise stopper.stopped(epoch, run.steps_per_epoch - 1, run.run_dir)
     dist.barrier(run.world)
     summary = finish(run, t_start, quiet)
@@ -75,7 +78,7 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
     for step, (x, y) in enumerate(run.batches_for(epoch).epoch(epoch, p.step_in_epoch), p.step_in_epoch):
         lr = run.lr(p.global_step)
         set_lr(run.opt, lr)
-        loss, logits = train_step(run.step_model, x, y, run.opt, run.prec, cfg.label_smoothing)
+        loss, logits = train_step(run.step_model, x, y, run.opt, run.prec, cfg.label_smoothing, run.class_weights)
         if run.ema is not None:
             run.ema.update(run.model, p.global_step)
         p.global_step, p.step_in_epoch = p.global_step + 1, step + 1
@@ -109,8 +112,8 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
 
 
 def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
-    """Validate (every --eval-every epochs and the last), keep the best epoch by val accuracy (the earliest on a
-    tie), save last.pt and best.pt, rewrite metrics.csv, print the epoch line."""
+    """Validate (every --eval-every epochs and the last), keep the best epoch by --select (selection.py), stop
+    early after --patience validations without a better one, save last.pt and best.pt, rewrite metrics.csv."""
     cfg, p, val = run.cfg, run.progress, run.data.val
     epoch = row["epoch"]
     if val is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
@@ -118,41 +121,53 @@ def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
                                 autocast_dtype=run.prec.autocast_dtype)
         m = metrics_from_logits(logits, val.labels, run.data.classes)
         row.update({"val_loss": m["loss"], "val_accuracy": m["accuracy"]})
+    best_row = p.history[p.best_epoch - 1] if p.best_epoch else None
     p.history.append(row)
     p.epoch, p.step_in_epoch, p.epoch_sums = epoch, 0, None
-    improved = "val_accuracy" in row and (p.best_metric is None or row["val_accuracy"] > p.best_metric)
+    improved = selection.is_better(row, best_row if val is not None else None, cfg.select)
     if improved:
-        p.best_metric, p.best_epoch = row["val_accuracy"], epoch
+        p.best_metric, p.best_epoch = row[cfg.select], epoch
     elif val is None:
         p.best_epoch = epoch  # no validation split: best.pt is simply the last epoch
+    if cfg.patience and epoch < cfg.epochs and selection.evaluations_since_best(p.history, p.best_epoch) >= \
+            cfg.patience:
+        p.stopped_early = True
     run.save("last")
     if improved or val is None:
         run.save("best")
     if run.world.is_main:
         write_metrics(run.run_dir, p.history)
         console.epoch_line(row, quiet)
+        if p.stopped_early:
+            console.note(f"no better {cfg.select.replace('_', ' ')} in {cfg.patience} validations: stopping early "
+                         f"after epoch {epoch}; best.pt is epoch {p.best_epoch}", quiet)
 
 
 def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
     """Test the chosen checkpoint (picked on val, never on test) once; write summary.json and the plots."""
     cfg, p, data = run.cfg, run.progress, run.data
-    if run.world.is_main and p.best_epoch is not None and p.best_epoch != cfg.epochs:
-        best = load_checkpoint(run.run_dir / "best.pt")
-        load_model_state(run.eval_model, best["ema"] or best["model"], str(run.run_dir / "best.pt"), cfg.model)
+    if run.world.is_main and p.best_epoch is not None and p.best_epoch != p.epoch:
+        saved = load_checkpoint(run.run_dir / "best.pt")
+        load_model_state(run.eval_model, saved["ema"] or saved["model"], str(run.run_dir / "best.pt"), cfg.model)
     t_test = time.perf_counter()
     logits = predict_logits(run.eval_model, data.test, run.norm, run.device, tta=cfg.tta,
                             autocast_dtype=run.prec.autocast_dtype)
     test = metrics_from_logits(logits, data.test.labels, data.classes)
     test_seconds = time.perf_counter() - t_test
     images_seen = sum(r["images_per_second"] * r["seconds"] for r in p.history)
+    best = p.history[p.best_epoch - 1] if p.best_epoch else {}
     summary = {
         "dataset": data.name, "model": cfg.model, "recipe": cfg.recipe, "epochs": cfg.epochs,
         "classes": data.classes, "test_split_size": len(data.test),
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
+        "test_balanced_accuracy": test["balanced_accuracy"], "test_macro_f1": test["macro_f1"],
+        **({"test_top5_accuracy": test["top5_accuracy"]} if "top5_accuracy" in test else {}),
         "per_class_accuracy": test["per_class_accuracy"],
         "precision": test["precision"], "recall": test["recall"], "f1": test["f1"],
-        "val_accuracy": p.best_metric, "best_epoch": p.best_epoch,
+        "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"), "best_epoch": p.best_epoch,
+        "epochs_run": p.epoch, "stopped_early": p.stopped_early, "select": cfg.select if data.val else None,
         "checkpoint_selected_on": "val" if data.val is not None else "last epoch (no validation split)",
+        "checkpoint_choice": selection.reason(p.history, p.best_epoch, cfg.select, p.stopped_early),
         "train_seconds": round(p.train_seconds, 3), "test_seconds": round(test_seconds, 3),
         "total_seconds": round(time.perf_counter() - t_start, 3),
         "images_per_second": round(images_seen / max(p.train_seconds, 1e-9), 1),

@@ -70,6 +70,12 @@ def running_loss(epoch: int, step: int, loss: float, quiet: bool) -> None:
         console.print(f"[{epoch + 1}, {step + 1:5d}] loss: {loss:.3f}")
 
 
+def note(text: str, quiet: bool) -> None:
+    """An indented one-line remark in the run's output."""
+    if not quiet:
+        console.print(f"  {text}")
+
+
 def epoch_line(row: dict[str, Any], quiet: bool) -> None:
     if quiet:
         return
@@ -104,15 +110,32 @@ def confusion_table(cm: list[list[int]], classes: list[str], split: str) -> Tabl
     return table
 
 
+def balance_remark(m: dict[str, Any], classes: list[str], split: str) -> str | None:
+    """One line when accuracy hides poor classes: plain accuracy far above balanced accuracy (the mean recall)."""
+    acc, bal = m.get("accuracy"), m.get("balanced_accuracy")
+    if acc is None or bal is None or not acc - bal > 0.1:
+        return None
+    predicted = [sum(col) for col in zip(*m["confusion_matrix"])]
+    top = max(range(len(classes)), key=predicted.__getitem__)
+    share = predicted[top] / max(1, sum(predicted))
+    return (f"{split} accuracy {acc:.1%} but balanced accuracy {bal:.1%}: {share:.0%} of predictions are "
+            f"{classes[top]!r}; look at the per-class recall")
+
+
 def test_report(summary: dict[str, Any], test: dict[str, Any], quiet: bool) -> None:
     if quiet:
         return
     if len(summary["classes"]) <= 30:
         console.print(metrics_table(test, summary["classes"], "test"))
+    top5 = f", top-5 {summary['test_top5_accuracy']:.2%}" if "test_top5_accuracy" in summary else ""
     console.print(f"[bold]test accuracy {summary['test_accuracy']:.2%}[/] "
-                  f"(test split, {summary['test_split_size']:,} "
-                  f"images, checkpoint chosen on {summary['checkpoint_selected_on']}), "
-                  f"test loss {summary['test_loss']:.4f}; "
-                  f"trained {summary['train_seconds']:.1f}s at {summary['images_per_second']:,.0f} img/s, "
+                  f"(test split, {summary['test_split_size']:,} images; balanced accuracy "
+                  f"{summary['test_balanced_accuracy']:.2%}, macro-F1 {summary['test_macro_f1']:.3f}{top5}), "
+                  f"test loss {summary['test_loss']:.4f}; checkpoint chosen on "
+                  f"{summary['checkpoint_selected_on']}: {summary['checkpoint_choice']}")
+    remark = balance_remark(test, summary["classes"], "test")
+    if remark:
+        console.print(f"[yellow]{remark}[/]")
+    console.print(f"trained {summary['train_seconds']:.1f}s at {summary['images_per_second']:,.0f} img/s, "
                   f"{summary['total_seconds']:.1f}s in all")
     console.print(f"run folder: {summary['run_dir']}")
