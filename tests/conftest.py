@@ -71,3 +71,17 @@ def make_image_folder(root: Path, classes=("circle", "square"), per_class: int |
             img[mask] = [200 + 20 * (ci // 2), 180, 60 * ci % 255]
             Image.fromarray(img).save(root / c / f"{i:03d}{ext}")
     return root
+
+
+WEATHER = SHARED / "weather-mwd.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def weather_dir(tmp_path_factory) -> Path:
+    """Real photos of 549 sizes (the Multi-class Weather Dataset: train/ and test/, 4 classes), extracted once."""
+    if not WEATHER.is_file():
+        pytest.skip(f"{WEATHER} not found (shared data absent)")
+    out = tmp_path_factory.mktemp("weather")
+    with tarfile.open(WEATHER) as tar:
+        tar.extractall(out, filter="data")
+    return out / "weather-mwd"

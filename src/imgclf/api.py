@@ -47,6 +47,11 @@ class Classifier:
         self.normalize = Normalizer(mean, std, device, channels_last=channels_last)
 
     @property
+    def resize(self) -> str:
+        """How images meet the input size, as in training (checkpoints from before --resize squashed)."""
+        return self.config.get("resize", "squash")
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
         h, w = self.model_args["image_size"]
         return self.model_args["in_channels"], int(h), int(w)
@@ -61,7 +66,8 @@ class Classifier:
             items = [images] if isinstance(images, (str, os.PathLike)) else list(images)
             files = expand_image_paths(items)
             c, h, w = self.image_shape
-            batch = torch.from_numpy(np.stack([decode_image(f, (h, w), "L" if c == 1 else "RGB") for f in files]))
+            batch = torch.from_numpy(np.stack([decode_image(f, (h, w), "L" if c == 1 else "RGB", fit=self.resize)
+                                               for f in files]))
         if batch.dtype != torch.uint8 or tuple(batch.shape[1:]) != self.image_shape:
             raise DataError(f"predict expects uint8 images of shape N×{'×'.join(map(str, self.image_shape))}, "
                             f"got {batch.dtype} {tuple(batch.shape)}")
@@ -94,7 +100,8 @@ class Classifier:
             ds = load_dataset(name, data_dir or (cfg.get("data_dir") if same else None),
                               image_size=self.image_shape[1] if self.image_shape[1] == self.image_shape[2] else None,
                               val_split=cfg.get("val_split", 0.0) if same else 0.0,
-                              test_split=cfg.get("test_split", 0.2), seed=cfg.get("seed", 0), quiet=True, **load_args)
+                              test_split=cfg.get("test_split", 0.2), seed=cfg.get("seed", 0), quiet=True,
+                              resize=self.resize, **load_args)
         if ds.shape != self.image_shape:
             raise DataError(f"{ds.name}: images are {ds.shape} (C, H, W) but the model takes {self.image_shape}")
         if ds.classes != self.classes:

@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=16, help="how many images (default 16)")
     p.add_argument("--seed", type=int, default=0, help="which images: a seeded random sample")
     p.add_argument("--out", default="grid.png", help="PNG file to write (default grid.png)")
+    p.add_argument("--augmented", action="store_true",
+                   help="draw a training batch after augmentation, with the settings training would use for this data")
 
     p = sub.add_parser("train", help="train a model, test it, write a run folder", epilog=DEFAULTS_NOTE)
     _add_train_flags(p)
@@ -148,15 +150,28 @@ def cmd_show(args: argparse.Namespace) -> None:
     import torch
 
     from .data import load_dataset
+    from .errors import ConfigError
     from .report.plots import image_grid
 
-    ds = load_dataset(args.data, args.data_dir, image_size=args.image_size, val_split=0.1 if args.split == "val" else 0)
-    split = ds.split(args.split)
-    n = min(args.n, len(split))
-    idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(args.seed))[:n].sort().values
-    titles = [ds.classes[int(y)] for y in split.labels[idx]]
-    path = image_grid(split.images[idx], titles, Path(args.out), suptitle=f"{ds.name}, {args.split} split")
-    print(f"wrote {path} ({n} {args.split} images of {ds.name})")
+    if args.n < 1:
+        raise ConfigError(f"--n {args.n}: how many images to draw must be at least 1")
+    if args.augmented:
+        from .engine.setup import augmented_batch, load_data
+
+        ds, cfg = load_data({"data": args.data, "data_dir": args.data_dir, "image_size": args.image_size,
+                             "seed": args.seed}, quiet=True)
+        images, labels = augmented_batch(cfg, ds, args.n)
+        what = (f"{ds.name}, train split after augmentation\n(crop_scale {cfg.crop_scale}, crop_pad {cfg.crop_pad}, "
+                f"flip {cfg.flip}, color_jitter {cfg.color_jitter}, cutout {cfg.cutout})")
+    else:
+        ds = load_dataset(args.data, args.data_dir, image_size=args.image_size,
+                          val_split=0.1 if args.split == "val" else 0)
+        split = ds.split(args.split)
+        idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(args.seed))[:args.n].sort().values
+        images, labels, what = split.images[idx], split.labels[idx], f"{ds.name}, {args.split} split"
+    titles = [ds.classes[int(y)] for y in labels]
+    path = image_grid(images, titles, Path(args.out), suptitle=what)
+    print(f"wrote {path} ({len(images)} images: {what})")
 
 
 def _train_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:

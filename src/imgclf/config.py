@@ -48,7 +48,8 @@ class TrainConfig:
     # data
     data: str = "digits"
     data_dir: str | None = None
-    image_size: int | None = None
+    image_size: int | None = None   # None: the images' own size (a folder of mixed sizes gets one chosen for it)
+    resize: str = "crop"            # how an image meets image_size: crop (shorter side, centre) | squash | pad
     val_split: float = 0.1          # fraction of train held out to pick best.pt (0: best.pt = last epoch)
     test_split: float = 0.2         # for a folder without test/: fraction held out as the test split
     strict_images: bool = False
@@ -71,6 +72,9 @@ class TrainConfig:
     crop_pad: int = 2
     flip: str = "none"              # none | random | alternate
     cutout: int = 0
+    crop_scale: float = 0.0         # random-resized crop: each training image is a random crop of at least this
+                                    # fraction of its area, aspect 3:4..4:3, resized back (0: off; photos 0.35)
+    color_jitter: float = 0.0       # random brightness, contrast and saturation factors in [1-j, 1+j] (0: off)
     # progressive resizing (fastai's term): the first progressive_epochs epochs train on the images resized to
     # progressive_size (cheaper steps: on a CPU, pixels are time), the rest and all testing at full size
     progressive_size: int = 0       # 0 = off
@@ -128,6 +132,7 @@ CHOICES = {
     "optimizer": ("sgd", "adamw"), "schedule": ("constant", "onecycle", "cosine", "step"),
     "flip": ("none", "random", "alternate"), "normalize": ("dataset", "half"),
     "precision": ("auto", "fp32", "amp-bf16", "amp-fp16"), "select": ("val_accuracy", "val_loss"),
+    "resize": ("crop", "squash", "pad"),
     "class_weights": ("auto", "none", "balanced"),
 }
 
@@ -188,7 +193,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             if k.replace("-", "_") not in RUN_RECORD_KEYS}
 
 
-LOAD_KEYS = ("data", "data_dir", "image_size", "test_split", "seed", "strict_images", "download")
+LOAD_KEYS = ("data", "data_dir", "image_size", "resize", "test_split", "seed", "strict_images", "download")
 # Settings a resumed run may change: they do not alter the maths of the run.
 RESUME_OVERRIDABLE = ("device", "threads", "log_every", "save_every_steps", "plots", "data_dir")
 
@@ -281,6 +286,8 @@ def validate(cfg: TrainConfig) -> None:
               ("test_split", 0 < cfg.test_split < 1, "in (0, 1)"), ("ema", 0 <= cfg.ema < 1, "in [0, 1)"),
               ("label_smoothing", 0 <= cfg.label_smoothing < 1, "in [0, 1)"), ("warmup", cfg.warmup >= 0, "≥ 0"),
               ("crop_pad", cfg.crop_pad >= 0, "≥ 0"), ("cutout", cfg.cutout >= 0, "≥ 0"),
+              ("crop_scale", 0 <= cfg.crop_scale <= 1, "in [0, 1]"), ("color_jitter", 0 <= cfg.color_jitter < 1,
+                                                                      "in [0, 1)"),
               ("eval_every", cfg.eval_every >= 1, "at least 1"),
               ("progressive_size", cfg.progressive_size == 0 or cfg.progressive_size >= 8, "0 (off) or at least 8"),
               ("progressive_epochs", 0 <= cfg.progressive_epochs <= cfg.epochs, "in [0, epochs]")]

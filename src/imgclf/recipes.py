@@ -45,7 +45,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # 32×32 colour (CIFAR-like): the fast-5m recipe's training at the images' own resolution.
     "rgb32": {k: v for k, v in RECIPES["fast-5m"].items() if k != "image_size"},
     # anything else (a folder of photos): mirrored images are the same class.
-    "other": dict(model="fastcnn-small", epochs=15, batch_size=64, flip="random", crop_pad=2),
+    "photos": dict(model="fastcnn-small", epochs=15, batch_size=64, flip="random", crop_pad=0, crop_scale=0.35,
+                   color_jitter=0.2),
 }
 
 
@@ -70,4 +71,4 @@ def profile_name(name: str, shape: tuple[int, int, int]) -> str:
         return "gray28"
     if c == 3 and max(h, w) <= 32:
         return "rgb32"
-    return "other"
+    return "photos"

@@ -66,8 +66,10 @@ class Batches:
             idx = idx[: self.n // self.world_size * self.world_size][self.rank::self.world_size]
         return idx
 
-    def epoch(self, epoch: int = 0, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield the batches of `epoch`, starting at batch `start_step` (to resume in the middle of an epoch)."""
+    def epoch(self, epoch: int = 0, start_step: int = 0, normalized: bool = True
+              ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield the batches of `epoch`, starting at batch `start_step` (to resume in the middle of an epoch);
+        `normalized=False` yields the augmented uint8 images instead (to look at them: `imgclf show --augmented`)."""
         order = self.order(epoch)
         flips = self.augment.flips(order, epoch, self.seed) if self.train else None
         in_order = not self.train and self.world_size == 1  # evaluation: batches are plain slices, no copy
@@ -85,7 +87,7 @@ class Batches:
             if self.train and self.augment.active:
                 x = self.augment(x, rng.generator(self.seed, epoch, step, rng.AUGMENT),
                                  None if flips is None else flips[sl])
-            yield self.normalize(x), y
+            yield (self.normalize(x) if normalized else x), y
 
 
 def _free_device_bytes(device: torch.device) -> int:

@@ -3,6 +3,7 @@ cached as a uint8 array keyed on the file list, sizes and mtimes, so the next ru
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ import torch
 
 from ..errors import DataError
 from ..fileio import atomic_write
-from .images import decode_image, walk_images
+from .images import decode_image, image_dims, walk_images
 from .split import Dataset, Split, stratified_holdout
 
 CACHE_VERSION = 2  # 2: resized with torch's antialiased bilinear (images.resize_images), not PIL's
@@ -77,24 +78,24 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _decode_chunk(args: tuple[list[str], tuple[int, int] | None]) -> list[np.ndarray | str]:
-    paths, size = args
+def _decode_chunk(args: tuple[list[str], tuple[int, int] | None, str]) -> list[np.ndarray | str]:
+    paths, size, fit = args
     out: list[np.ndarray | str] = []
     for p in paths:
         try:
-            out.append(decode_image(p, size))
+            out.append(decode_image(p, size, fit=fit))
         except DataError as e:
             out.append(str(e))
     return out
 
 
-def decode_files(files: list[str], size: tuple[int, int] | None, workers: int | None = None,
+def decode_files(files: list[str], size: tuple[int, int] | None, fit: str = "crop", workers: int | None = None,
                  desc: str = "decoding") -> list[np.ndarray | str]:
     """Decode every file on all cores with a progress bar; each result is an array or an error message."""
     from rich.progress import Progress  # imported here: only a first, uncached load needs it
 
     workers = workers or os.cpu_count() or 1
-    chunks = [(files[i:i + _CHUNK], size) for i in range(0, len(files), _CHUNK)]
+    chunks = [(files[i:i + _CHUNK], size, fit) for i in range(0, len(files), _CHUNK)]
     results: list[np.ndarray | str] = []
     with Progress(transient=True) as bar:
         task = bar.add_task(desc, total=len(files))
@@ -135,14 +136,14 @@ def _stack(fl: FileList, results: list[np.ndarray | str], strict: bool) -> tuple
 
 
 def load_split_cached(fl: FileList, name: str, image_size: tuple[int, int] | None, cache_dir: Path,
-                      strict: bool = False) -> Split:
+                      strict: bool = False, fit: str = "crop") -> Split:
     """Decode `fl` (or open its cache), returning a Split. The cached images are memory-mapped copy-on-write:
     nothing is read up front (pages come from the OS file cache as batches touch them; a copy took 0.03-0.6 s
     for CIFAR-10 on our VMs), a dataset larger than RAM streams from disk, and the file is never written."""
-    key = _cache_key(fl, image_size)
+    key = _cache_key(fl, [image_size, fit] if image_size else None)
     img_path, lab_path = cache_dir / f"{key}.images.npy", cache_dir / f"{key}.labels.npy"
     if not (img_path.is_file() and lab_path.is_file()):
-        images, labels = _stack(fl, decode_files(fl.files, image_size, desc=f"decoding {name} images"), strict)
+        images, labels = _stack(fl, decode_files(fl.files, image_size, fit, desc=f"decoding {name} images"), strict)
         cache_dir.mkdir(parents=True, exist_ok=True)
         for path, arr in ((lab_path, labels), (img_path, images)):
             with atomic_write(path) as f:
@@ -156,19 +157,50 @@ def load_split_cached(fl: FileList, name: str, image_size: tuple[int, int] | Non
     return Split(torch.from_numpy(images), torch.from_numpy(labels), name)
 
 
+def choose_size(fl: FileList, cap: int, cache_dir: Path) -> tuple[tuple[int, int] | None, str | None]:
+    """The training size for a folder when none is given: its own size if every image has the same, else the
+    median shorter side (rounded down to a multiple of 8, at least 16) capped at `cap`. Reads only the files'
+    headers, once: the choice is cached under the file list's key. Returns (size or None, a note saying why)."""
+    path = cache_dir / f"{_cache_key(fl, ['auto', cap])}.size.json"
+    try:
+        chosen = json.loads(path.read_text())
+    except (OSError, ValueError):
+        dims = [d for d in map(image_dims, fl.files) if d is not None]
+        chosen = {"size": None}
+        if len(set(dims)) > 1:
+            shorter = sorted(min(d) for d in dims)[len(dims) // 2]
+            chosen = {"size": max(16, min(cap, shorter) // 8 * 8), "median": shorter,
+                      "widths": [min(w for w, _ in dims), max(w for w, _ in dims)],
+                      "heights": [min(h for _, h in dims), max(h for _, h in dims)], "cap": cap}
+        with contextlib.suppress(OSError):
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_write(path, text=True) as f:
+                json.dump(chosen, f)
+    if chosen["size"] is None:
+        return None, None
+    s = chosen["size"]
+    return (s, s), (f"images differ in size ({chosen['widths'][0]}–{chosen['widths'][1]} px wide, "
+                    f"{chosen['heights'][0]}–{chosen['heights'][1]} high): chose {s}×{s}, the median shorter side "
+                    f"{chosen['median']} px capped at {chosen['cap']} for this device (--image-size N to choose)")
+
+
 def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None = None,
-                test_split: float = 0.2, seed: int = 0, strict: bool = False) -> Dataset:
+                test_split: float = 0.2, seed: int = 0, strict: bool = False, fit: str = "crop",
+                auto_size_cap: int = 64) -> Dataset:
     """Load an image folder; with no train/ and test/ sub-folders, `test_split` of each class is held out
-    as the test split with a fixed seed."""
+    as the test split with a fixed seed. Without `image_size`, images of mixed sizes get one (choose_size)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder (and not a dataset name; see `imgclf datasets`)")
     has_train = (root / "train").is_dir()
     train_fl = scan_split(root / "train" if has_train else root)
     _check_classes(train_fl)
-    opts = {"image_size": image_size, "cache_dir": cache_dir, "strict": strict}
+    notes, auto = [], None
+    if image_size is None:
+        image_size, why = choose_size(train_fl, auto_size_cap, cache_dir)
+        notes, auto = ([why], image_size[0]) if why else ([], None)
+    opts = {"image_size": image_size, "cache_dir": cache_dir, "strict": strict, "fit": fit}
     train = load_split_cached(train_fl, "train", **opts)
-    notes = []
     val = None
     if has_train:
         if not (root / "test").is_dir():
@@ -182,10 +214,11 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
         test = train.subset(held, "test")
         train = train.subset(keep, "train")
         notes.append(f"test split: {len(held)} images ({test_split:.0%} per class, seed {seed}) held out of {root}")
-    ds = Dataset(root.name, train, test, train_fl.classes, val=val, source=str(root), notes=notes)
-    if ds.train.images.shape[1:] != ds.test.images.shape[1:]:
-        raise DataError(f"{root}: train images are {tuple(ds.train.images.shape[1:])} but test images are "
-                        f"{tuple(ds.test.images.shape[1:])} (C, H, W); pass --image-size N to make them match")
+    ds = Dataset(root.name, train, test, train_fl.classes, val=val, source=str(root), notes=notes, auto_size=auto)
+    for other in (ds.test, ds.val):
+        if other is not None and other.images.shape[1:] != ds.train.images.shape[1:]:
+            raise DataError(f"{root}: train images are {tuple(ds.train.images.shape[1:])} but {other.name} images "
+                            f"are {tuple(other.images.shape[1:])} (C, H, W); pass --image-size N to make them match")
     return ds
 
 

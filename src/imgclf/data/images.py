@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
 
@@ -66,9 +66,55 @@ def resize_images(images: torch.Tensor, size: tuple[int, int], chunk: int = 4096
     return out
 
 
-def decode_image(path: str | Path, size: tuple[int, int] | None = None, mode: str | None = None) -> np.ndarray:
-    """Read `path` as uint8 (C, H, W): grayscale stays 1 channel unless `mode` says 'RGB'; RGBA/palette
-    become RGB over white; resized to `size` (H, W) only when given. Raises DataError naming the file."""
+FITS = ("crop", "squash", "pad")
+
+
+def fit_image(image: torch.Tensor, size: tuple[int, int], fit: str = "crop") -> torch.Tensor:
+    """One uint8 (C, H, W) image to `size` (H, W): 'crop' scales the shorter side to fit and cuts the centre
+    (aspect ratio kept), 'squash' scales each side on its own, 'pad' scales the longer side to fit and pads with
+    black. All through resize_images."""
+    (h, w), (th, tw) = image.shape[1:], size
+    if fit == "squash" or (h, w) == (th, tw):
+        return resize_images(image[None], size)[0]
+    scale = max(th / h, tw / w) if fit == "crop" else min(th / h, tw / w)
+    nh, nw = (max(th, round(h * scale)), max(tw, round(w * scale))) if fit == "crop" else \
+        (min(th, max(1, round(h * scale))), min(tw, max(1, round(w * scale))))
+    scaled = resize_images(image[None], (nh, nw))[0]
+    if fit == "crop":
+        top, left = (nh - th) // 2, (nw - tw) // 2
+        return scaled[:, top:top + th, left:left + tw].contiguous()
+    out = torch.zeros((image.shape[0], th, tw), dtype=torch.uint8)
+    top, left = (th - nh) // 2, (tw - nw) // 2
+    out[:, top:top + nh, left:left + nw] = scaled
+    return out
+
+
+def image_dims(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header (no decode; EXIF rotation ignored: it swaps the two), or None."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+def _draft(im: Image.Image, size: tuple[int, int], fit: str) -> None:
+    """Let the JPEG decoder shrink a large photo by 2/4/8 while decoding, to no less than twice what `fit` needs:
+    a 12-megapixel photo decodes ~10× faster and the antialiased resize after it loses nothing visible."""
+    if im.format != "JPEG":
+        return
+    w, h = im.size
+    ratios = (size[0] / h, size[1] / w)
+    k = 2 * (min(ratios) if fit == "pad" else max(ratios))
+    if k < 1:
+        im.draft(im.mode, (max(1, int(w * k)), max(1, int(h * k))))
+
+
+def decode_image(path: str | Path, size: tuple[int, int] | None = None, mode: str | None = None,
+                 fit: str = "crop") -> np.ndarray:
+    """Read `path` as uint8 (C, H, W), turned upright by its EXIF orientation: grayscale stays 1 channel unless
+    `mode` says 'RGB'; RGBA/palette become RGB over white; fitted to `size` (H, W) by `fit` (see fit_image)
+    only when given. Raises DataError naming the file."""
     path = Path(path)
     try:
         if path.stat().st_size == 0:
@@ -80,7 +126,9 @@ def decode_image(path: str | Path, size: tuple[int, int] | None = None, mode: st
                     raise DataError(f"{path}: {im.width}×{im.height} pixels is over the {MAX_PIXELS:,} pixel "
                                     "limit (a decompression bomb?); shrink the image first")
                 im.seek(0)  # first frame of a GIF/animated WebP
-                im = _to_mode(im, mode)
+                if size is not None:
+                    _draft(im, size, fit)
+                im = _to_mode(ImageOps.exif_transpose(im), mode)
                 arr = np.array(im, dtype=np.uint8)  # a writable copy (torch refuses read-only arrays)
     except DataError:
         raise
@@ -90,7 +138,7 @@ def decode_image(path: str | Path, size: tuple[int, int] | None = None, mode: st
         raise DataError(f"{path}: broken image data ({e})") from None
     arr = np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
     if size is not None and arr.shape[1:] != tuple(size):
-        arr = resize_images(torch.from_numpy(arr)[None], size)[0].numpy()
+        arr = fit_image(torch.from_numpy(arr), size, fit).numpy()
     return arr
 
 

@@ -126,7 +126,8 @@ def fetch(name: str, data_dir: Path | None = None, quiet: bool = False) -> Path:
 
 def load_dataset(data: str | Path = "digits", data_dir: str | Path | None = None, *, download_missing: bool = True,
                  image_size: int | tuple[int, int] | None = None, val_split: float = 0.0, test_split: float = 0.2,
-                 seed: int = 0, strict_images: bool = False, quiet: bool = False) -> Dataset:
+                 seed: int = 0, strict_images: bool = False, quiet: bool = False, resize: str = "crop",
+                 auto_size_cap: int = 64) -> Dataset:
     """Load a named dataset (see NAMED) or an image folder; optionally resize and hold out a validation split
     (`val_split` of each train class, fixed `seed`) unless the data has its own val split."""
     size = (image_size, image_size) if isinstance(image_size, int) else (tuple(image_size) if image_size else None)
@@ -144,7 +145,8 @@ def load_dataset(data: str | Path = "digits", data_dir: str | Path | None = None
         path = Path(data).expanduser()
         if not path.exists():
             raise DataError(f"--data {data}: neither a dataset name ({', '.join(NAMED)}) nor an existing folder")
-        ds = load_folder(path, cache_dir(), size, test_split=test_split, seed=seed, strict=strict_images)
+        ds = load_folder(path, cache_dir(), size, test_split=test_split, seed=seed, strict=strict_images, fit=resize,
+                         auto_size_cap=auto_size_cap)
         size = None  # already decoded at that size
     if size is not None and ds.shape[1:] != size:
         for s in ds.splits().values():

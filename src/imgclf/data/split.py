@@ -46,6 +46,7 @@ class Dataset:
     val: Split | None = None
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    auto_size: int | None = None    # the size imgclf chose for a folder of mixed sizes (folder.choose_size)
 
     @property
     def shape(self) -> tuple[int, int, int]:

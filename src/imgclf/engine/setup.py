@@ -201,8 +201,10 @@ def load_data(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
     how = load_settings(user, file)
     data = load_dataset(how["data"], how["data_dir"], download_missing=how["download"], image_size=how["image_size"],
                         test_split=how["test_split"], seed=how["seed"], strict_images=how["strict_images"],
-                        quiet=quiet)
+                        quiet=quiet, resize=how["resize"], auto_size_cap=auto_size_cap(user.get("device", "auto")))
     cfg = resolve(user, data.name, data.shape, file)
+    if data.auto_size:
+        cfg.image_size = data.auto_size   # recorded, so eval, predict and --resume load at the same size
     return hold_out_val(data, cfg.val_split, cfg.seed), cfg
 
 
@@ -252,6 +254,13 @@ def class_weights(cfg: TrainConfig, data: Dataset, device: torch.device) -> torc
     return weights.float().to(device)
 
 
+def auto_size_cap(device: str) -> int:
+    """The largest size chosen automatically for a folder of mixed sizes: on a CPU a step costs about its
+    pixels, so 64 (benchmarks/RESULTS.md has images/s by size); on a CUDA GPU 224, the ImageNet size."""
+    gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return 224 if gpu else 64
+
+
 def normalization(cfg: TrainConfig, data: Dataset) -> tuple[list[float], list[float]]:
     """Per-channel mean/std: the training split's own (computed once, stored in every checkpoint) or 0.5/0.5."""
     if cfg.normalize == "half":
@@ -284,10 +293,24 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
+def augment_for(cfg: TrainConfig) -> Augment:
+    """The training augmentation the settings ask for (what `imgclf show --augmented` draws too)."""
+    return Augment(cfg.crop_pad, cfg.flip, cfg.cutout, cfg.crop_scale, cfg.color_jitter)
+
+
+def augmented_batch(cfg: TrainConfig, data: Dataset, n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `n` images of epoch 1's first training batch as training sees them, augmented, uint8 (for a
+    look: `imgclf show --augmented` and the run folder's plots/train_batch.png)."""
+    c = data.shape[0]
+    b = Batches(data.train, max(1, min(n, len(data.train))), Normalizer([0.0] * c, [1.0] * c, "cpu"), train=True,
+                augment=augment_for(cfg), seed=cfg.seed)
+    return next(b.epoch(0, normalized=False))
+
+
 def make_batches(cfg: TrainConfig, data: Dataset, norm: Normalizer, device: torch.device, world: dist.World
                  ) -> tuple[Batches, Batches | None]:
     """The shuffled, augmented training batches, and (progressive resizing) the same at the small size."""
-    augment = Augment(cfg.crop_pad, cfg.flip, cfg.cutout)
+    augment = augment_for(cfg)
 
     def shuffled(split: Split) -> Batches:
         return Batches(split, cfg.batch_size, norm, train=True, augment=augment, seed=cfg.seed, device=device,

@@ -22,7 +22,7 @@ from . import distributed as dist
 from . import selection
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import metrics_from_logits, predict_logits
-from .setup import Run, setup_run
+from .setup import Run, augmented_batch, setup_run
 from .step import EpochTotals, set_lr, train_step
 from .stopping import NonFiniteLoss, Stopper, TrainingStopped, check_finite
 
@@ -181,8 +181,11 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
     if run.world.is_main:
         write_summary(run.run_dir, summary)
         if cfg.plots:
-            from ..report.plots import write_run_plots  # matplotlib loads only when plots are drawn
+            from ..report.plots import image_grid, write_run_plots  # matplotlib loads only when plots are drawn
             write_run_plots(run.run_dir, p.history, test, logits, data.test, data.classes)
+            images, labels = augmented_batch(cfg, data)
+            image_grid(images, [data.classes[int(y)] for y in labels], run.run_dir / "plots" / "train_batch.png",
+                       suptitle="a training batch as the model sees it (augmented)")
         summary["total_seconds"] = round(time.perf_counter() - t_start, 3)
         write_summary(run.run_dir, summary)
         console.test_report(summary, test, quiet)

@@ -1,0 +1,95 @@
+"""A folder of photos of every size: the size chosen for it, aspect-preserving resize, EXIF rotation, photo
+augmentation on whole batches, and the real weather photos trained with no flags."""
+
+import json
+
+import numpy as np
+import torch
+from PIL import Image
+
+import imgclf
+from imgclf.cli import main
+from imgclf.data import load_dataset
+from imgclf.data.augment import Augment, color_jitter, random_resized_crop
+from imgclf.data.images import decode_image, fit_image
+from imgclf.engine.checkpoint import load_checkpoint
+
+
+def photo_folder(root, n=12, seed=0):
+    """Two classes (a warm bar at the top vs at the bottom) in images of many sizes and aspect ratios."""
+    rng = np.random.default_rng(seed)
+    for ci, c in enumerate(("top", "bottom")):
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            w, h = int(rng.integers(40, 160)), int(rng.integers(40, 160))
+            img = rng.integers(0, 50, (h, w, 3)).astype(np.uint8)
+            band = slice(0, h // 3) if ci == 0 else slice(h - h // 3, h)
+            img[band] = [220, 120, 40]
+            Image.fromarray(img).save(root / c / f"{i}.jpg", quality=90)
+    return root
+
+
+def test_mixed_sizes_get_a_size_chosen_and_recorded(tmp_path):
+    root = photo_folder(tmp_path / "photos")
+    ds = load_dataset(root)
+    assert ds.auto_size is not None and ds.shape[1] == ds.shape[2] == ds.auto_size <= 64
+    assert any("images differ in size" in note and "--image-size" in note for note in ds.notes)
+    s = imgclf.train(data=str(root), epochs=2, out=str(tmp_path / "r"), plots=False, quiet=True)
+    cfg = load_checkpoint(s["checkpoint"])["config"]
+    assert cfg["image_size"] == ds.auto_size and cfg["resize"] == "crop" and cfg["crop_scale"] > 0
+    assert imgclf.evaluate(s["checkpoint"])["test_accuracy"] == s["test_accuracy"]
+    Image.new("RGB", (300, 90), (10, 10, 10)).save(tmp_path / "new.png")
+    assert imgclf.load(s["checkpoint"]).predict(tmp_path / "new.png")[0]["class"] in ("top", "bottom")
+
+
+def test_resize_modes_keep_or_ignore_the_aspect_ratio():
+    img = torch.zeros(3, 20, 40, dtype=torch.uint8)
+    img[:, :, :10] = 255                              # a white left quarter
+    crop, squash, pad = (fit_image(img, (20, 20), f) for f in ("crop", "squash", "pad"))
+    assert crop.shape == squash.shape == pad.shape == (3, 20, 20)
+    assert crop[:, :, 0].float().mean() < 10          # the centre crop cut the white quarter off
+    assert squash[:, :, :4].float().mean() > 240      # squashed: the white quarter is now the left 5 px
+    assert pad[:, :5].max() == 0 and pad[:, -5:].max() == 0 and pad[:, 8:12, :4].float().mean() > 240
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = np.zeros((20, 40, 3), dtype=np.uint8)
+    img[:, :20] = 255                                 # stored: white on the left half, 40 wide, 20 high
+    exif = Image.Exif()
+    exif[0x0112] = 6                                  # "rotate 90° clockwise to display"
+    Image.fromarray(img).save(tmp_path / "r.jpg", exif=exif, quality=95)
+    arr = decode_image(tmp_path / "r.jpg")
+    assert arr.shape == (3, 40, 20)                   # shown upright: 20 wide, 40 high
+    assert arr[:, :18].mean() > 200 and arr[:, 22:].mean() < 50   # the white half is now the top
+
+
+def test_photo_augmentation_is_seeded_and_stays_in_range():
+    x = torch.randint(0, 256, (6, 3, 24, 24), dtype=torch.uint8)
+
+    def run(seed):
+        return Augment(flip="random", crop_scale=0.35, jitter=0.2)(x, torch.Generator().manual_seed(seed), None)
+
+    assert torch.equal(run(1), run(1)) and not torch.equal(run(1), run(2))
+    out = random_resized_crop(x, 1.0, torch.Generator().manual_seed(0), torch.ones(6, dtype=torch.bool))
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    flat = torch.full((2, 3, 8, 8), 100, dtype=torch.uint8)
+    jittered = color_jitter(flat, 0.5, torch.Generator().manual_seed(0))
+    assert jittered.dtype == torch.uint8 and (jittered[:, :, 0, 0] != 100).any()
+
+
+def test_show_augmented_draws_a_training_batch(tmp_path, capsys):
+    root = photo_folder(tmp_path / "photos")
+    assert main(["show", "--data", str(root), "--augmented", "--n", "8", "--out", str(tmp_path / "a.png")]) == 0
+    assert "after augmentation" in capsys.readouterr().out and Image.open(tmp_path / "a.png").size[0] > 200
+    assert main(["show", "--data", str(root), "--n", "0"]) == 2
+
+
+def test_real_weather_photos_train_with_no_flags(weather_dir, tmp_path):
+    s = imgclf.train(data=str(weather_dir), epochs=3, out=str(tmp_path), quiet=True)
+    assert s["classes"] == ["cloudy", "rain", "shine", "sunrise"] and s["test_split_size"] == 234
+    cfg = load_checkpoint(s["checkpoint"])["config"]
+    assert cfg["image_size"] == 64 and cfg["model"] == "fastcnn-small"
+    assert s["test_accuracy"] > 0.6                   # 4 classes: chance is ~0.25 (3 epochs; 15 by default)
+    assert (tmp_path / "weather-mwd-fastcnn-small" / "plots" / "train_batch.png").is_file()
+    summary = json.loads((tmp_path / "weather-mwd-fastcnn-small" / "summary.json").read_text())
+    assert summary["test_balanced_accuracy"] > 0.5
