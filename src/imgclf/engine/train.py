@@ -18,6 +18,7 @@ from ..config import TrainConfig, user_settings
 from ..models import count_parameters
 from ..report import console
 from ..report.run_dir import write_config, write_metrics, write_summary
+from ..report.steps import StepLog
 from . import distributed as dist
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import metrics_from_logits, predict_logits
@@ -72,6 +73,7 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
     running, running_n, lr = 0.0, 0, run.lr(p.global_step)
     silent = quiet or not run.world.is_main
     bar = console.EpochBar(epoch, cfg.epochs, run.steps_per_epoch, silent)
+    steps = StepLog(run.run_dir, run.total_steps, run.steps_per_epoch, p.global_step) if run.world.is_main else None
     for step, (x, y) in enumerate(run.batches_for(epoch).epoch(epoch, p.step_in_epoch), p.step_in_epoch):
         lr = run.lr(p.global_step)
         set_lr(run.opt, lr)
@@ -80,13 +82,17 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
             run.ema.update(run.model, p.global_step)
         p.global_step, p.step_in_epoch = p.global_step + 1, step + 1
         totals.add(loss, logits, y)
-        if cfg.log_every or bar.wants_update(step):
-            check_finite(loss, epoch, step, lr, cfg.lr, run.run_dir)
-            running, running_n = running + loss.item(), running_n + 1
+        logged = steps is not None and steps.wants(p.global_step)  # steps.csv: the loss is read on these steps only
+        if cfg.log_every or bar.wants_update(step) or logged:
+            check_finite(loss.detach(), epoch, step, lr, cfg.lr, run.run_dir)
+            value = loss.item()
+            running, running_n = running + value, running_n + 1
             if cfg.log_every and (step + 1) % cfg.log_every == 0:
                 console.running_loss(epoch, step, running / running_n, silent)
                 running, running_n = 0.0, 0
-            bar.update(step, loss.item(), totals.accuracy, totals.seen / (time.perf_counter() - t_epoch))
+            bar.update(step, value, totals.accuracy, totals.seen / (time.perf_counter() - t_epoch))
+            if logged:
+                steps.write(p.global_step, value, lr)
         mid_epoch = step + 1 < run.steps_per_epoch  # at an epoch's end, end_epoch saves
         periodic = cfg.save_every_steps and p.global_step % cfg.save_every_steps == 0
         if mid_epoch and (periodic or stopper.requested):
@@ -96,10 +102,14 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
             seconds_before += now - t_epoch
             t_epoch = now
             p.epoch_sums = totals.saved()
+            if steps is not None:
+                steps.sync()
             run.save("last")
             if stopper.requested:
                 raise stopper.stopped(epoch, step, run.run_dir)
     bar.close()
+    if steps is not None:
+        steps.sync()  # before end_epoch saves last.pt
     check_finite(totals.loss_sum, epoch, p.step_in_epoch - 1, lr, cfg.lr, run.run_dir)
     p.train_seconds += time.perf_counter() - t_epoch
     seconds = seconds_before + time.perf_counter() - t_epoch
