@@ -177,7 +177,7 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         write_summary(run.run_dir, summary)
         if cfg.plots:
             from ..report.plots import write_run_plots  # matplotlib loads only when plots are drawn
-            write_run_plots(run.run_dir, p.history, test, logits, data.test, data.classes)
+            write_run_plots(run.run_dir, p.history, test, logits, data.test, data.classes, best_epoch=p.best_epoch)
         summary["total_seconds"] = round(time.perf_counter() - t_start, 3)
         write_summary(run.run_dir, summary)
         console.test_report(summary, test, quiet)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -16,6 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from ..data.split import Split
+from .curves import curves
+from .steps import read_steps
 
 
 def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list[str] | None = None,
@@ -56,26 +57,6 @@ def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list
     return path
 
 
-def curves(history: list[dict[str, Any]], path: Path) -> None:
-    epochs = [r["epoch"] for r in history]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    a1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
-    a2.plot(epochs, [r["train_accuracy"] for r in history], "o-", label="train (augmented, running)")
-    if any("val_loss" in r for r in history):
-        ev = [r for r in history if "val_loss" in r]
-        a1.plot([r["epoch"] for r in ev], [r["val_loss"] for r in ev], "s-", label="val")
-        a2.plot([r["epoch"] for r in ev], [r["val_accuracy"] for r in ev], "s-", label="val")
-    a1.set(title="loss", xlabel="epoch")
-    a2.set(title="accuracy", xlabel="epoch")
-    for a in (a1, a2):
-        a.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        a.grid(alpha=0.3)
-        a.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def confusion(cm: list[list[int]], classes: list[str], path: Path, normalize: bool) -> None:
     m = np.asarray(cm, dtype=np.float64)
     if normalize:
@@ -102,13 +83,14 @@ def confusion(cm: list[list[int]], classes: list[str], path: Path, normalize: bo
 
 
 def write_run_plots(run_dir: Path, history: list[dict[str, Any]], test: dict[str, Any], logits: torch.Tensor,
-                    split: Split, classes: list[str], n: int = 32) -> list[Path]:
-    """Write every plot of a run into run_dir/plots/ and return their paths."""
+                    split: Split, classes: list[str], n: int = 32, best_epoch: int | None = None) -> list[Path]:
+    """Write every plot of a run into run_dir/plots/ and return their paths (the curves use steps.csv when the
+    run has one, and mark `best_epoch`, the epoch whose checkpoint was tested)."""
     out = run_dir / "plots"
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     if history:
-        curves(history, out / "curves.png")
+        curves(history, out / "curves.png", read_steps(run_dir), best_epoch)
         paths.append(out / "curves.png")
     confusion(test["confusion_matrix"], classes, out / "confusion.png", normalize=False)
     confusion(test["confusion_matrix"], classes, out / "confusion_normalized.png", normalize=True)
