@@ -1,5 +1,5 @@
 """The run's pictures (PNG, Agg backend, no screen needed): curves, confusion matrices, a grid of test images with
-truth and prediction, and the most confidently wrong test images ("top losses")."""
+truth and prediction, and the wrong test images with the highest loss ("top losses")."""
 
 from __future__ import annotations
 
@@ -33,11 +33,13 @@ def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list
     band = 14 * lines + 6                           # room for the label under each image, in canvas pixels
     pad = 6
     cell_h, cell_w = ih + band + pad, max(iw, 80) + pad
-    canvas = np.full((nrow * cell_h + pad, ncol * cell_w + pad, 3), 255, dtype=np.uint8)
+    title_px = 7 * max((len(t) for t in suptitle.splitlines()), default=0) + 2 * pad  # ~7 px a character at 10 pt
+    left = pad + max(0, title_px - (ncol * cell_w + pad)) // 2     # a title wider than the grid widens the canvas
+    canvas = np.full((nrow * cell_h + pad, ncol * cell_w + 2 * left - pad, 3), 255, dtype=np.uint8)
     for i in range(n):
         r, q = divmod(i, ncol)
         img = images[i].cpu().numpy().transpose(1, 2, 0).repeat(scale, 0).repeat(scale, 1)
-        y, x = pad + r * cell_h, pad + q * cell_w + (cell_w - pad - iw) // 2
+        y, x = pad + r * cell_h, left + q * cell_w + (cell_w - pad - iw) // 2
         canvas[y:y + ih, x:x + iw] = img if c == 3 else np.repeat(img, 3, axis=2)
     top = 16 * (suptitle.count("\n") + 1) + 8 if suptitle else 0
     dpi = 100
@@ -47,7 +49,7 @@ def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list
     ax.set_axis_off()
     for i, title in enumerate(titles[:n]):
         r, q = divmod(i, ncol)
-        ax.text(pad + q * cell_w + (cell_w - pad) / 2, pad + r * cell_h + ih + 3, title, ha="center", va="top",
+        ax.text(left + q * cell_w + (cell_w - pad) / 2, pad + r * cell_h + ih + 3, title, ha="center", va="top",
                 fontsize=7.5, color=(colors[i] if colors else "black"), linespacing=1.1)
     if suptitle:
         fig.text(0.5, 1 - 4 / (canvas.shape[0] + top), suptitle, ha="center", va="top", fontsize=10)
@@ -103,14 +105,18 @@ def write_run_plots(run_dir: Path, history: list[dict[str, Any]], test: dict[str
     titles = [f"{'✓' if g else '✗'} {classes[int(p)]}\n(true {classes[int(t)]})"
               for g, p, t in zip(ok, pred[idx], labels[idx])]
     paths.append(image_grid(split.images[idx], titles, out / "predictions.png",
-                            ["green" if g else "red" for g in ok], "test images: prediction (truth)"))
+                            ["green" if g else "red" for g in ok], "test images: prediction (truth)",
+                            ncol=min(8, len(idx))))
     losses = F.cross_entropy(logits, labels, reduction="none")
     wrong = torch.nonzero(pred != labels).flatten()
     if len(wrong):
         worst = wrong[losses[wrong].argsort(descending=True)[:min(n // 2, 16)]]
-        titles = [f"{classes[int(pred[i])]} {probs[i, pred[i]]:.0%}\ntrue {classes[int(labels[i])]}" for i in worst]
+        titles = [f"pred {classes[int(pred[i])]} {probs[i, pred[i]]:.0%}\ntrue {classes[int(labels[i])]} "
+                  f"{probs[i, labels[i]]:.0%}" for i in worst]
         paths.append(image_grid(split.images[worst], titles, out / "top_losses.png", ["red"] * len(worst),
-                                "most confidently wrong test images\n(prediction, confidence; truth)"))
+                                "top losses: wrong test images with the highest loss, highest first\n"
+                                "(predicted class and its probability; true class and its probability)",
+                                ncol=min(8, len(worst))))
     return paths
 
 
