@@ -144,7 +144,8 @@ def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
 
 
 def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
-    """Test the chosen checkpoint (picked on val, never on test) once; write summary.json and the plots."""
+    """Test the chosen checkpoint (picked on val, never on test) once; write summary.json, the plots and
+    report.html."""
     cfg, p, data = run.cfg, run.progress, run.data
     if run.world.is_main and p.best_epoch is not None and p.best_epoch != cfg.epochs:
         best = load_checkpoint(run.run_dir / "best.pt")
@@ -161,6 +162,7 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
         "per_class_accuracy": test["per_class_accuracy"],
         "precision": test["precision"], "recall": test["recall"], "f1": test["f1"],
+        "confusion_matrix": test["confusion_matrix"],  # test split; rows: true class (the report's tables)
         "val_accuracy": p.best_metric, "best_epoch": p.best_epoch,
         "checkpoint_selected_on": "val" if data.val is not None else "last epoch (no validation split)",
         "train_seconds": round(p.train_seconds, 3), "test_seconds": round(test_seconds, 3),
@@ -180,5 +182,9 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
             write_run_plots(run.run_dir, p.history, test, logits, data.test, data.classes, best_epoch=p.best_epoch)
         summary["total_seconds"] = round(time.perf_counter() - t_start, 3)
         write_summary(run.run_dir, summary)
+        if cfg.plots:
+            from ..report.html import write_report_or_warn
+
+            write_report_or_warn(run.run_dir)  # report.html: from the files just written, like `imgclf report`
         console.test_report(summary, test, quiet)
     return summary
