@@ -1,4 +1,4 @@
-"""The `imgclf` command: datasets, models, show, train, eval, predict, find-lr."""
+"""The `imgclf` command: datasets, models, show, train, eval, predict, find-lr, report."""
 
 from __future__ import annotations
 
@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-lr", type=float, default=1e-5)
     p.add_argument("--max-lr", type=float, default=10.0)
     p.add_argument("--plot", default="lr_find.png", help="PNG file to write")
+
+    p = sub.add_parser("report", help="rebuild report.html in run folders; with several, also a comparison page")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders (each with its summary.json)")
+    p.add_argument("--out", default="report-compare.html",
+                   help="the comparison page, written when several run folders are given (default report-compare.html)")
     return parser
 
 
@@ -234,8 +239,18 @@ def cmd_find_lr(args: argparse.Namespace) -> None:
     print(f"suggested lr {result['suggested_lr']:.3g} (steepest descent of the smoothed loss); plot: {args.plot}")
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report.compare import write_comparison
+    from .report.html import write_report
+
+    for run_dir in args.run_dirs:
+        print(f"wrote {write_report(run_dir)}")
+    if len(args.run_dirs) > 1:
+        print(f"wrote {write_comparison(args.run_dirs, args.out)} ({len(args.run_dirs)} runs compared)")
+
+
 COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "show": cmd_show, "train": cmd_train,
-            "eval": cmd_eval, "predict": cmd_predict, "find-lr": cmd_find_lr}
+            "eval": cmd_eval, "predict": cmd_predict, "find-lr": cmd_find_lr, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

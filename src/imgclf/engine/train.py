@@ -8,6 +8,7 @@ so `--resume` from any checkpoint (epoch end or mid-epoch) replays the rest of t
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from ..config import TrainConfig, user_settings
 from ..models import count_parameters
 from ..report import console
 from ..report.run_dir import write_config, write_metrics, write_summary
+from ..report.steps import StepLog
 from . import distributed as dist
 from . import selection
 from .checkpoint import load_checkpoint, load_model_state
@@ -75,6 +77,7 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
     running, running_n, lr = 0.0, 0, run.lr(p.global_step)
     silent = quiet or not run.world.is_main
     bar = console.EpochBar(epoch, cfg.epochs, run.steps_per_epoch, silent)
+    steps = StepLog(run.run_dir, run.total_steps, run.steps_per_epoch, p.global_step) if run.world.is_main else None
     for step, (x, y) in enumerate(run.batches_for(epoch).epoch(epoch, p.step_in_epoch), p.step_in_epoch):
         lr = run.lr(p.global_step)
         set_lr(run.opt, lr)
@@ -83,13 +86,17 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
             run.ema.update(run.model, p.global_step)
         p.global_step, p.step_in_epoch = p.global_step + 1, step + 1
         totals.add(loss, logits, y)
-        if cfg.log_every or bar.wants_update(step):
-            check_finite(loss, epoch, step, lr, cfg.lr, run.run_dir)
-            running, running_n = running + loss.item(), running_n + 1
+        logged = steps is not None and steps.wants(p.global_step)  # steps.csv: the loss is read on these steps only
+        if cfg.log_every or bar.wants_update(step) or logged:
+            check_finite(loss.detach(), epoch, step, lr, cfg.lr, run.run_dir)
+            value = loss.item()
+            running, running_n = running + value, running_n + 1
             if cfg.log_every and (step + 1) % cfg.log_every == 0:
                 console.running_loss(epoch, step, running / running_n, silent)
                 running, running_n = 0.0, 0
-            bar.update(step, loss.item(), totals.accuracy, totals.seen / (time.perf_counter() - t_epoch))
+            bar.update(step, value, totals.accuracy, totals.seen / (time.perf_counter() - t_epoch))
+            if logged:
+                steps.write(p.global_step, value, lr)
         mid_epoch = step + 1 < run.steps_per_epoch  # at an epoch's end, end_epoch saves
         periodic = cfg.save_every_steps and p.global_step % cfg.save_every_steps == 0
         if mid_epoch and (periodic or stopper.requested):
@@ -99,10 +106,14 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
             seconds_before += now - t_epoch
             t_epoch = now
             p.epoch_sums = totals.saved()
+            if steps is not None:
+                steps.sync()
             run.save("last")
             if stopper.requested:
                 raise stopper.stopped(epoch, step, run.run_dir)
     bar.close()
+    if steps is not None:
+        steps.sync()  # before end_epoch saves last.pt
     check_finite(totals.loss_sum, epoch, p.step_in_epoch - 1, lr, cfg.lr, run.run_dir)
     p.train_seconds += time.perf_counter() - t_epoch
     seconds = seconds_before + time.perf_counter() - t_epoch
@@ -143,8 +154,27 @@ def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
                          f"after epoch {epoch}; best.pt is epoch {p.best_epoch}", quiet)
 
 
+def write_pictures(run: Run, test: dict[str, Any], logits: torch.Tensor) -> None:
+    """plots/ (curves, confusion matrices, predictions, top losses, an augmented training batch) and report.html.
+    Best-effort: a failure (a full disk, say) is a one-line warning; the test figures are already written."""
+    from ..report.html import write_report_or_warn
+    from ..report.plots import image_grid, write_run_plots  # matplotlib loads only when plots are drawn
+
+    data, p = run.data, run.progress
+    try:
+        write_run_plots(run.run_dir, p.history, test, logits, data.test, data.classes, best_epoch=p.best_epoch)
+        images, labels = augmented_batch(run.cfg, data)
+        image_grid(images, [data.classes[int(y)] for y in labels], run.run_dir / "plots" / "train_batch.png",
+                   suptitle="a training batch as the model sees it (augmented)")
+    except (OSError, RuntimeError, ValueError) as e:
+        warnings.warn(f"plots not written to {run.run_dir / 'plots'} ({e}); the test figures above and "
+                      "summary.json are complete", stacklevel=2)
+    write_report_or_warn(run.run_dir)  # report.html: from the files just written, like `imgclf report`
+
+
 def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
-    """Test the chosen checkpoint (picked on val, never on test) once; write summary.json and the plots."""
+    """Test the chosen checkpoint (picked on val, never on test) once; write summary.json, the plots and
+    report.html."""
     cfg, p, data = run.cfg, run.progress, run.data
     if run.world.is_main and p.best_epoch is not None and p.best_epoch != p.epoch:
         saved = load_checkpoint(run.run_dir / "best.pt")
@@ -164,6 +194,7 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         **({"test_top5_accuracy": test["top5_accuracy"]} if "top5_accuracy" in test else {}),
         "per_class_accuracy": test["per_class_accuracy"],
         "precision": test["precision"], "recall": test["recall"], "f1": test["f1"],
+        "confusion_matrix": test["confusion_matrix"],  # test split; rows: true class (the report's tables)
         "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"), "best_epoch": p.best_epoch,
         "epochs_run": p.epoch, "stopped_early": p.stopped_early, "select": cfg.select if data.val else None,
         "checkpoint_selected_on": "val" if data.val is not None else "last epoch (no validation split)",
@@ -179,14 +210,10 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         "imgclf_version": __version__, "torch_version": torch.__version__,
     }
     if run.world.is_main:
-        write_summary(run.run_dir, summary)
-        if cfg.plots:
-            from ..report.plots import image_grid, write_run_plots  # matplotlib loads only when plots are drawn
-            write_run_plots(run.run_dir, p.history, test, logits, data.test, data.classes)
-            images, labels = augmented_batch(cfg, data)
-            image_grid(images, [data.classes[int(y)] for y in labels], run.run_dir / "plots" / "train_batch.png",
-                       suptitle="a training batch as the model sees it (augmented)")
-        summary["total_seconds"] = round(time.perf_counter() - t_start, 3)
-        write_summary(run.run_dir, summary)
+        write_summary(run.run_dir, summary)       # the figures first: pictures are best-effort after them
         console.test_report(summary, test, quiet)
+        if cfg.plots:
+            write_pictures(run, test, logits)
+            summary["total_seconds"] = round(time.perf_counter() - t_start, 3)
+            write_summary(run.run_dir, summary)
     return summary

@@ -1,5 +1,5 @@
 """The run's pictures (PNG, Agg backend, no screen needed): curves, confusion matrices, a grid of test images with
-truth and prediction, and the most confidently wrong test images ("top losses")."""
+truth and prediction, and the wrong test images with the highest loss ("top losses")."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -16,6 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from ..data.split import Split
+from .curves import curves
+from .steps import read_steps
 
 
 def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list[str] | None = None,
@@ -32,11 +33,13 @@ def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list
     band = 14 * lines + 6                           # room for the label under each image, in canvas pixels
     pad = 6
     cell_h, cell_w = ih + band + pad, max(iw, 80) + pad
-    canvas = np.full((nrow * cell_h + pad, ncol * cell_w + pad, 3), 255, dtype=np.uint8)
+    title_px = 7 * max((len(t) for t in suptitle.splitlines()), default=0) + 2 * pad  # ~7 px a character at 10 pt
+    left = pad + max(0, title_px - (ncol * cell_w + pad)) // 2     # a title wider than the grid widens the canvas
+    canvas = np.full((nrow * cell_h + pad, ncol * cell_w + 2 * left - pad, 3), 255, dtype=np.uint8)
     for i in range(n):
         r, q = divmod(i, ncol)
         img = images[i].cpu().numpy().transpose(1, 2, 0).repeat(scale, 0).repeat(scale, 1)
-        y, x = pad + r * cell_h, pad + q * cell_w + (cell_w - pad - iw) // 2
+        y, x = pad + r * cell_h, left + q * cell_w + (cell_w - pad - iw) // 2
         canvas[y:y + ih, x:x + iw] = img if c == 3 else np.repeat(img, 3, axis=2)
     top = 16 * (suptitle.count("\n") + 1) + 8 if suptitle else 0
     dpi = 100
@@ -46,7 +49,7 @@ def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list
     ax.set_axis_off()
     for i, title in enumerate(titles[:n]):
         r, q = divmod(i, ncol)
-        ax.text(pad + q * cell_w + (cell_w - pad) / 2, pad + r * cell_h + ih + 3, title, ha="center", va="top",
+        ax.text(left + q * cell_w + (cell_w - pad) / 2, pad + r * cell_h + ih + 3, title, ha="center", va="top",
                 fontsize=7.5, color=(colors[i] if colors else "black"), linespacing=1.1)
     if suptitle:
         fig.text(0.5, 1 - 4 / (canvas.shape[0] + top), suptitle, ha="center", va="top", fontsize=10)
@@ -54,26 +57,6 @@ def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
-
-
-def curves(history: list[dict[str, Any]], path: Path) -> None:
-    epochs = [r["epoch"] for r in history]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    a1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
-    a2.plot(epochs, [r["train_accuracy"] for r in history], "o-", label="train (augmented, running)")
-    if any("val_loss" in r for r in history):
-        ev = [r for r in history if "val_loss" in r]
-        a1.plot([r["epoch"] for r in ev], [r["val_loss"] for r in ev], "s-", label="val")
-        a2.plot([r["epoch"] for r in ev], [r["val_accuracy"] for r in ev], "s-", label="val")
-    a1.set(title="loss", xlabel="epoch")
-    a2.set(title="accuracy", xlabel="epoch")
-    for a in (a1, a2):
-        a.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        a.grid(alpha=0.3)
-        a.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def confusion(cm: list[list[int]], classes: list[str], path: Path, normalize: bool) -> None:
@@ -102,13 +85,14 @@ def confusion(cm: list[list[int]], classes: list[str], path: Path, normalize: bo
 
 
 def write_run_plots(run_dir: Path, history: list[dict[str, Any]], test: dict[str, Any], logits: torch.Tensor,
-                    split: Split, classes: list[str], n: int = 32) -> list[Path]:
-    """Write every plot of a run into run_dir/plots/ and return their paths."""
+                    split: Split, classes: list[str], n: int = 32, best_epoch: int | None = None) -> list[Path]:
+    """Write every plot of a run into run_dir/plots/ and return their paths (the curves use steps.csv when the
+    run has one, and mark `best_epoch`, the epoch whose checkpoint was tested)."""
     out = run_dir / "plots"
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     if history:
-        curves(history, out / "curves.png")
+        curves(history, out / "curves.png", read_steps(run_dir), best_epoch)
         paths.append(out / "curves.png")
     confusion(test["confusion_matrix"], classes, out / "confusion.png", normalize=False)
     confusion(test["confusion_matrix"], classes, out / "confusion_normalized.png", normalize=True)
@@ -121,14 +105,18 @@ def write_run_plots(run_dir: Path, history: list[dict[str, Any]], test: dict[str
     titles = [f"{'✓' if g else '✗'} {classes[int(p)]}\n(true {classes[int(t)]})"
               for g, p, t in zip(ok, pred[idx], labels[idx])]
     paths.append(image_grid(split.images[idx], titles, out / "predictions.png",
-                            ["green" if g else "red" for g in ok], "test images: prediction (truth)"))
+                            ["green" if g else "red" for g in ok], "test images: prediction (truth)",
+                            ncol=min(8, len(idx))))
     losses = F.cross_entropy(logits, labels, reduction="none")
     wrong = torch.nonzero(pred != labels).flatten()
     if len(wrong):
         worst = wrong[losses[wrong].argsort(descending=True)[:min(n // 2, 16)]]
-        titles = [f"{classes[int(pred[i])]} {probs[i, pred[i]]:.0%}\ntrue {classes[int(labels[i])]}" for i in worst]
+        titles = [f"pred {classes[int(pred[i])]} {probs[i, pred[i]]:.0%}\ntrue {classes[int(labels[i])]} "
+                  f"{probs[i, labels[i]]:.0%}" for i in worst]
         paths.append(image_grid(split.images[worst], titles, out / "top_losses.png", ["red"] * len(worst),
-                                "most confidently wrong test images\n(prediction, confidence; truth)"))
+                                "top losses: wrong test images with the highest loss, highest first\n"
+                                "(predicted class and its probability; true class and its probability)",
+                                ncol=min(8, len(worst))))
     return paths
 
 
