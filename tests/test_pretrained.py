@@ -110,14 +110,14 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def server(tmp_path):
-    """A local HTTP server for a folder; it shuts itself down after 60 s whatever happens to the test."""
+    """A local HTTP server for a folder; it shuts itself down after 120 s whatever happens to the test."""
     root = tmp_path / "served"
     root.mkdir()
     QuietHandler.requests = []
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(root)))
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    limit = threading.Timer(60, httpd.shutdown)
+    limit = threading.Timer(120, httpd.shutdown)
     limit.daemon = True
     limit.start()
 
