@@ -11,6 +11,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .fastcnn import FastCNN
+from .imagenet import mobilenet_v3_small, resnet18, resnet34, resnet50
 from .resnet import ResNet18
 from .tutorial import MLP, TutorialClassifier, TutorialNet
 
@@ -33,6 +34,10 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
               "the fast CNN at widths 32/64/128, ReLU (CPU)"),
     ModelSpec("fastcnn-tiny", partial(FastCNN, widths=(16, 32, 64), act="relu"),
               "the fast CNN at widths 16/32/64, ReLU (CPU)"),
+    ModelSpec("resnet18-imagenet", resnet18, "ResNet-18, ImageNet form (torchvision's keys; ImageNet weights)"),
+    ModelSpec("resnet34-imagenet", resnet34, "ResNet-34, ImageNet form (torchvision's keys; ImageNet weights)"),
+    ModelSpec("resnet50-imagenet", resnet50, "ResNet-50 v1.5, ImageNet form (torchvision's keys; ImageNet weights)"),
+    ModelSpec("mobilenet-v3-small", mobilenet_v3_small, "MobileNetV3-Small (torchvision's keys; ImageNet weights)"),
 ]}
 
 
