@@ -12,7 +12,10 @@ from functools import partial
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_image_folder
 
+import imgclf
+from imgclf.engine.checkpoint import load_checkpoint
 from imgclf.engine.optim import SGD
 from imgclf.errors import CheckpointError, ImgclfError
 from imgclf.models import MODELS, build_model, imagenet, pretrained
@@ -141,7 +144,9 @@ def publish(root, model_name, monkeypatch, seed=0):
     (stem-<first 8 hex digits of the sha256>.pth), and the weights table pointed at the file."""
     torch.manual_seed(seed)
     model = build_model(model_name, 3, 1000, (32, 32))
-    state = {k: (torch.randn_like(v) if v.is_floating_point() else v + 7) for k, v in model.state_dict().items()}
+    state = {k: (v + 7 if not v.is_floating_point() else torch.rand_like(v) + 0.5 if k.endswith("running_var")
+                 else torch.randn_like(v) * 0.05)   # small weights, positive variances: a net that computes
+             for k, v in model.state_dict().items()}
     tmp = root / "upload.tmp"
     torch.save(state, tmp)
     stem = pretrained.WEIGHTS[model_name].file.split("-")[0]
@@ -314,3 +319,48 @@ def test_unfreezing_leaves_parameters_a_model_keeps_frozen_frozen():
     assert param_names == {id(p) for n, p in model.named_parameters() if designed[n]}
     freeze_backbone(model, False)
     assert {n: p.requires_grad for n, p in model.named_parameters()} == designed
+
+
+# ------------------------------------------------------------------------ fine-tuning through imgclf.train
+
+
+def test_train_fine_tunes_from_served_imagenet_weights(server, torch_home, monkeypatch, tmp_path):
+    root, url, _ = server
+    monkeypatch.setenv("IMGCLF_WEIGHTS_URL", url)
+    published, _ = publish(root, "mobilenet-v3-small", monkeypatch)
+    folder = make_image_folder(tmp_path / "shapes", per_class=16, size=32)
+    s = imgclf.train(data=str(folder), model="mobilenet-v3-small", pretrained=True, epochs=1, freeze_epochs=1,
+                     val_split=0.0, out=str(tmp_path / "r"), plots=False, quiet=True, device="cpu")
+    ckpt = load_checkpoint(f"{s['run_dir']}/last.pt")
+    assert ckpt["model"]["classifier.3.weight"].shape == (2, 1024)            # a new head for 2 classes
+    assert ckpt["normalization"] == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    frozen = [k for k in published if not k.startswith("classifier.3.")]
+    assert all(torch.equal(ckpt["model"][k], published[k]) for k in frozen)  # weights and BN statistics untouched
+    assert ckpt["global_step"] > 0 and not torch.equal(ckpt["model"]["classifier.3.bias"], torch.zeros(2))
+
+
+def test_init_weights_freeze_then_unfreeze_and_resume_exactly(tmp_path):
+    from test_train import register_interrupting_model
+
+    from imgclf.engine.train import TrainingStopped
+
+    base = dict(data="digits", model="fastcnn-tiny", epochs=2, batch_size=64, val_split=0.0, plots=False,
+                device="cpu", out=str(tmp_path))
+    source = imgclf.train(base | {"name": "source", "epochs": 1}, quiet=True)
+    start = load_checkpoint(source["checkpoint"])["model"]
+    tune = base | {"init_weights": source["checkpoint"], "freeze_epochs": 1, "backbone_lr_mult": 0.1, "lr": 0.05}
+    head_only = imgclf.train(tune | {"name": "head-only", "epochs": 1}, quiet=True)
+    after = load_checkpoint(head_only["checkpoint"])["model"]
+    head = {"head.weight", "head.bias"}
+    assert all(torch.equal(after[k], v) for k, v in start.items() if k not in head)   # the backbone froze
+    assert not torch.equal(after["head.weight"], start["head.weight"])
+    full = load_checkpoint(imgclf.train(tune | {"name": "full"}, quiet=True)["checkpoint"])["model"]
+    assert [k for k in start if k not in head and not torch.equal(full[k], start[k])]   # epoch 2 trains it all
+    register_interrupting_model("tiny-ctrl-c-unfreeze", 30)        # mid-epoch 2, after the unfreeze at step 22
+    with pytest.raises(TrainingStopped):
+        imgclf.train(tune | {"name": "stopped", "model": "tiny-ctrl-c-unfreeze", "save_every_steps": 100},
+                     quiet=True)
+    imgclf.train(resume=tmp_path / "stopped" / "last.pt", quiet=True)
+    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "stopped" / "last.pt")
+    assert a["global_step"] == b["global_step"] == 44
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

@@ -57,6 +57,10 @@ class TrainConfig:
     normalize: str = "dataset"      # dataset (train mean/std) | half (mean 0.5, std 0.5 → [-1, 1], the tutorial's)
     # model
     model: str = "fastcnn-small"
+    pretrained: bool = False        # start from the model's ImageNet weights (torchvision's files, torch.hub's cache)
+    init_weights: str | None = None  # start from this state_dict or imgclf checkpoint (a new head if classes differ)
+    freeze_epochs: int = 0          # train only the head for this many epochs, then the whole network
+    backbone_lr_mult: float = 1.0   # the backbone's learning rate as a fraction of the head's (e.g. 0.1)
     # optimisation
     epochs: int = 10
     batch_size: int = 256
@@ -282,6 +286,8 @@ def validate(cfg: TrainConfig) -> None:
     """Range checks that a type alone cannot express."""
     checks = [("epochs", cfg.epochs >= 1, "at least 1"), ("batch_size", cfg.batch_size >= 1, "at least 1"),
               ("lr", 0 < cfg.lr < math.inf, "positive and finite"), ("patience", cfg.patience >= 0, "≥ 0"),
+              ("freeze_epochs", 0 <= cfg.freeze_epochs <= cfg.epochs, "in [0, epochs]"),
+              ("backbone_lr_mult", 0 <= cfg.backbone_lr_mult <= 1, "in [0, 1]"),
               ("val_split", 0 <= cfg.val_split < 1, "in [0, 1)"),
               ("test_split", 0 < cfg.test_split < 1, "in (0, 1)"), ("ema", 0 <= cfg.ema < 1, "in [0, 1)"),
               ("label_smoothing", 0 <= cfg.label_smoothing < 1, "in [0, 1)"), ("warmup", cfg.warmup >= 0, "≥ 0"),

@@ -21,7 +21,7 @@ from ..data.batches import Batches, Normalizer
 from ..data.images import resize_images
 from ..data.split import Split, hold_out_val
 from ..errors import ImgclfError
-from ..models import arch_args, build_model
+from ..models import arch_args, build_model, pretrained
 from ..report.run_dir import new_run_dir
 from . import distributed as dist
 from .checkpoint import FORMAT_VERSION, arch_of, load_checkpoint, load_model_state, save_checkpoint
@@ -179,15 +179,19 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
     prec = pick_precision(cfg, device)
     mean, std = ((ckpt["normalization"]["mean"], ckpt["normalization"]["std"]) if ckpt is not None
                  else normalization(cfg, data))
+    start = StartingWeights(cfg, data.shape[0]) if ckpt is None else None
+    if start is not None and start.normalization is not None:
+        mean, std = start.normalization
     norm = Normalizer(mean, std, device, channels_last=prec.channels_last)
     model = make_model(cfg, data, mean, std, device, prec.channels_last, init=ckpt is None,
-                       arch=arch_of(ckpt) if ckpt is not None else None)
+                       arch=arch_of(ckpt) if ckpt is not None else None, start=start)
     batches, small = make_batches(cfg, data, norm, device, world)
     if small is not None:
         check_takes_size(model, data.shape[0], cfg, device, prec.channels_last)
     if world.size > 1:
         step_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device] if device.type == "cuda" else None)
+            model, device_ids=[device] if device.type == "cuda" else None,
+            find_unused_parameters=cfg.freeze_epochs > 0)  # a frozen backbone has no gradients
     else:
         step_model = torch.compile(model) if cfg.compile else model
     return Run(cfg, data, world, device, prec, list(mean), list(std), norm, model, step_model,
@@ -268,15 +272,45 @@ def normalization(cfg: TrainConfig, data: Dataset) -> tuple[list[float], list[fl
     return channel_stats(data.train.images)
 
 
+class StartingWeights:
+    """Where a new run's weights start: ImageNet weights (--pretrained) or a file (--init-weights), with the
+    normalization they were trained with; neither: None everywhere (random initialization)."""
+
+    def __init__(self, cfg: TrainConfig, channels: int) -> None:
+        self.state: dict[str, Any] | None = None
+        self.where, self.normalization = "", None
+        if cfg.pretrained and cfg.init_weights:
+            raise ImgclfError("--pretrained and --init-weights both name starting weights; pass one of them")
+        if cfg.pretrained:
+            self.where = pretrained.weights_url(cfg.model)
+            self.state = pretrained.pretrained_state(cfg.model)
+            self.normalization = pretrained.pretrained_normalization(channels)
+        elif cfg.init_weights:
+            self.where = cfg.init_weights
+            self.state = pretrained.read_weights(cfg.init_weights)
+            self.normalization = pretrained.normalization_of(self.state, channels)
+
+    def load_into(self, model: torch.nn.Module) -> list[str]:
+        """Copy the weights in (a new head where the class count differs); notes for the run header."""
+        if self.state is None:
+            return []
+        notes = pretrained.init_from_state(model, self.state, self.where)
+        mean = ", ".join(f"{m:.3f}" for m in self.normalization[0])
+        return [*notes, f"normalization of the starting weights: mean {mean}"]
+
+
 def make_model(cfg: TrainConfig, data: Dataset, mean: list[float], std: list[float], device: torch.device,
-               channels_last: bool, init: bool = True, arch: dict[str, Any] | None = None) -> torch.nn.Module:
-    """Build cfg.model for this data (seeded), let it see the data if it wants to (whitening), move it.
-    `arch`: architecture settings from a checkpoint being resumed (they win over the registry's)."""
+               channels_last: bool, init: bool = True, arch: dict[str, Any] | None = None,
+               start: StartingWeights | None = None) -> torch.nn.Module:
+    """Build cfg.model for this data (seeded), let it see the data if it wants to (whitening), copy in starting
+    weights if any, move it. `arch`: architecture settings from a checkpoint being resumed (they win)."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, data.shape[0], data.num_classes, data.shape[1:], **(arch or {}))
     if init and hasattr(model, "init_from_data"):
         pick = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.seed))[:5000]
         model.init_from_data(Normalizer(mean, std, "cpu")(data.train.images[pick]))
+    if start is not None:
+        data.notes += start.load_into(model)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -285,9 +319,12 @@ def make_model(cfg: TrainConfig, data: Dataset, mean: list[float], std: list[flo
 
 def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     """SGD (ours, see optim.py) or AdamW; weight decay on weights only, not on biases and norm shifts."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    if cfg.backbone_lr_mult != 1.0:   # discriminative rates: the backbone's groups carry lr_mult (step.set_lr)
+        groups = pretrained.param_groups(model, cfg.weight_decay, cfg.backbone_lr_mult)
+    else:
+        params = [p for p in model.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
+                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":
         return SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
     return torch.optim.AdamW(groups, lr=cfg.lr)

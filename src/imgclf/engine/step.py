@@ -29,9 +29,10 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.op
 
 
 def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
-    """Set every parameter group's learning rate (schedules are a pure function of the step: see schedule.py)."""
+    """Set every parameter group's learning rate (schedules are a pure function of the step: see schedule.py),
+    times the group's 'lr_mult' where it has one (a backbone trained slower than its new head)."""
     for group in opt.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mult", 1.0)
 
 
 @dataclass

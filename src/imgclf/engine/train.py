@@ -17,6 +17,7 @@ import torch
 from .._version import __version__
 from ..config import TrainConfig, user_settings
 from ..models import count_parameters
+from ..models.pretrained import freeze_backbone
 from ..report import console
 from ..report.run_dir import write_config, write_metrics, write_summary
 from ..report.steps import StepLog
@@ -71,6 +72,8 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
     --save-every-steps and when a signal asks to stop. Returns the epoch's row of training figures."""
     cfg, p = run.cfg, run.progress
     run.model.train()
+    if cfg.freeze_epochs:   # the head alone first (backbone BatchNorm in eval mode), then the whole network
+        freeze_backbone(run.model, epoch < cfg.freeze_epochs)
     t_epoch = time.perf_counter()
     seconds_before = 0.0  # time already spent on this epoch before a mid-epoch save
     totals = EpochTotals.restore(p.epoch_sums, run.device)
