@@ -124,7 +124,7 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         found = locate(name, root)
         status = "embedded" if not ds.files else ("present" if found else "missing (downloads on first use)")
         where = str(found) if found else str(root / ds.folder_names[0]) + "/ " + ", ".join(ds.files)
-        table.add_row(name, ds.description, status, where if ds.files else "(inside scikit-learn)")
+        table.add_row(name, ds.description, status, where if ds.files else "(inside the imgclf package)")
     console.print(table)
     console.print("a folder of your own images works too: --data PATH with PATH/<class>/* "
                   "or PATH/{train,test}/<class>/*")
