@@ -2,9 +2,19 @@
 --quiet/--verbose, exit codes, help text, find-lr's run folder, predict --csv and in-memory images, TensorBoard."""
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
 
+import pytest
+from conftest import make_image_folder
+
+from imgclf import __version__, cli
+from imgclf.cli import main
 from imgclf.data import load_dataset
 from imgclf.data.digits import digits_file
+from imgclf.engine.stopping import TrainingStopped
 
 # sha256 over the train images, train labels, test images and test labels (in that order) as loaded from
 # scikit-learn's copy of digits.csv.gz, computed before the file moved into this package
@@ -22,3 +32,77 @@ def test_digits_ship_inside_the_package_and_load_bit_identical_to_before():
         h.update(split.labels.numpy().tobytes())
     assert h.hexdigest() == DIGITS_SHA256
     assert ds.train.images.shape == (1437, 1, 8, 8) and ds.test.images.shape == (360, 1, 8, 8)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "imgclf", *args], capture_output=True, text=True, timeout=300,
+                          env=None if env is None else {**os.environ, **env})
+
+
+def test_version_and_exit_codes_are_documented_in_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"imgclf {__version__}"
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "--quiet" in out and "--verbose" in out
+    for code in ("0 ", "1 ", "2 ", "3 ", "130 "):
+        assert f"\n  {code}" in out.split("exit codes:")[1]
+
+
+@pytest.mark.parametrize("argv", [["--no-such-flag"], ["train", "--epochs", "many"], ["-q", "-v", "models"]])
+def test_usage_errors_exit_2(capsys, argv):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and "usage:" in capsys.readouterr().err
+
+
+def test_our_errors_exit_3_and_a_stop_130(capsys, tmp_path, monkeypatch):
+    assert main(["eval", str(tmp_path / "missing.pt")]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "missing.pt" in err and len(err.strip().splitlines()) == 1
+
+    def stopped(_args):
+        raise TrainingStopped("stopped by SIGINT at epoch 1, step 3; saved last.pt")
+
+    monkeypatch.setitem(cli.COMMANDS, "models", stopped)
+    assert main(["models"]) == 130
+    monkeypatch.setitem(cli.COMMANDS, "models", lambda _args: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["models"]) == 130
+
+
+def test_an_unexpected_exception_is_an_internal_error_with_a_traceback_only_when_verbose(capsys, monkeypatch):
+    def bug(_args):
+        return {}["no such key"]
+
+    monkeypatch.setitem(cli.COMMANDS, "models", bug)
+    assert main(["models"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("internal error: KeyError: 'no such key'\n") and "report it" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 2
+    assert main(["models", "--verbose"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "in bug" in err and "internal error: KeyError" in err
+
+
+def test_quiet_prints_only_the_result_line(tmp_path):
+    r = run_cli("train", "--epochs", "1", "--out", str(tmp_path), "--name", "q", "--no-plots", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "" and len(r.stdout.splitlines()) == 1
+    assert r.stdout.startswith("test accuracy ") and r.stdout.strip().endswith(f"run folder {tmp_path / 'q'}")
+    summary = json.loads((tmp_path / "q" / "summary.json").read_text())
+    assert f"test accuracy {summary['test_accuracy']:.2%}" in r.stdout
+
+
+def test_warnings_are_hidden_by_quiet_and_placed_by_verbose(tmp_path):
+    folder = make_image_folder(tmp_path / "imgs", per_class=6, size=8)
+    (folder / "circle" / "broken.png").write_bytes(b"not a png")       # skipped with a warning naming it
+    out = str(tmp_path / "g.png")
+    # each run decodes the folder afresh (a cached folder holds the good images only, and warns no more)
+    plain, quiet, verbose = (run_cli("show", "--data", str(folder), "--n", "4", "--out", out, *extra,
+                                     env={"IMGCLF_CACHE_DIR": str(tmp_path / f"cache{len(extra)}{extra}")})
+                             for extra in ([], ["-q"], ["-v"]))
+    assert plain.stderr.startswith("warning: skipped ") and "broken.png" in plain.stderr
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout.startswith("wrote ")
+    assert "broken.png" in verbose.stderr and ".py:" in verbose.stderr and ".py:" not in plain.stderr

@@ -6,10 +6,12 @@ import argparse
 import gc
 import json
 import sys
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any
 
+from ._version import __version__
 from .config import CHOICES, FIELDS, default_text, read_config_file
 from .errors import ImgclfError
 from .recipes import PROFILES
@@ -59,9 +61,41 @@ def _data_flags(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--image-size", type=int, help=TRAIN_HELP["image_size"])
 
 
+# Exit codes: distinct, so that scripts can tell a bad flag from bad data from a bug (documented in --help).
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_DATA, EXIT_STOPPED = 0, 1, 2, 3, 130
+EXIT_CODES_HELP = """exit codes:
+  0    success
+  1    internal error: a bug in imgclf (one line says so; --verbose adds the traceback)
+  2    usage error: an unknown flag or a bad flag value
+  3    data, config or checkpoint error: one line naming the file or setting and the fix
+  130  stopped by Ctrl-C or SIGTERM (a training run saves last.pt and prints how to resume)"""
+REPORT_BUGS = ("this is a bug in imgclf: please report it to the imgclf maintainers with the command, "
+               f"its --verbose output and the version (imgclf {__version__})")
+
+
+def _output_flags(p: argparse.ArgumentParser, default: Any) -> None:
+    """--quiet and --verbose; before the subcommand (default False) or after it (default SUPPRESS, so that a
+    flag given before the subcommand is not reset by the subcommand's parser)."""
+    p.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="print only errors and the final result line (no progress, tables or warnings)")
+    p.add_argument("-v", "--verbose", action="store_true", default=default,
+                   help="print the traceback of an error, and where each warning comes from")
+
+
+class _SubcommandParser(argparse.ArgumentParser):
+    """Every subcommand also takes --quiet/--verbose after its name (`imgclf train --quiet`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _output_flags(self, argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imgclf", description="Train, test and use image classifiers.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="imgclf", description="Train, test and use image classifiers.",
+                                     epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"imgclf {__version__}")
+    _output_flags(parser, False)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)
 
     sub.add_parser("datasets", help="list datasets, where each is expected and whether it is there").add_argument(
         "--data-dir", help=TRAIN_HELP["data_dir"])
@@ -150,7 +184,8 @@ def cmd_show(args: argparse.Namespace) -> None:
     from .data import load_dataset
     from .report.plots import image_grid
 
-    ds = load_dataset(args.data, args.data_dir, image_size=args.image_size, val_split=0.1 if args.split == "val" else 0)
+    ds = load_dataset(args.data, args.data_dir, image_size=args.image_size, val_split=0.1 if args.split == "val" else 0,
+                      quiet=args.quiet)
     split = ds.split(args.split)
     n = min(args.n, len(split))
     idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(args.seed))[:n].sort().values
@@ -173,8 +208,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(describe_settings(flags, file, args.resume))
         return
     from .engine.train import train
+    from .report.console import result_line
 
-    train(flags, config_file=file, resume=args.resume)
+    summary = train(flags, config_file=file, resume=args.resume, quiet=args.quiet)
+    if args.quiet:
+        print(f"{result_line(summary)}; run folder {summary['run_dir']}")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -186,8 +224,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result))
         return
-    console.print(metrics_table(result, result["classes"], args.split))
-    if len(result["classes"]) <= 12:
+    if not args.quiet:
+        console.print(metrics_table(result, result["classes"], args.split))
+    if len(result["classes"]) <= 12 and not args.quiet:
         console.print(confusion_table(result["confusion_matrix"], result["classes"], args.split))
     console.print(f"[bold]{args.split} accuracy {result['accuracy']:.2%}[/] ({result['n']:,} images of "
                   f"{result['dataset']}, {args.split} split), {args.split} loss {result['loss']:.4f}")
@@ -211,7 +250,8 @@ def cmd_find_lr(args: argparse.Namespace) -> None:
     from .engine.lr_finder import find_lr
 
     flags, file = _train_settings(args)
-    result = find_lr(flags, steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr, plot=args.plot, file=file)
+    result = find_lr(flags, steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr, plot=args.plot, file=file,
+                     quiet=args.quiet)
     print(f"suggested lr {result['suggested_lr']:.3g} (steepest descent of the smoothed loss); plot: {args.plot}")
 
 
@@ -220,18 +260,40 @@ COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "show": cmd_show, "t
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run a command; our errors print as one line (exit 2), an interrupted run exits 130."""
-    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
-    args = build_parser().parse_args(argv)
+    """Entry point: run a command and return its exit code (EXIT_CODES_HELP): our errors print as one line (3),
+    a stopped run exits 130, anything unexpected is an internal error (1); usage errors exit 2 in argparse."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quiet and args.verbose:
+        parser.error("--quiet and --verbose exclude each other")
+    with warnings.catch_warnings():
+        if args.quiet:
+            warnings.simplefilter("ignore")
+        warnings.formatwarning = (lambda msg, cat, file, line, *a: f"warning: {msg} ({file}:{line})\n") \
+            if args.verbose else (lambda msg, *a, **k: f"warning: {msg}\n")
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; every failure becomes its exit code and a one-line message (a traceback with --verbose)."""
     try:
         COMMANDS[args.command](args)
     except ImgclfError as e:
+        if args.verbose:
+            traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
-        return getattr(e, "exit_code", 2)
+        return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+        return EXIT_STOPPED
+    except Exception as e:
+        if args.verbose:
+            traceback.print_exc()
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(f"internal error: {type(e).__name__}{': ' + first if first else ''}", file=sys.stderr)
+        print(REPORT_BUGS + ("" if args.verbose else "; rerun with --verbose for the traceback"), file=sys.stderr)
+        return EXIT_INTERNAL
+    return EXIT_OK
 
 
 def entry() -> int:

@@ -109,10 +109,15 @@ def test_report(summary: dict[str, Any], test: dict[str, Any], quiet: bool) -> N
         return
     if len(summary["classes"]) <= 30:
         console.print(metrics_table(test, summary["classes"], "test"))
-    console.print(f"[bold]test accuracy {summary['test_accuracy']:.2%}[/] "
-                  f"(test split, {summary['test_split_size']:,} "
-                  f"images, checkpoint chosen on {summary['checkpoint_selected_on']}), "
-                  f"test loss {summary['test_loss']:.4f}; "
-                  f"trained {summary['train_seconds']:.1f}s at {summary['images_per_second']:,.0f} img/s, "
-                  f"{summary['total_seconds']:.1f}s in all")
+    console.print(result_line(summary, bold=True))
     console.print(f"run folder: {summary['run_dir']}")
+
+
+def result_line(summary: dict[str, Any], bold: bool = False) -> str:
+    """A run's result in one line (the last figures of the report; all that `imgclf train --quiet` prints)."""
+    accuracy = f"test accuracy {summary['test_accuracy']:.2%}"
+    return (f"{f'[bold]{accuracy}[/]' if bold else accuracy} (test split, {summary['test_split_size']:,} "
+            f"images, checkpoint chosen on {summary['checkpoint_selected_on']}), "
+            f"test loss {summary['test_loss']:.4f}; "
+            f"trained {summary['train_seconds']:.1f}s at {summary['images_per_second']:,.0f} img/s, "
+            f"{summary['total_seconds']:.1f}s in all")
