@@ -1,6 +1,7 @@
 """The issue's CLI conventions and their neighbours: the digits file shipped in the package, --version,
 --quiet/--verbose, exit codes, help text, find-lr's run folder, predict --csv and in-memory images, TensorBoard."""
 
+import argparse
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ from imgclf.cli import main
 from imgclf.data import load_dataset
 from imgclf.data.digits import digits_file
 from imgclf.engine.stopping import TrainingStopped
+from imgclf.models import MODELS
 
 # sha256 over the train images, train labels, test images and test labels (in that order) as loaded from
 # scikit-learn's copy of digits.csv.gz, computed before the file moved into this package
@@ -106,3 +108,21 @@ def test_warnings_are_hidden_by_quiet_and_placed_by_verbose(tmp_path):
     assert plain.stderr.startswith("warning: skipped ") and "broken.png" in plain.stderr
     assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout.startswith("wrote ")
     assert "broken.png" in verbose.stderr and ".py:" in verbose.stderr and ".py:" not in plain.stderr
+
+
+def subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
+    parser = cli.build_parser()
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_every_flag_of_every_command_has_help_that_reads_well():
+    for command, p in subcommand_parsers().items():
+        for action in p._actions:
+            where = f"imgclf {command} {'/'.join(action.option_strings) or action.dest}"
+            assert action.help and len(action.help) > 10, where
+            assert "None" not in action.help and "default: default" not in action.help, (where, action.help)
+        if "--model" in p._option_string_actions:
+            model_help = p._option_string_actions["--model"].help
+            assert all(name in model_help for name in MODELS), (command, model_help)
+    train_help = subcommand_parsers()["train"].format_help()
+    assert "default: $IMGCLF_DATA_DIR" in " ".join(train_help.split())

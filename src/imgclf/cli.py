@@ -18,34 +18,71 @@ from .recipes import PROFILES
 
 TRAIN_HELP = {
     "data": "dataset name (see `imgclf datasets`) or a folder of images: root/<class>/* or root/{train,test}/<class>/*",
-    "data_dir": "where named datasets live or are downloaded (default $IMGCLF_DATA_DIR or ~/.cache/imgclf/data)",
+    "data_dir": "where named datasets live or are downloaded",
     "image_size": "resize every image to N×N (images are never resized unless asked)",
     "val_split": "fraction of train held out (per class, fixed seed) to choose best.pt; 0 = best.pt is the last epoch",
     "test_split": "for a folder without test/: fraction held out as the test split",
     "strict_images": "make an unreadable image an error instead of a skipped-file warning",
     "download": "download a named dataset that is not found (--no-download to only look locally)",
-    "recipe": "a named set of settings (tutorial, tutorial-fast, fast-1m, fast-5m, fast-10m)",
+    "normalize": "pixel normalization: dataset = the training split's per-channel mean/std, half = (x-0.5)/0.5 "
+                 "(the tutorial's)",
+    "epochs": "passes over the training split",
+    "batch_size": "images per training step",
+    "lr": "peak learning rate (the schedule scales it step by step)",
+    "optimizer": "sgd (with --momentum, --nesterov) or adamw",
+    "momentum": "SGD momentum",
+    "nesterov": "Nesterov momentum for SGD",
+    "weight_decay": "weight decay on weights (not on biases and norm shifts)",
+    "label_smoothing": "label smoothing of the training loss (0 = plain cross-entropy)",
+    "schedule": "learning rate over the run: constant, onecycle (warm up, then anneal to 0), cosine, or step",
     "warmup": "epochs of linear learning-rate warm-up",
+    "crop_pad": "augmentation: random translation by up to N pixels, reflect-padded (0 = off)",
+    "flip": "augmentation: horizontal flips: none, random (a fresh half of the images each epoch), alternate (a "
+            "fixed half in even epochs, the other half in odd ones)",
+    "cutout": "augmentation: blank a random N×N square of each training image (0 = off)",
+    "progressive_size": "train the first --progressive-epochs epochs on images resized to this size (0 = off)",
+    "progressive_epochs": "how many of the first epochs train at --progressive-size",
     "ema": "average weights with this decay per step (e.g. 0.999); evaluation uses the average",
     "tta": "test-time augmentation: average predictions over each image and its mirror",
+    "eval_every": "validate every N epochs (the last epoch always)",
+    "device": "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps",
+    "precision": "auto (CUDA: amp-bf16, else fp32), fp32, or mixed precision amp-bf16 / amp-fp16",
+    "channels_last": "channels-last memory layout for images and weights",
+    "compile": "torch.compile the model (a slower start; can pay off on long GPU runs)",
+    "threads": "CPU threads for PyTorch (0 = its default)",
+    "seed": "seed of every random draw: initial weights, val split, shuffles, augmentation",
+    "out": "parent folder of run folders (each run gets OUT/NAME, NAME-2, …)",
+    "name": "run folder name",
     "log_every": "print the tutorial's running-loss line every N steps",
     "save_every_steps": "also write last.pt every N steps (epoch ends always save)",
-    "out": "parent folder of run folders (each run gets OUT/NAME, NAME-2, …)",
-    "threads": "CPU threads for PyTorch (0 = its default)",
-    "progressive_size": "train the first --progressive-epochs epochs on images resized to this size (0 = off)",
+    "plots": "draw plots/ at the end: curves, confusion matrices, test predictions, most confidently wrong",
 }
+BARE_SIZE_HELP = "input size of a bare state_dict (default 32, or 28 for 1 channel; a checkpoint knows its own)"
+# What a None default means, shown in --help instead of "None".
+NONE_DEFAULT = {"data_dir": "$IMGCLF_DATA_DIR, else ~/.cache/imgclf/data", "image_size": "the images' own size",
+                "channels_last": "on, off on MPS", "name": "DATA-MODEL, e.g. digits-fastcnn-tiny", "recipe": "none"}
 
 
 DEFAULTS_NOTE = ("Defaults depend on the data (profiles: " + ", ".join(PROFILES) + "), on --model and on --recipe; "
                  "`imgclf train --print-config` prints what a run would use, and where each value comes from.")
 
 
+def _train_help(name: str) -> str:
+    """A train flag's help: what it does, then its default and the per-data/per-model values that replace it
+    (names that change, models and recipes, are read from their registries)."""
+    from .models import MODELS
+    from .recipes import RECIPES
+
+    what = {"model": f"network: {', '.join(MODELS)} (see `imgclf models`)",
+            "recipe": f"a named set of settings: {', '.join(RECIPES)}"}.get(name) or TRAIN_HELP[name]
+    return f"{what} ({default_text(name, NONE_DEFAULT.get(name))})".replace("%", "%%")
+
+
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     for name, f in FIELDS.items():
         flag = "--" + name.replace("_", "-")
         kind = str(f.type)
-        help_ = TRAIN_HELP.get(name, "")
-        help_ = f"{help_} ({default_text(name)})" if help_ else default_text(name)
+        help_ = _train_help(name)
         if kind.startswith("bool"):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
         else:
@@ -57,7 +94,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
 
 def _data_flags(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--data", required=required, help=TRAIN_HELP["data"])
-    p.add_argument("--data-dir", help=TRAIN_HELP["data_dir"])
+    p.add_argument("--data-dir", help=f"{TRAIN_HELP['data_dir']} (default: {NONE_DEFAULT['data_dir']})")
     p.add_argument("--image-size", type=int, help=TRAIN_HELP["image_size"])
 
 
@@ -96,16 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"imgclf {__version__}")
     _output_flags(parser, False)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)
+    from .models import MODELS as models
 
     sub.add_parser("datasets", help="list datasets, where each is expected and whether it is there").add_argument(
-        "--data-dir", help=TRAIN_HELP["data_dir"])
+        "--data-dir", help=f"{TRAIN_HELP['data_dir']} (default: {NONE_DEFAULT['data_dir']})")
     sub.add_parser("models", help="list models with their parameter counts")
 
     p = sub.add_parser("show", help="write a labelled grid of images from a dataset")
     _data_flags(p, required=True)
-    p.add_argument("--split", default="train", choices=("train", "val", "test"))
+    p.add_argument("--split", default="train", choices=("train", "val", "test"),
+                   help="which split to draw from (val: a 10%% hold-out of train) (default: train)")
     p.add_argument("--n", type=int, default=16, help="how many images (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="which images: a seeded random sample")
+    p.add_argument("--seed", type=int, default=0, help="which images: a seeded random sample (default 0)")
     p.add_argument("--out", default="grid.png", help="PNG file to write (default grid.png)")
 
     p = sub.add_parser("train", help="train a model, test it, write a run folder", epilog=DEFAULTS_NOTE)
@@ -116,31 +155,38 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the resolved settings for this data and these flags, then exit without training")
 
     p = sub.add_parser("eval", help="test a checkpoint: accuracy, per-class table, P/R/F1, confusion matrix")
-    p.add_argument("checkpoint")
-    _data_flags(p)
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
-    p.add_argument("--model", help="network of a bare state_dict (e.g. tutorial-net)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("checkpoint", help="a checkpoint written by imgclf train (best.pt, last.pt), or a bare "
+                   "state_dict with --model")
+    p.add_argument("--data", help="dataset name or image folder to evaluate on (default: the checkpoint's own "
+                   "dataset, loaded with its run's settings)")
+    p.add_argument("--data-dir", help=f"{TRAIN_HELP['data_dir']} (default: the run's, else {NONE_DEFAULT['data_dir']})")
+    p.add_argument("--image-size", type=int, help=BARE_SIZE_HELP)
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="which split to evaluate (val: the run's own hold-out) (default: test)")
+    p.add_argument("--model", help=f"network of a bare state_dict: {', '.join(models)}")
+    p.add_argument("--device", default="auto", help=f"{TRAIN_HELP['device']} (default: auto)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
     p = sub.add_parser("predict", help="classify your own image files or folders")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint written by imgclf train (best.pt), or a bare state_dict "
+                   "with --model")
     p.add_argument("images", nargs="+", help="image files and/or folders (walked)")
-    p.add_argument("--topk", type=int, default=1)
-    p.add_argument("--model", help="network of a bare state_dict (e.g. tutorial-net)")
+    p.add_argument("--topk", type=int, default=1, help="list the K most likely classes of each image (default 1)")
+    p.add_argument("--model", help=f"network of a bare state_dict: {', '.join(models)}")
     p.add_argument("--classes", help="comma-separated class names for a bare state_dict")
-    p.add_argument("--image-size", type=int,
-                   help="input size of a bare state_dict (default 32, or 28 for 1 channel)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--image-size", type=int, help=BARE_SIZE_HELP)
+    p.add_argument("--device", default="auto", help=f"{TRAIN_HELP['device']} (default: auto)")
+    p.add_argument("--json", action="store_true", help="print one JSON list (file, class, probability, topk)")
 
     p = sub.add_parser("find-lr", help="learning-rate range test: plot loss against lr and suggest one",
                        epilog=DEFAULTS_NOTE)
     _add_train_flags(p)
-    p.add_argument("--steps", type=int, default=100, help="how many steps of the range test (default 100)")
-    p.add_argument("--min-lr", type=float, default=1e-5)
-    p.add_argument("--max-lr", type=float, default=10.0)
-    p.add_argument("--plot", default="lr_find.png", help="PNG file to write")
+    p.add_argument("--steps", type=int, default=100, help="training steps of the range test; it stops sooner once "
+                   "the loss explodes (default 100)")
+    p.add_argument("--min-lr", type=float, default=1e-5, help="learning rate of the first step (default 1e-05)")
+    p.add_argument("--max-lr", type=float, default=10.0,
+                   help="learning rate of the last step; it rises geometrically from --min-lr (default 10)")
+    p.add_argument("--plot", default="lr_find.png", help="PNG file to write (default lr_find.png)")
     return parser
 
 
