@@ -126,3 +126,37 @@ def test_every_flag_of_every_command_has_help_that_reads_well():
             assert all(name in model_help for name in MODELS), (command, model_help)
     train_help = subcommand_parsers()["train"].format_help()
     assert "default: $IMGCLF_DATA_DIR" in " ".join(train_help.split())
+
+
+def test_find_lr_takes_only_the_flags_it_uses():
+    flags = subcommand_parsers()["find-lr"]._option_string_actions
+    for used in ("--data", "--model", "--batch-size", "--optimizer", "--nesterov", "--crop-pad", "--normalize",
+                 "--device", "--precision", "--threads", "--seed", "--recipe", "--config", "--steps", "--min-lr",
+                 "--max-lr", "--out", "--name"):
+        assert used in flags, used
+    for unused in ("--epochs", "--lr", "--schedule", "--ema", "--tta", "--plots", "--resume", "--plot"):
+        assert unused not in flags, unused
+
+
+def test_find_lr_writes_its_plot_into_a_new_run_folder(capsys, tmp_path):
+    for _ in range(2):
+        assert main(["find-lr", "--steps", "6", "--out", str(tmp_path), "--name", "lr", "--batch-size", "32"]) == 0
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lr", "lr-2"]     # never overwritten
+    for run_dir in ("lr", "lr-2"):
+        assert (tmp_path / run_dir / "lr_find.png").stat().st_size > 5_000
+        assert f"plot: {tmp_path / run_dir / 'lr_find.png'}" in out
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--steps", "0"], "--steps must be at least 1, got 0"),
+    (["--min-lr", "0"], "--min-lr must be positive"),
+    (["--min-lr=-1e-3"], "--min-lr must be positive"),
+    (["--min-lr", "0.1", "--max-lr", "0.1"], "--max-lr must be finite and above --min-lr 0.1"),
+    (["--min-lr", "1", "--max-lr", "0.01"], "--max-lr must be finite and above --min-lr 1"),
+])
+def test_find_lr_range_errors_are_one_line(capsys, tmp_path, flags, message):
+    assert main(["find-lr", *flags, "--out", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []                                    # no run folder for a bad range

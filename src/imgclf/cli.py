@@ -78,8 +78,16 @@ def _train_help(name: str) -> str:
     return f"{what} ({default_text(name, NONE_DEFAULT.get(name))})".replace("%", "%%")
 
 
-def _add_train_flags(p: argparse.ArgumentParser) -> None:
+# The settings find-lr uses: the data, the model, the optimizer and loss, the augmentation, the machine.
+FIND_LR_SETTINGS = ("data", "data_dir", "image_size", "model", "batch_size", "optimizer", "momentum", "nesterov",
+                    "weight_decay", "label_smoothing", "crop_pad", "flip", "cutout", "normalize", "device",
+                    "precision", "threads", "seed", "recipe")
+
+
+def _add_train_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
     for name, f in FIELDS.items():
+        if only is not None and name not in only:
+            continue
         flag = "--" + name.replace("_", "-")
         kind = str(f.type)
         help_ = _train_help(name)
@@ -180,13 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("find-lr", help="learning-rate range test: plot loss against lr and suggest one",
                        epilog=DEFAULTS_NOTE)
-    _add_train_flags(p)
+    _add_train_flags(p, FIND_LR_SETTINGS)
     p.add_argument("--steps", type=int, default=100, help="training steps of the range test; it stops sooner once "
                    "the loss explodes (default 100)")
     p.add_argument("--min-lr", type=float, default=1e-5, help="learning rate of the first step (default 1e-05)")
     p.add_argument("--max-lr", type=float, default=10.0,
                    help="learning rate of the last step; it rises geometrically from --min-lr (default 10)")
-    p.add_argument("--plot", default="lr_find.png", help="PNG file to write (default lr_find.png)")
+    p.add_argument("--out", default="runs/find-lr", help="parent folder of run folders: the plot is written to "
+                   "OUT/NAME/lr_find.png, NAME-2, … never overwritten (default: runs/find-lr)")
+    p.add_argument("--name", help="run folder name (default: DATA-MODEL, e.g. digits-fastcnn-tiny)")
     return parser
 
 
@@ -296,9 +306,11 @@ def cmd_find_lr(args: argparse.Namespace) -> None:
     from .engine.lr_finder import find_lr
 
     flags, file = _train_settings(args)
-    result = find_lr(flags, steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr, plot=args.plot, file=file,
+    out, name = flags.pop("out"), flags.pop("name", None)      # where the plot goes, not training settings
+    result = find_lr(flags, steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr, out=out, name=name, file=file,
                      quiet=args.quiet)
-    print(f"suggested lr {result['suggested_lr']:.3g} (steepest descent of the smoothed loss); plot: {args.plot}")
+    print(f"suggested lr {result['suggested_lr']:.3g} (steepest descent of the smoothed loss); "
+          f"plot: {result['plot']}")
 
 
 COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "show": cmd_show, "train": cmd_train,
