@@ -2,20 +2,27 @@
 --quiet/--verbose, exit codes, help text, find-lr's run folder, predict --csv and in-memory images, TensorBoard."""
 
 import argparse
+import csv
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 from conftest import make_image_folder
+from PIL import Image
 
+import imgclf
 from imgclf import __version__, cli
 from imgclf.cli import main
 from imgclf.data import load_dataset
 from imgclf.data.digits import digits_file
 from imgclf.engine.stopping import TrainingStopped
+from imgclf.errors import DataError
 from imgclf.models import MODELS
 
 # sha256 over the train images, train labels, test images and test labels (in that order) as loaded from
@@ -160,3 +167,68 @@ def test_find_lr_range_errors_are_one_line(capsys, tmp_path, flags, message):
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []                                    # no run folder for a bad range
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory) -> str:
+    """A checkpoint of a 1-epoch digits run (accuracy does not matter here, only that predictions agree)."""
+    out = tmp_path_factory.mktemp("digits-model")
+    return imgclf.train(data="digits", epochs=1, out=str(out), plots=False, quiet=True)["checkpoint"]
+
+
+def test_predict_writes_csv_as_well_as_json(capsys, digits_model, tmp_path):
+    digits = load_dataset("digits")
+    files = []
+    for i in range(3):
+        files.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(digits.test.images[i, 0].numpy()).save(files[-1])
+    table = tmp_path / "predictions.csv"
+    assert main(["predict", digits_model, *files, "--topk", "3", "--json", "--csv", str(table)]) == 0
+    from_json = json.loads(capsys.readouterr().out)
+    with table.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["file", "class", "probability", "topk"] and len(rows) == 3
+    for row, r in zip(rows, from_json):
+        assert row["file"] == r["file"] and row["class"] == r["class"] and float(row["probability"]) == r["probability"]
+        assert row["topk"] == ";".join(f"{t['class']}:{t['probability']}" for t in r["topk"])
+        assert len(row["topk"].split(";")) == 3
+    assert main(["predict", digits_model, files[0], "--csv", str(tmp_path / "one.csv")]) == 0
+    assert capsys.readouterr().out.endswith(f"wrote {tmp_path / 'one.csv'} (1 predictions)\n")
+
+
+def test_api_predict_takes_images_in_memory_and_converts_them_like_files(digits_model, tmp_path):
+    clf = imgclf.load(digits_model)
+    assert repr(clf) == "Classifier(model='fastcnn-tiny', classes=['0', '1', '2', '3', '4', … (10 classes)], " \
+                        "input=1×8×8, device=cpu)"
+    image = load_dataset("digits").test.images[5]                       # 1×8×8 uint8
+    gray = image[0].numpy()
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    rgba = np.concatenate([rgb, np.full_like(gray, 200)[:, :, None]], axis=2)
+    big = np.asarray(Image.fromarray(rgb).resize((20, 20)))
+    for name, array in [("gray", gray), ("rgb", rgb), ("rgba", rgba), ("big", big)]:
+        Image.fromarray(array).save(tmp_path / f"{name}.png")
+    file_prob = {name: clf.predict(tmp_path / f"{name}.png")[0]["probability"] for name in ("gray", "rgba", "big")}
+    assert len(set(file_prob.values())) == 3                            # the three files are three inputs
+    same_as_gray_png = [image, image[None], gray, gray[:, :, None], image.numpy(), image.float() / 255,
+                        torch.from_numpy(gray).float() / 255, Image.fromarray(gray), rgb, Image.fromarray(rgb),
+                        torch.from_numpy(rgb).permute(2, 0, 1)]
+    for x in same_as_gray_png:
+        assert clf.predict(x)[0]["probability"] == file_prob["gray"], type(x)
+    assert clf.predict(rgba)[0]["probability"] == file_prob["rgba"]     # alpha over white, as for files
+    assert clf.predict(big)[0]["probability"] == file_prob["big"]       # resized by the one resizer
+    assert clf.predict(Image.fromarray(big))[0]["probability"] == file_prob["big"]
+    mixed = clf.predict([tmp_path / "gray.png", gray, tmp_path])          # a folder is walked
+    assert [r.get("file") for r in mixed] == [str(tmp_path / "gray.png"), None,
+                                              *(str(tmp_path / f"{n}.png") for n in ("big", "gray", "rgb", "rgba"))]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (torch.full((1, 8, 8), 2.0), "float images in [0, 1]"),
+    (np.full((8, 8), 300), "uint8 images (0–255)"),
+    (np.zeros((5, 8, 8), dtype=np.uint8), "1, 3 or 4 channels"),
+    ([], "no images"),
+    (42, "got int"),
+])
+def test_api_predict_explains_what_it_cannot_take(digits_model, bad, message):
+    with pytest.raises(DataError, match=re.escape(message)):
+        imgclf.load(digits_model).predict(bad)

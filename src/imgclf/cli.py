@@ -185,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, help=BARE_SIZE_HELP)
     p.add_argument("--device", default="auto", help=f"{TRAIN_HELP['device']} (default: auto)")
     p.add_argument("--json", action="store_true", help="print one JSON list (file, class, probability, topk)")
+    p.add_argument("--csv", metavar="FILE", help="also write the predictions to FILE as CSV: file, class, "
+                   "probability, topk (class:probability;class:probability…)")
 
     p = sub.add_parser("find-lr", help="learning-rate range test: plot loss against lr and suggest one",
                        epilog=DEFAULTS_NOTE)
@@ -294,12 +296,32 @@ def cmd_predict(args: argparse.Namespace) -> None:
     classes = args.classes.split(",") if args.classes else None
     clf = load(args.checkpoint, model=args.model, device=args.device, classes=classes, image_size=args.image_size)
     results = clf.predict(args.images, topk=args.topk)
+    if args.csv:
+        write_predictions_csv(Path(args.csv), results)
     if args.json:
         print(json.dumps(results))
         return
     for r in results:
         alts = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["topk"][1:])
         print(f"{r['file']}: {r['class']} ({r['probability']:.1%}){'  [' + alts + ']' if alts else ''}")
+    if args.csv and not args.quiet:
+        print(f"wrote {args.csv} ({len(results)} predictions)")
+
+
+def write_predictions_csv(path: Path, results: list[dict[str, Any]]) -> None:
+    """predict's results as CSV (atomically): file, class, probability, and topk as class:probability;… ."""
+    import csv
+    import io
+
+    from .report.run_dir import write_text
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["file", "class", "probability", "topk"])
+    for r in results:
+        writer.writerow([r.get("file", ""), r["class"], r["probability"],
+                         ";".join(f"{t['class']}:{t['probability']}" for t in r["topk"])])
+    write_text(path, buf.getvalue())
 
 
 def cmd_find_lr(args: argparse.Namespace) -> None:
