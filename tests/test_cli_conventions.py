@@ -9,6 +9,8 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ from imgclf.data.digits import digits_file
 from imgclf.engine.stopping import TrainingStopped
 from imgclf.errors import DataError
 from imgclf.models import MODELS
+from imgclf.report.tensorboard import SCALARS, TensorBoardLog
 
 # sha256 over the train images, train labels, test images and test labels (in that order) as loaded from
 # scikit-learn's copy of digits.csv.gz, computed before the file moved into this package
@@ -232,3 +235,55 @@ def test_api_predict_takes_images_in_memory_and_converts_them_like_files(digits_
 def test_api_predict_explains_what_it_cannot_take(digits_model, bad, message):
     with pytest.raises(DataError, match=re.escape(message)):
         imgclf.load(digits_model).predict(bad)
+
+
+def read_events(folder: Path) -> Any:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def test_tensorboard_event_files_hold_the_runs_figures(tmp_path):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    assert main(["train", "--epochs", "2", "--out", str(tmp_path), "--name", "tb", "--tensorboard", "-q"]) == 0
+    run_dir = tmp_path / "tb"
+    acc = read_events(run_dir / "tensorboard")
+    with (run_dir / "metrics.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    for column, tag in SCALARS.items():
+        events = acc.Scalars(tag)
+        assert [e.step for e in events] == [1, 2], tag
+        assert [e.value for e in events] == [np.float32(row[column]) for row in rows], tag   # stored as float32
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert acc.Scalars("hparams/test_accuracy")[0].value == np.float32(summary["test_accuracy"])
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    assert hparams["model"].string_value == summary["model"] == "fastcnn-tiny" and hparams["epochs"].number_value == 2
+    assert sorted(acc.Tags()["images"]) == ["test/confusion_matrix", "test/predictions"]
+    assert acc.Images("test/confusion_matrix")[0].width == Image.open(run_dir / "plots" / "confusion.png").width
+
+
+def test_tensorboard_without_plots_logs_no_images_and_a_resume_replaces_what_followed_its_checkpoint(tmp_path):
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path), "--name", "np", "--tensorboard", "--no-plots",
+                 "-q"]) == 0
+    acc = read_events(tmp_path / "np" / "tensorboard")
+    assert acc.Tags()["images"] == [] and len(acc.Scalars("hparams/test_loss")) == 1
+    # a run killed after logging epoch 2 but before saving it resumes from epoch 1 and logs epoch 2 again
+    first = TensorBoardLog(tmp_path / "r", {})
+    for epoch in (1, 2):
+        first.epoch({"epoch": epoch, "train_loss": 10.0 + epoch})
+    first.writer.close()
+    TensorBoardLog(tmp_path / "r", {}, epochs_done=1).epoch({"epoch": 2, "train_loss": 2.5})
+    assert [(e.step, e.value) for e in read_events(tmp_path / "r" / "tensorboard").Scalars("loss/train")] == \
+        [(1, 11.0), (2, 2.5)]
+
+
+def test_tensorboard_not_installed_is_a_one_line_error_naming_the_extra(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)         # as if it could not be imported
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path), "--tensorboard"]) == 3
+    err = capsys.readouterr().err
+    assert "pip install 'imgclf[tensorboard]'" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []                                    # no run folder was made

@@ -56,6 +56,9 @@ TRAIN_HELP = {
     "log_every": "print the tutorial's running-loss line every N steps",
     "save_every_steps": "also write last.pt every N steps (epoch ends always save)",
     "plots": "draw plots/ at the end: curves, confusion matrices, test predictions, most confidently wrong",
+    "tensorboard": "also write TensorBoard event files to RUN_DIR/tensorboard/: per-epoch scalars, hparams with the "
+                   "final metrics, the plots' confusion matrix and predictions (needs pip install "
+                   "'imgclf[tensorboard]')",
 }
 BARE_SIZE_HELP = "input size of a bare state_dict (default 32, or 28 for 1 channel; a checkpoint knows its own)"
 # What a None default means, shown in --help instead of "None".

@@ -91,6 +91,7 @@ class TrainConfig:
     log_every: int = 0              # print the tutorial's running-loss line every N steps (0: off)
     save_every_steps: int = 0       # also write last.pt every N steps (0: only at epoch ends)
     plots: bool = True
+    tensorboard: bool = False       # also write TensorBoard event files to RUN_DIR/tensorboard/ (imgclf[tensorboard])
     recipe: str | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -130,6 +130,8 @@ def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
         run.save("best")
     if run.world.is_main:
         write_metrics(run.run_dir, p.history)
+        if run.tensorboard is not None:
+            run.tensorboard.epoch(row)
         console.epoch_line(row, quiet)
 
 
@@ -168,6 +170,8 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         if cfg.plots:
             from ..report.plots import write_run_plots  # matplotlib loads only when plots are drawn
             write_run_plots(run.run_dir, p.history, test, logits, data.test, data.classes)
+        if run.tensorboard is not None:
+            run.tensorboard.close(summary)  # reads the plots just drawn
         summary["total_seconds"] = round(time.perf_counter() - t_start, 3)
         write_summary(run.run_dir, summary)
         console.test_report(summary, test, quiet)
