@@ -88,6 +88,7 @@ FIND_LR_SETTINGS = ("data", "data_dir", "image_size", "model", "batch_size", "op
 
 
 def _add_train_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """A flag per TrainConfig field (or per field in `only`), named and typed after it, and --config."""
     for name, f in FIELDS.items():
         if only is not None and name not in only:
             continue
@@ -113,7 +114,8 @@ def _data_flags(p: argparse.ArgumentParser, required: bool = False) -> None:
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_DATA, EXIT_STOPPED = 0, 1, 2, 3, 130
 EXIT_CODES_HELP = """exit codes:
   0    success
-  1    internal error: a bug in imgclf (one line says so; --verbose adds the traceback)
+  1    internal error: a bug in imgclf (a short message says so and where to report it;
+       --verbose adds the traceback)
   2    usage error: an unknown flag or a bad flag value
   3    data, config or checkpoint error: one line naming the file or setting and the fix
   130  stopped by Ctrl-C or SIGTERM (a training run saves last.pt and prints how to resume)"""
