@@ -98,13 +98,15 @@ def test_an_unexpected_exception_is_an_internal_error_with_a_traceback_only_when
     assert "Traceback" in err and "in bug" in err and "internal error: KeyError" in err
 
 
-def test_quiet_prints_only_the_result_line(tmp_path):
-    r = run_cli("train", "--epochs", "1", "--out", str(tmp_path), "--name", "q", "--no-plots", "--quiet")
-    assert r.returncode == 0, r.stderr
-    assert r.stderr == "" and len(r.stdout.splitlines()) == 1
-    assert r.stdout.startswith("test accuracy ") and r.stdout.strip().endswith(f"run folder {tmp_path / 'q'}")
+def test_quiet_prints_only_the_result_line(capsys, tmp_path):
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path), "--name", "q", "--no-plots", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and len(out.splitlines()) == 1
+    assert out.startswith("test accuracy ") and out.strip().endswith(f"run folder {tmp_path / 'q'}")
     summary = json.loads((tmp_path / "q" / "summary.json").read_text())
-    assert f"test accuracy {summary['test_accuracy']:.2%}" in r.stdout
+    assert f"test accuracy {summary['test_accuracy']:.2%}" in out
+    assert main(["eval", str(tmp_path / "q" / "best.pt"), "-q"]) == 0
+    assert capsys.readouterr().out.startswith(f"test accuracy {summary['test_accuracy']:.2%} (360 images")
 
 
 def test_warnings_are_hidden_by_quiet_and_placed_by_verbose(tmp_path):
