@@ -72,7 +72,7 @@ def test_predict_on_real_mnist_pngs(mnist_dir, tmp_path):
 ])
 def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     r = run(*args)
-    assert r.returncode == 2
+    assert r.returncode == 3                        # data/config/checkpoint errors (2 is argparse's usage errors)
     assert message in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
@@ -81,4 +81,4 @@ def test_predict_on_a_non_image(tmp_path):
     assert r.returncode == 0
     (tmp_path / "notes.png").write_text("I am text")
     r = run("predict", str(tmp_path / "p" / "best.pt"), str(tmp_path / "notes.png"))
-    assert r.returncode == 2 and "notes.png" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 3 and "notes.png" in r.stderr and "Traceback" not in r.stderr

@@ -81,7 +81,7 @@ def test_show_augmented_draws_a_training_batch(tmp_path, capsys):
     root = photo_folder(tmp_path / "photos")
     assert main(["show", "--data", str(root), "--augmented", "--n", "8", "--out", str(tmp_path / "a.png")]) == 0
     assert "after augmentation" in capsys.readouterr().out and Image.open(tmp_path / "a.png").size[0] > 200
-    assert main(["show", "--data", str(root), "--n", "0"]) == 2
+    assert main(["show", "--data", str(root), "--n", "0"]) == 3     # a bad value: exit code 3
 
 
 def test_real_weather_photos_train_with_no_flags(weather_dir, tmp_path):

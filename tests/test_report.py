@@ -199,7 +199,7 @@ def test_imgclf_report_rebuilds_and_compares_runs(run_dir, tmp_path, capsys):
     assert len(embedded_pngs(page)) == 1 and "https://" not in page
     no_plots = (other / "report.html").read_text()
     assert "no plots/curves.png" in no_plots and 'id="per-class"' in no_plots
-    assert main(["report", str(tmp_path)]) == 2                   # not a run folder: one-line error
+    assert main(["report", str(tmp_path)]) == 3                   # not a run folder: one-line error, code 3
     assert "no summary.json" in capsys.readouterr().err
 
 

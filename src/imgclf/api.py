@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .data import Dataset, load_dataset
 from .data.batches import Normalizer
-from .data.images import decode_image, walk_images
+from .data.images import decode_image, fit_image, image_to_array, walk_images
 from .data.split import Split
 from .engine.checkpoint import arch_of, load_checkpoint, load_model_state
 from .engine.evaluate import metrics_from_logits, predict_logits
@@ -38,10 +40,11 @@ class Classifier:
 
     def __init__(self, model: torch.nn.Module, classes: list[str], model_args: dict[str, Any],
                  mean: list[float], std: list[float], device: torch.device, tta: bool = False,
-                 source: str = "", config: dict[str, Any] | None = None, channels_last: bool = False) -> None:
+                 source: str = "", config: dict[str, Any] | None = None, channels_last: bool = False,
+                 model_name: str = "") -> None:
         self.model, self.classes, self.model_args = model.eval(), classes, model_args
         self.mean, self.std, self.device, self.tta = mean, std, device, tta
-        self.source, self.config = source, config or {}
+        self.source, self.config, self.model_name = source, config or {}, model_name or type(model).__name__
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.normalize = Normalizer(mean, std, device, channels_last=channels_last)
@@ -56,21 +59,19 @@ class Classifier:
         h, w = self.model_args["image_size"]
         return self.model_args["in_channels"], int(h), int(w)
 
+    def __repr__(self) -> str:
+        c, h, w = self.image_shape
+        shown = ", ".join(map(repr, self.classes[:5])) + (f", … ({len(self.classes)} classes)"
+                                                         if len(self.classes) > 5 else "")
+        return f"Classifier(model={self.model_name!r}, classes=[{shown}], input={c}×{h}×{w}, device={self.device})"
+
     def predict(self, images: Any, topk: int = 1) -> list[dict[str, Any]]:
-        """Classify image files/folders (paths), or a uint8 N×C×H×W tensor; returns one dict per image with
-        'class', 'probability' and the 'topk' list. Files are converted and resized to what the model expects."""
-        files: list[str] = []
-        if isinstance(images, torch.Tensor):
-            batch = images
-        else:
-            items = [images] if isinstance(images, (str, os.PathLike)) else list(images)
-            files = expand_image_paths(items)
-            c, h, w = self.image_shape
-            batch = torch.from_numpy(np.stack([decode_image(f, (h, w), "L" if c == 1 else "RGB", fit=self.resize)
-                                               for f in files]))
-        if batch.dtype != torch.uint8 or tuple(batch.shape[1:]) != self.image_shape:
-            raise DataError(f"predict expects uint8 images of shape N×{'×'.join(map(str, self.image_shape))}, "
-                            f"got {batch.dtype} {tuple(batch.shape)}")
+        """Classify images; returns one dict per image with 'class', 'probability' and the 'topk' list ('file'
+        too for images read from paths). `images`: a path of an image file or folder (walked), a PIL image, a
+        numpy array (H×W, H×W×C or C×H×W), a tensor (C×H×W, or an N×C×H×W batch), uint8 in 0–255 or float in
+        [0, 1], or a list of any of these. Each is converted as training converts files (grayscale or RGB, alpha
+        over white) and resized with the one resizer to what the model expects."""
+        batch, files = self._gather(images)
         split = Split(batch, torch.zeros(len(batch), dtype=torch.int64), "predict")
         probs = torch.softmax(predict_logits(self.model, split, self.normalize, self.device, tta=self.tta), 1)
         k = max(1, min(topk, len(self.classes)))
@@ -80,10 +81,38 @@ class Classifier:
             ranked = [{"class": self.classes[int(i)], "probability": round(float(p), 6)}
                       for p, i in zip(top_p[n], top_i[n])]
             item = {"class": ranked[0]["class"], "probability": ranked[0]["probability"], "topk": ranked}
-            if files:
+            if files[n] is not None:
                 item = {"file": files[n], **item}
             out.append(item)
         return out
+
+    def _gather(self, images: Any) -> tuple[torch.Tensor, list[str | None]]:
+        """predict's input as one uint8 batch of the model's shape, and the file each image came from (or None)."""
+        c, h, w = self.image_shape
+        if isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.shape[1:] == (c, h, w) \
+                and images.ndim == 4:
+            return images, [None] * len(images)       # already what the model takes
+        if isinstance(images, (torch.Tensor, np.ndarray)) and images.ndim == 4:
+            items: list[Any] = list(images)
+        elif isinstance(images, (str, os.PathLike, Image.Image, torch.Tensor, np.ndarray)):
+            items = [images]
+        elif isinstance(images, Iterable):
+            items = list(images)
+        else:
+            raise DataError(f"predict takes paths, PIL images, numpy arrays or tensors, or a list of them; got "
+                            f"{type(images).__name__}")
+        arrays, files = [], []
+        for item in items:
+            if isinstance(item, (str, os.PathLike)):
+                for f in expand_image_paths([item]):
+                    arrays.append(torch.from_numpy(decode_image(f, (h, w), "L" if c == 1 else "RGB", fit=self.resize)))
+                    files.append(f)
+            else:
+                arrays.append(as_model_image(item, c, (h, w), self.resize))
+                files.append(None)
+        if not arrays:
+            raise DataError("predict was given no images")
+        return torch.stack(arrays), files
 
     def evaluate(self, data: str | Dataset | None = None, data_dir: str | None = None, split: str = "test",
                  **load_args: Any) -> dict[str, Any]:
@@ -115,6 +144,48 @@ class Classifier:
         return {"dataset": ds.name, "split": split, "checkpoint": self.source, "classes": ds.classes,
                 "test_accuracy" if split == "test" else f"{split}_accuracy": m["accuracy"],
                 "test_loss" if split == "test" else f"{split}_loss": m["loss"], **m}
+
+
+def as_model_image(image: Any, channels: int, size: tuple[int, int], fit: str = "crop") -> torch.Tensor:
+    """One in-memory image (PIL image, numpy array or tensor) as a uint8 channels×H×W tensor at `size`: pixels
+    to 0–255, the layout to C×H×W (numpy arrays are read as H×W×C when their last axis can be channels, tensors
+    as C×H×W when their first can), channels converted through `image_to_array` like files, then resized."""
+    mode = "L" if channels == 1 else "RGB"
+    if isinstance(image, Image.Image):
+        return fit_image(torch.from_numpy(image_to_array(image, mode)), size, fit)
+    if isinstance(image, np.ndarray):
+        arr = np.array(image)                             # a writable copy
+        x = torch.from_numpy(arr.astype(np.int64) if arr.dtype.kind in "ui" and arr.dtype != np.uint8 else arr)
+    elif isinstance(image, torch.Tensor):
+        x = image.detach().cpu()
+    else:
+        raise DataError(f"predict takes paths, PIL images, numpy arrays or tensors, got {type(image).__name__}")
+    x = _to_uint8(x)
+    shape, chans = tuple(x.shape), (1, 3, 4)
+    if x.ndim == 3 and shape[-1] in chans and (isinstance(image, np.ndarray) or shape[0] not in chans):
+        x = x.permute(2, 0, 1)
+    elif x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or x.shape[0] not in chans:
+        raise DataError(f"predict takes images of H×W, H×W×C or C×H×W with 1, 3 or 4 channels, got shape {shape}")
+    if x.shape[0] != channels or x.shape[0] == 4:         # gray ↔ RGB, or RGBA: converted as image files are
+        hwc = np.ascontiguousarray(x.permute(1, 2, 0).numpy())
+        x = torch.from_numpy(image_to_array(Image.fromarray(hwc[:, :, 0] if x.shape[0] == 1 else hwc), mode))
+    return fit_image(x.contiguous(), size, fit)
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Pixels as uint8: floats must lie in [0, 1] (scaled by 255), integers in 0–255."""
+    if x.is_floating_point():
+        lo, hi = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
+        if not (lo >= 0 and hi <= 1):
+            raise DataError(f"predict takes float images in [0, 1], got values from {lo:.3g} to {hi:.3g} (pass the "
+                            "pixels before normalizing them, or uint8 0–255)")
+        return (x * 255).round().to(torch.uint8)
+    if x.dtype == torch.bool or (x.numel() and not (int(x.min()) >= 0 and int(x.max()) <= 255)):
+        raise DataError(f"predict takes uint8 images (0–255) or floats in [0, 1], got {x.dtype}"
+                        + ("" if x.dtype == torch.bool else f" values from {int(x.min())} to {int(x.max())}"))
+    return x.to(torch.uint8)
 
 
 def expand_image_paths(items: list[str | os.PathLike]) -> list[str]:
@@ -163,7 +234,7 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
     if len(names) != args["num_classes"]:
         raise CheckpointError(f"{path}: {len(names)} class names for a model with {args['num_classes']} outputs")
     return Classifier(net.to(dev), list(names), args, norm["mean"], norm["std"], dev, tta, str(path), config,
-                      channels_last)
+                      channels_last, name)
 
 
 def predict(checkpoint: str | Path, images: Any, topk: int = 1, **load_args: Any) -> list[dict[str, Any]]:

@@ -6,44 +6,113 @@ import argparse
 import gc
 import json
 import sys
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any
 
+from ._version import __version__
 from .config import CHOICES, FIELDS, default_text, read_config_file
 from .errors import ImgclfError
 from .recipes import PROFILES
 
 TRAIN_HELP = {
     "data": "dataset name (see `imgclf datasets`) or a folder of images: root/<class>/* or root/{train,test}/<class>/*",
-    "data_dir": "where named datasets live or are downloaded (default $IMGCLF_DATA_DIR or ~/.cache/imgclf/data)",
-    "image_size": "resize every image to N×N (images are never resized unless asked)",
+    "data_dir": "where named datasets live or are downloaded",
+    "image_size": "train and test at N×N (unset: the images' own size; a folder of mixed sizes gets one chosen "
+                  "from its median shorter side, at most 64 on a CPU and 224 on a GPU, said in the run header)",
+    "resize": "how an image meets --image-size: crop (shorter side to N, centre cut: aspect kept), squash, or pad",
+    "select": "how best.pt is chosen on the val split: val_accuracy (ties: lower val loss, then the later epoch) "
+              "or val_loss",
+    "patience": "stop after this many validations without a better one (0: run every epoch); best.pt is kept",
+    "class_weights": "loss weights per class: balanced (n / (classes × n_class)), none, or auto (balanced when the "
+                     "largest class has at least 3× the images of the smallest)",
+    "crop_scale": "random-resized crop: each training image is a random crop of at least this fraction of its "
+                  "area (aspect 3:4 to 4:3) resized back (0: off)",
+    "color_jitter": "random brightness, contrast and saturation factors in [1-J, 1+J] (0: off)",
+    "pretrained": "start from the model's ImageNet weights (torchvision's files through torch.hub's cache; "
+                  "resnet18/34/50-imagenet, mobilenet-v3-small)",
+    "init_weights": "start from this state_dict (.pth, torchvision/timm keys) or imgclf checkpoint; a head with "
+                    "another class count is replaced",
+    "freeze_epochs": "train only the new head for this many epochs (backbone frozen, its BatchNorm in eval mode), "
+                     "then the whole network",
+    "backbone_lr_mult": "the backbone's learning rate as a fraction of the head's (e.g. 0.1 when fine-tuning)",
     "val_split": "fraction of train held out (per class, fixed seed) to choose best.pt; 0 = best.pt is the last epoch",
     "test_split": "for a folder without test/: fraction held out as the test split",
     "strict_images": "make an unreadable image an error instead of a skipped-file warning",
     "download": "download a named dataset that is not found (--no-download to only look locally)",
-    "recipe": "a named set of settings (tutorial, tutorial-fast, fast-1m, fast-5m, fast-10m)",
+    "normalize": "pixel normalization: dataset = the training split's per-channel mean/std, half = (x-0.5)/0.5 "
+                 "(the tutorial's)",
+    "epochs": "passes over the training split",
+    "batch_size": "images per training step",
+    "lr": "peak learning rate (the schedule scales it step by step)",
+    "optimizer": "sgd (with --momentum, --nesterov) or adamw",
+    "momentum": "SGD momentum",
+    "nesterov": "Nesterov momentum for SGD",
+    "weight_decay": "weight decay on weights (not on biases and norm shifts)",
+    "label_smoothing": "label smoothing of the training loss (0 = plain cross-entropy)",
+    "schedule": "learning rate over the run: constant, onecycle (warm up, then anneal to 0), cosine, or step",
     "warmup": "epochs of linear learning-rate warm-up",
+    "crop_pad": "augmentation: random translation by up to N pixels, reflect-padded (0 = off)",
+    "flip": "augmentation: horizontal flips: none, random (a fresh half of the images each epoch), alternate (a "
+            "fixed half in even epochs, the other half in odd ones)",
+    "cutout": "augmentation: blank a random N×N square of each training image (0 = off)",
+    "progressive_size": "train the first --progressive-epochs epochs on images resized to this size (0 = off)",
+    "progressive_epochs": "how many of the first epochs train at --progressive-size",
     "ema": "average weights with this decay per step (e.g. 0.999); evaluation uses the average",
     "tta": "test-time augmentation: average predictions over each image and its mirror",
+    "eval_every": "validate every N epochs (the last epoch always)",
+    "device": "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps",
+    "precision": "auto (CUDA: amp-bf16, else fp32), fp32, or mixed precision amp-bf16 / amp-fp16",
+    "channels_last": "channels-last memory layout for images and weights",
+    "compile": "torch.compile the model (a slower start; can pay off on long GPU runs)",
+    "threads": "CPU threads for PyTorch (0 = its default)",
+    "seed": "seed of every random draw: initial weights, val split, shuffles, augmentation",
+    "out": "parent folder of run folders (each run gets OUT/NAME, NAME-2, …)",
+    "name": "run folder name",
     "log_every": "print the tutorial's running-loss line every N steps",
     "save_every_steps": "also write last.pt every N steps (epoch ends always save)",
-    "out": "parent folder of run folders (each run gets OUT/NAME, NAME-2, …)",
-    "threads": "CPU threads for PyTorch (0 = its default)",
-    "progressive_size": "train the first --progressive-epochs epochs on images resized to this size (0 = off)",
+    "plots": "draw plots/ at the end: curves, confusion matrices, test predictions, most confidently wrong",
+    "tensorboard": "also write TensorBoard event files to RUN_DIR/tensorboard/: per-epoch scalars, hparams with the "
+                   "final metrics, the plots' confusion matrix and predictions (needs pip install "
+                   "'imgclf[tensorboard]')",
 }
+BARE_SIZE_HELP = "input size of a bare state_dict (default 32, or 28 for 1 channel; a checkpoint knows its own)"
+# What a None default means, shown in --help instead of "None".
+NONE_DEFAULT = {"data_dir": "$IMGCLF_DATA_DIR, else ~/.cache/imgclf/data", "image_size": "the images' own size",
+                "channels_last": "on, off on MPS", "name": "DATA-MODEL, e.g. digits-fastcnn-tiny", "recipe": "none",
+                "init_weights": "none (random initialization)"}
 
 
 DEFAULTS_NOTE = ("Defaults depend on the data (profiles: " + ", ".join(PROFILES) + "), on --model and on --recipe; "
                  "`imgclf train --print-config` prints what a run would use, and where each value comes from.")
 
 
-def _add_train_flags(p: argparse.ArgumentParser) -> None:
+def _train_help(name: str) -> str:
+    """A train flag's help: what it does, then its default and the per-data/per-model values that replace it
+    (names that change, models and recipes, are read from their registries)."""
+    from .models import MODELS
+    from .recipes import RECIPES
+
+    what = {"model": f"network: {', '.join(MODELS)} (see `imgclf models`)",
+            "recipe": f"a named set of settings: {', '.join(RECIPES)}"}.get(name) or TRAIN_HELP[name]
+    return f"{what} ({default_text(name, NONE_DEFAULT.get(name))})".replace("%", "%%")
+
+
+# The settings find-lr uses: the data, the model, the optimizer and loss, the augmentation, the machine.
+FIND_LR_SETTINGS = ("data", "data_dir", "image_size", "model", "batch_size", "optimizer", "momentum", "nesterov",
+                    "weight_decay", "label_smoothing", "crop_pad", "flip", "cutout", "normalize", "device",
+                    "precision", "threads", "seed", "recipe")
+
+
+def _add_train_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """A flag per TrainConfig field (or per field in `only`), named and typed after it, and --config."""
     for name, f in FIELDS.items():
+        if only is not None and name not in only:
+            continue
         flag = "--" + name.replace("_", "-")
         kind = str(f.type)
-        help_ = TRAIN_HELP.get(name, "")
-        help_ = f"{help_} ({default_text(name)})" if help_ else default_text(name)
+        help_ = _train_help(name)
         if kind.startswith("bool"):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
         else:
@@ -55,23 +124,58 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
 
 def _data_flags(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--data", required=required, help=TRAIN_HELP["data"])
-    p.add_argument("--data-dir", help=TRAIN_HELP["data_dir"])
+    p.add_argument("--data-dir", help=f"{TRAIN_HELP['data_dir']} (default: {NONE_DEFAULT['data_dir']})")
     p.add_argument("--image-size", type=int, help=TRAIN_HELP["image_size"])
 
 
+# Exit codes: distinct, so that scripts can tell a bad flag from bad data from a bug (documented in --help).
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_DATA, EXIT_STOPPED = 0, 1, 2, 3, 130
+EXIT_CODES_HELP = """exit codes:
+  0    success
+  1    internal error: a bug in imgclf (a short message says so and where to report it;
+       --verbose adds the traceback)
+  2    usage error: an unknown flag or a bad flag value
+  3    data, config or checkpoint error: one line naming the file or setting and the fix
+  130  stopped by Ctrl-C or SIGTERM (a training run saves last.pt and prints how to resume)"""
+REPORT_BUGS = ("this is a bug in imgclf: please report it to the imgclf maintainers with the command, "
+               f"its --verbose output and the version (imgclf {__version__})")
+
+
+def _output_flags(p: argparse.ArgumentParser, default: Any) -> None:
+    """--quiet and --verbose; before the subcommand (default False) or after it (default SUPPRESS, so that a
+    flag given before the subcommand is not reset by the subcommand's parser)."""
+    p.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="print only errors and the final result line (no progress, tables or warnings)")
+    p.add_argument("-v", "--verbose", action="store_true", default=default,
+                   help="print the traceback of an error, and where each warning comes from")
+
+
+class _SubcommandParser(argparse.ArgumentParser):
+    """Every subcommand also takes --quiet/--verbose after its name (`imgclf train --quiet`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _output_flags(self, argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imgclf", description="Train, test and use image classifiers.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="imgclf", description="Train, test and use image classifiers.",
+                                     epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"imgclf {__version__}")
+    _output_flags(parser, False)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)
+    from .models import MODELS as models
 
     sub.add_parser("datasets", help="list datasets, where each is expected and whether it is there").add_argument(
-        "--data-dir", help=TRAIN_HELP["data_dir"])
+        "--data-dir", help=f"{TRAIN_HELP['data_dir']} (default: {NONE_DEFAULT['data_dir']})")
     sub.add_parser("models", help="list models with their parameter counts")
 
     p = sub.add_parser("show", help="write a labelled grid of images from a dataset")
     _data_flags(p, required=True)
-    p.add_argument("--split", default="train", choices=("train", "val", "test"))
+    p.add_argument("--split", default="train", choices=("train", "val", "test"),
+                   help="which split to draw from (val: a 10%% hold-out of train) (default: train)")
     p.add_argument("--n", type=int, default=16, help="how many images (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="which images: a seeded random sample")
+    p.add_argument("--seed", type=int, default=0, help="which images: a seeded random sample (default 0)")
     p.add_argument("--out", default="grid.png", help="PNG file to write (default grid.png)")
     p.add_argument("--augmented", action="store_true",
                    help="draw a training batch after augmentation, with the settings training would use for this data")
@@ -84,31 +188,42 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the resolved settings for this data and these flags, then exit without training")
 
     p = sub.add_parser("eval", help="test a checkpoint: accuracy, per-class table, P/R/F1, confusion matrix")
-    p.add_argument("checkpoint")
-    _data_flags(p)
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
-    p.add_argument("--model", help="network of a bare state_dict (e.g. tutorial-net)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("checkpoint", help="a checkpoint written by imgclf train (best.pt, last.pt), or a bare "
+                   "state_dict with --model")
+    p.add_argument("--data", help="dataset name or image folder to evaluate on (default: the checkpoint's own "
+                   "dataset, loaded with its run's settings)")
+    p.add_argument("--data-dir", help=f"{TRAIN_HELP['data_dir']} (default: the run's, else {NONE_DEFAULT['data_dir']})")
+    p.add_argument("--image-size", type=int, help=BARE_SIZE_HELP)
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="which split to evaluate (val: the run's own hold-out) (default: test)")
+    p.add_argument("--model", help=f"network of a bare state_dict: {', '.join(models)}")
+    p.add_argument("--device", default="auto", help=f"{TRAIN_HELP['device']} (default: auto)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
     p = sub.add_parser("predict", help="classify your own image files or folders")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint written by imgclf train (best.pt), or a bare state_dict "
+                   "with --model")
     p.add_argument("images", nargs="+", help="image files and/or folders (walked)")
-    p.add_argument("--topk", type=int, default=1)
-    p.add_argument("--model", help="network of a bare state_dict (e.g. tutorial-net)")
+    p.add_argument("--topk", type=int, default=1, help="list the K most likely classes of each image (default 1)")
+    p.add_argument("--model", help=f"network of a bare state_dict: {', '.join(models)}")
     p.add_argument("--classes", help="comma-separated class names for a bare state_dict")
-    p.add_argument("--image-size", type=int,
-                   help="input size of a bare state_dict (default 32, or 28 for 1 channel)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--image-size", type=int, help=BARE_SIZE_HELP)
+    p.add_argument("--device", default="auto", help=f"{TRAIN_HELP['device']} (default: auto)")
+    p.add_argument("--json", action="store_true", help="print one JSON list (file, class, probability, topk)")
+    p.add_argument("--csv", metavar="FILE", help="also write the predictions to FILE as CSV: file, class, "
+                   "probability, topk (class:probability;class:probability…)")
 
     p = sub.add_parser("find-lr", help="learning-rate range test: plot loss against lr and suggest one",
                        epilog=DEFAULTS_NOTE)
-    _add_train_flags(p)
-    p.add_argument("--steps", type=int, default=100, help="how many steps of the range test (default 100)")
-    p.add_argument("--min-lr", type=float, default=1e-5)
-    p.add_argument("--max-lr", type=float, default=10.0)
-    p.add_argument("--plot", default="lr_find.png", help="PNG file to write")
+    _add_train_flags(p, FIND_LR_SETTINGS)
+    p.add_argument("--steps", type=int, default=100, help="training steps of the range test; it stops sooner once "
+                   "the loss explodes (default 100)")
+    p.add_argument("--min-lr", type=float, default=1e-5, help="learning rate of the first step (default 1e-05)")
+    p.add_argument("--max-lr", type=float, default=10.0,
+                   help="learning rate of the last step; it rises geometrically from --min-lr (default 10)")
+    p.add_argument("--out", default="runs/find-lr", help="parent folder of run folders: the plot is written to "
+                   "OUT/NAME/lr_find.png, NAME-2, … never overwritten (default: runs/find-lr)")
+    p.add_argument("--name", help="run folder name (default: DATA-MODEL, e.g. digits-fastcnn-tiny)")
 
     p = sub.add_parser("report", help="rebuild report.html in run folders; with several, also a comparison page")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders (each with its summary.json)")
@@ -131,7 +246,7 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         found = locate(name, root)
         status = "embedded" if not ds.files else ("present" if found else "missing (downloads on first use)")
         where = str(found) if found else str(root / ds.folder_names[0]) + "/ " + ", ".join(ds.files)
-        table.add_row(name, ds.description, status, where if ds.files else "(inside scikit-learn)")
+        table.add_row(name, ds.description, status, where if ds.files else "(inside the imgclf package)")
     console.print(table)
     console.print("a folder of your own images works too: --data PATH with PATH/<class>/* "
                   "or PATH/{train,test}/<class>/*")
@@ -170,7 +285,7 @@ def cmd_show(args: argparse.Namespace) -> None:
                 f"flip {cfg.flip}, color_jitter {cfg.color_jitter}, cutout {cfg.cutout})")
     else:
         ds = load_dataset(args.data, args.data_dir, image_size=args.image_size,
-                          val_split=0.1 if args.split == "val" else 0)
+                          val_split=0.1 if args.split == "val" else 0, quiet=args.quiet)
         split = ds.split(args.split)
         idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(args.seed))[:args.n].sort().values
         images, labels, what = split.images[idx], split.labels[idx], f"{ds.name}, {args.split} split"
@@ -193,8 +308,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(describe_settings(flags, file, args.resume))
         return
     from .engine.train import train
+    from .report.console import result_line
 
-    train(flags, config_file=file, resume=args.resume)
+    summary = train(flags, config_file=file, resume=args.resume, quiet=args.quiet)
+    if args.quiet:
+        print(f"{result_line(summary)}; run folder {summary['run_dir']}")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -206,8 +324,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result))
         return
-    console.print(metrics_table(result, result["classes"], args.split))
-    if len(result["classes"]) <= 12:
+    if not args.quiet:
+        console.print(metrics_table(result, result["classes"], args.split))
+    if len(result["classes"]) <= 12 and not args.quiet:
         console.print(confusion_table(result["confusion_matrix"], result["classes"], args.split))
     console.print(f"[bold]{args.split} accuracy {result['accuracy']:.2%}[/] ({result['n']:,} images of "
                   f"{result['dataset']}, {args.split} split; balanced accuracy {result['balanced_accuracy']:.2%}, "
@@ -223,20 +342,43 @@ def cmd_predict(args: argparse.Namespace) -> None:
     classes = args.classes.split(",") if args.classes else None
     clf = load(args.checkpoint, model=args.model, device=args.device, classes=classes, image_size=args.image_size)
     results = clf.predict(args.images, topk=args.topk)
+    if args.csv:
+        write_predictions_csv(Path(args.csv), results)
     if args.json:
         print(json.dumps(results))
         return
     for r in results:
         alts = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["topk"][1:])
         print(f"{r['file']}: {r['class']} ({r['probability']:.1%}){'  [' + alts + ']' if alts else ''}")
+    if args.csv and not args.quiet:
+        print(f"wrote {args.csv} ({len(results)} predictions)")
+
+
+def write_predictions_csv(path: Path, results: list[dict[str, Any]]) -> None:
+    """predict's results as CSV (atomically): file, class, probability, and topk as class:probability;… ."""
+    import csv
+    import io
+
+    from .report.run_dir import write_text
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["file", "class", "probability", "topk"])
+    for r in results:
+        writer.writerow([r.get("file", ""), r["class"], r["probability"],
+                         ";".join(f"{t['class']}:{t['probability']}" for t in r["topk"])])
+    write_text(path, buf.getvalue())
 
 
 def cmd_find_lr(args: argparse.Namespace) -> None:
     from .engine.lr_finder import find_lr
 
     flags, file = _train_settings(args)
-    result = find_lr(flags, steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr, plot=args.plot, file=file)
-    print(f"suggested lr {result['suggested_lr']:.3g} (steepest descent of the smoothed loss); plot: {args.plot}")
+    out, name = flags.pop("out"), flags.pop("name", None)      # where the plot goes, not training settings
+    result = find_lr(flags, steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr, out=out, name=name, file=file,
+                     quiet=args.quiet)
+    print(f"suggested lr {result['suggested_lr']:.3g} (steepest descent of the smoothed loss); "
+          f"plot: {result['plot']}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -254,18 +396,40 @@ COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "show": cmd_show, "t
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run a command; our errors print as one line (exit 2), an interrupted run exits 130."""
-    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
-    args = build_parser().parse_args(argv)
+    """Entry point: run a command and return its exit code (EXIT_CODES_HELP): our errors print as one line (3),
+    a stopped run exits 130, anything unexpected is an internal error (1); usage errors exit 2 in argparse."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quiet and args.verbose:
+        parser.error("--quiet and --verbose exclude each other")
+    with warnings.catch_warnings():
+        if args.quiet:
+            warnings.simplefilter("ignore")
+        warnings.formatwarning = (lambda msg, cat, file, line, *a: f"warning: {msg} ({file}:{line})\n") \
+            if args.verbose else (lambda msg, *a, **k: f"warning: {msg}\n")
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; every failure becomes its exit code and a one-line message (a traceback with --verbose)."""
     try:
         COMMANDS[args.command](args)
     except ImgclfError as e:
+        if args.verbose:
+            traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
-        return getattr(e, "exit_code", 2)
+        return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+        return EXIT_STOPPED
+    except Exception as e:
+        if args.verbose:
+            traceback.print_exc()
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(f"internal error: {type(e).__name__}{': ' + first if first else ''}", file=sys.stderr)
+        print(REPORT_BUGS + ("" if args.verbose else "; rerun with --verbose for the traceback"), file=sys.stderr)
+        return EXIT_INTERNAL
+    return EXIT_OK
 
 
 def entry() -> int:

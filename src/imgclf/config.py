@@ -105,6 +105,7 @@ class TrainConfig:
     log_every: int = 0              # print the tutorial's running-loss line every N steps (0: off)
     save_every_steps: int = 0       # also write last.pt every N steps (0: only at epoch ends)
     plots: bool = True
+    tensorboard: bool = False       # also write TensorBoard event files to RUN_DIR/tensorboard/ (imgclf[tensorboard])
     recipe: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -270,11 +271,12 @@ def resume_settings(saved: dict[str, Any], user: dict[str, Any], where: str) -> 
     return {**saved, **{k: v for k, v in user.items() if k in RESUME_OVERRIDABLE}}
 
 
-def default_text(key: str) -> str:
-    """What a flag's default is, for --help: the field default, and the per-dataset/model values that replace it."""
+def default_text(key: str, shown: str | None = None) -> str:
+    """What a flag's default is, for --help: the field default (or `shown`, say what a None default means), and
+    the per-dataset/model values that replace it."""
     by_profile = [f"{name} {p[key]}" for name, p in PROFILES.items() if key in p]
     by_model = [f"{name} {d[key]}" for name, d in MODEL_DEFAULTS.items() if key in d]
-    text = f"default: {FIELDS[key].default}"
+    text = f"default: {FIELDS[key].default if shown is None else shown}"
     if by_profile:
         text += f"; by data: {', '.join(by_profile)}"
     if by_model:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 
 class ImgclfError(Exception):
-    """A problem with the user's input or environment, explained in one line; the CLI prints it without a traceback."""
+    """A problem with the user's input or environment, explained in one line; the CLI prints it without a traceback
+    and exits with `exit_code` (3 for data, config and checkpoint errors: see `imgclf --help`)."""
+
+    exit_code = 3
 
 
 class DataError(ImgclfError):

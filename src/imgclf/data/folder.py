@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -97,7 +98,8 @@ def decode_files(files: list[str], size: tuple[int, int] | None, fit: str = "cro
     workers = workers or os.cpu_count() or 1
     chunks = [(files[i:i + _CHUNK], size, fit) for i in range(0, len(files), _CHUNK)]
     results: list[np.ndarray | str] = []
-    with Progress(transient=True) as bar:
+    # transient, and only on a terminal: a log file (or `--quiet`'s one line) gets no blank line from it
+    with Progress(transient=True, disable=not sys.stdout.isatty()) as bar:
         task = bar.add_task(desc, total=len(files))
         if workers == 1 or len(chunks) == 1:
             for ch in chunks:

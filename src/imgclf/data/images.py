@@ -128,18 +128,23 @@ def decode_image(path: str | Path, size: tuple[int, int] | None = None, mode: st
                 im.seek(0)  # first frame of a GIF/animated WebP
                 if size is not None:
                     _draft(im, size, fit)
-                im = _to_mode(ImageOps.exif_transpose(im), mode)
-                arr = np.array(im, dtype=np.uint8)  # a writable copy (torch refuses read-only arrays)
+                arr = image_to_array(ImageOps.exif_transpose(im), mode)
     except DataError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(f"{path}: not a readable image ({e})") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # truncated or corrupt data inside a real image
         raise DataError(f"{path}: broken image data ({e})") from None
-    arr = np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
     if size is not None and arr.shape[1:] != tuple(size):
         arr = fit_image(torch.from_numpy(arr), size, fit).numpy()
     return arr
+
+
+def image_to_array(im: Image.Image, mode: str | None = None) -> np.ndarray:
+    """A decoded image as uint8 (C, H, W), converted as `decode_image` converts files (see `_to_mode`): the one
+    conversion for image files and for images handed to predict in memory."""
+    arr = np.array(_to_mode(im, mode), dtype=np.uint8)  # a writable copy (torch refuses read-only arrays)
+    return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
 
 
 def _to_mode(im: Image.Image, mode: str | None) -> Image.Image:

@@ -54,7 +54,7 @@ def _cifar_loader(name: str) -> Callable[[Path], Dataset]:
 
 
 NAMED: dict[str, NamedDataset] = {
-    "digits": NamedDataset("digits", "8×8 handwritten digits shipped with scikit-learn (1,437 train / 360 test)",
+    "digits": NamedDataset("digits", "8×8 handwritten digits, embedded in imgclf (1,437 train / 360 test)",
                            {}, "", (), lambda _: load_digits(), lambda _: True),
     "mnist": NamedDataset("mnist", "MNIST handwritten digits, 28×28 grayscale, 60k/10k",
                           {"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",

@@ -4,19 +4,24 @@ steps, record the smoothed loss, and suggest the lr where it falls fastest."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..errors import ConfigError
 from .setup import build_run
 from .step import set_lr, train_step
 
 
 def find_lr(settings: dict[str, Any], steps: int = 100, min_lr: float = 1e-5, max_lr: float = 10.0,
-            plot: str | None = "lr_find.png", quiet: bool = False, file: dict[str, Any] | None = None
-            ) -> dict[str, Any]:
+            out: str | Path | None = "runs/find-lr", name: str | None = None, quiet: bool = False,
+            file: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the range test on the training split with the run's model/optimizer settings (built exactly as
-    `imgclf train` builds them); returns {'lrs', 'losses', 'suggested_lr'} and writes a plot of loss against lr."""
+    `imgclf train` builds them); returns {'lrs', 'losses', 'suggested_lr', 'plot', ...} and writes the plot of
+    loss against lr to a new run folder OUT/NAME/lr_find.png (NAME: DATA-MODEL; never overwritten; out=None:
+    no plot)."""
+    check_range(steps, min_lr, max_lr)
     run = build_run(settings, file, quiet)
     lrs, losses, smooth, best = [], [], 0.0, math.inf
     step, epoch = 0, 0
@@ -38,11 +43,25 @@ def find_lr(settings: dict[str, Any], steps: int = 100, min_lr: float = 1e-5, ma
                 break
         epoch += 1
     suggested = suggest(lrs, losses)
-    if plot:
+    plot = None
+    if out is not None:
         from ..report.plots import lr_plot
+        from ..report.run_dir import new_run_dir
 
+        plot = new_run_dir(out, name or f"{run.data.name}-{run.cfg.model}") / "lr_find.png"
         lr_plot(lrs, losses, suggested, plot)
-    return {"lrs": lrs, "losses": losses, "suggested_lr": suggested, "model": run.cfg.model, "dataset": run.data.name}
+    return {"lrs": lrs, "losses": losses, "suggested_lr": suggested, "model": run.cfg.model, "dataset": run.data.name,
+            "plot": None if plot is None else str(plot)}
+
+
+def check_range(steps: int, min_lr: float, max_lr: float) -> None:
+    """The range test's own settings, checked before any data is loaded (one-line errors naming the flag)."""
+    if steps < 1:
+        raise ConfigError(f"--steps must be at least 1, got {steps}")
+    if not min_lr > 0:
+        raise ConfigError(f"--min-lr must be positive (the learning rate rises geometrically from it), got {min_lr:g}")
+    if not (min_lr < max_lr < math.inf):
+        raise ConfigError(f"--max-lr must be finite and above --min-lr {min_lr:g}, got {max_lr:g}")
 
 
 def suggest(lrs: list[float], losses: list[float]) -> float:

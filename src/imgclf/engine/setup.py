@@ -23,6 +23,8 @@ from ..data.split import Split, hold_out_val
 from ..errors import ImgclfError
 from ..models import arch_args, build_model, pretrained
 from ..report.run_dir import new_run_dir
+from ..report.tensorboard import TensorBoardLog
+from ..report.tensorboard import require as require_tensorboard
 from . import distributed as dist
 from .checkpoint import FORMAT_VERSION, arch_of, load_checkpoint, load_model_state, save_checkpoint
 from .device import Precision, pick_device, pick_precision
@@ -71,6 +73,7 @@ class Run:
     progress: Progress = field(default_factory=Progress)
     run_dir: Path | None = None
     resumed: bool = False
+    tensorboard: TensorBoardLog | None = None   # --tensorboard, rank 0 only
 
     @property
     def steps_per_epoch(self) -> int:
@@ -140,6 +143,9 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
                               "predict with --model)")
         user, file = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume)), None
     run = build_run(user, file, quiet, ckpt)
+    logs_tensorboard = run.cfg.tensorboard and run.world.is_main
+    if logs_tensorboard:
+        require_tensorboard()  # not installed: a one-line error before a run folder is made
     if ckpt is not None:
         run.restore(ckpt, str(resume))
         run.run_dir = Path(resume).parent
@@ -147,6 +153,8 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
         run.run_dir = new_run_dir(run.cfg.out, run.cfg.name or f"{run.data.name}-{run.cfg.model}")
     else:
         run.run_dir = Path(run.cfg.out)
+    if logs_tensorboard:
+        run.tensorboard = TensorBoardLog(run.run_dir, run.cfg.to_dict(), run.progress.epoch)
     return run
 
 

@@ -151,6 +151,8 @@ def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
         run.save("best")
     if run.world.is_main:
         write_metrics(run.run_dir, p.history)
+        if run.tensorboard is not None:
+            run.tensorboard.epoch(row)
         console.epoch_line(row, quiet)
         if p.stopped_early:
             console.note(f"no better {cfg.select.replace('_', ' ')} in {cfg.patience} validations: stopping early "
@@ -217,6 +219,8 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         console.test_report(summary, test, quiet)
         if cfg.plots:
             write_pictures(run, test, logits)
-            summary["total_seconds"] = round(time.perf_counter() - t_start, 3)
-            write_summary(run.run_dir, summary)
+        if run.tensorboard is not None:
+            run.tensorboard.close(summary)  # reads the plots just drawn
+        summary["total_seconds"] = round(time.perf_counter() - t_start, 3)
+        write_summary(run.run_dir, summary)
     return summary

@@ -127,15 +127,20 @@ def test_report(summary: dict[str, Any], test: dict[str, Any], quiet: bool) -> N
         return
     if len(summary["classes"]) <= 30:
         console.print(metrics_table(test, summary["classes"], "test"))
-    top5 = f", top-5 {summary['test_top5_accuracy']:.2%}" if "test_top5_accuracy" in summary else ""
-    console.print(f"[bold]test accuracy {summary['test_accuracy']:.2%}[/] "
-                  f"(test split, {summary['test_split_size']:,} images; balanced accuracy "
-                  f"{summary['test_balanced_accuracy']:.2%}, macro-F1 {summary['test_macro_f1']:.3f}{top5}), "
-                  f"test loss {summary['test_loss']:.4f}; checkpoint chosen on "
-                  f"{summary['checkpoint_selected_on']}: {summary['checkpoint_choice']}")
+    console.print(result_line(summary, bold=True))
     remark = balance_remark(test, summary["classes"], "test")
     if remark:
         console.print(f"[yellow]{remark}[/]")
-    console.print(f"trained {summary['train_seconds']:.1f}s at {summary['images_per_second']:,.0f} img/s, "
-                  f"{summary['total_seconds']:.1f}s in all")
     console.print(f"run folder: {summary['run_dir']}")
+
+
+def result_line(summary: dict[str, Any], bold: bool = False) -> str:
+    """A run's result in one line (the last figures of the report; all that `imgclf train --quiet` prints)."""
+    accuracy = f"test accuracy {summary['test_accuracy']:.2%}"
+    top5 = f", top-5 {summary['test_top5_accuracy']:.2%}" if "test_top5_accuracy" in summary else ""
+    return (f"{f'[bold]{accuracy}[/]' if bold else accuracy} (test split, {summary['test_split_size']:,} images; "
+            f"balanced accuracy {summary['test_balanced_accuracy']:.2%}, macro-F1 {summary['test_macro_f1']:.3f}"
+            f"{top5}), test loss {summary['test_loss']:.4f}; checkpoint chosen on "
+            f"{summary['checkpoint_selected_on']}: {summary['checkpoint_choice']}; trained "
+            f"{summary['train_seconds']:.1f}s at {summary['images_per_second']:,.0f} img/s, "
+            f"{summary['total_seconds']:.1f}s in all")
