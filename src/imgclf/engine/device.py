@@ -39,6 +39,11 @@ class Precision:
     autocast_dtype: torch.dtype | None
     scaler: torch.amp.GradScaler  # enabled for fp16 only (bf16 and fp32 need no loss scaling): a no-op otherwise
     channels_last: bool
+    reason: str = ""              # why this precision (the run header says it)
+
+    @property
+    def name(self) -> str:
+        return {None: "fp32", torch.bfloat16: "amp-bf16", torch.float16: "amp-fp16"}[self.autocast_dtype]
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -55,16 +60,14 @@ def cpu_has_native_bf16() -> bool:
 
 
 def pick_precision(cfg: TrainConfig, device: torch.device) -> Precision:
-    """'auto' is amp-bf16 (or fp16 where bf16 is unsupported) on CUDA and fp32 elsewhere: our 2-core CPUs (AMD
-    Zen 3, AVX2 only) have no native bf16, so a bf16 matmul runs at 0.9 GFLOP/s against fp32's 107 and a bf16
-    training step is ~10× slower. channels_last is on unless set (CPU: 1.4-1.6× faster training and inference,
-    benchmarks/RESULTS.md), except on MPS."""
-    mode = cfg.precision
+    """'auto': on CUDA amp-bf16 (amp-fp16 where bf16 is unsupported); on a CPU amp-bf16 where it has native bf16
+    (AVX512-BF16 or AMX: 1.1-2.1× the fp32 training img/s of our models on a Zen 4, benchmarks/RESULTS.md) and fp32
+    where bf16 is emulated (a Zen 3: a bf16 matmul at 0.9 GFLOP/s against fp32's 107). Autocast leaves weights,
+    BatchNorm statistics and the loss (computed on fp32 logits) in fp32. channels_last is on unless set (CPU:
+    1.4-1.6× faster training and inference), except on MPS."""
+    mode, reason = cfg.precision, "set by --precision"
     if mode == "auto":
-        if device.type == "cuda":
-            mode = "amp-bf16" if torch.cuda.is_bf16_supported() else "amp-fp16"
-        else:
-            mode = "fp32"
+        mode, reason = auto_precision(device)
     dtype = {"fp32": None, "amp-bf16": torch.bfloat16, "amp-fp16": torch.float16}[mode]
     if device.type == "cpu" and dtype is not None and not cpu_has_native_bf16():
         warnings.warn(f"--precision {mode}: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native "
@@ -72,4 +75,18 @@ def pick_precision(cfg: TrainConfig, device: torch.device) -> Precision:
                       stacklevel=2)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type in ("cuda", "cpu")
-    return Precision(dtype, scaler, channels_last)
+    return Precision(dtype, scaler, channels_last, reason)
+
+
+def auto_precision(device: torch.device) -> tuple[str, str]:
+    """The precision `--precision auto` picks on this device, and why (one phrase for the run header)."""
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "amp-bf16", "this GPU computes bf16 natively"
+        return "amp-fp16", "this GPU has no bf16; fp16 with loss scaling"
+    if device.type == "cpu":
+        capability = torch.backends.cpu.get_cpu_capability()
+        if cpu_has_native_bf16():
+            return "amp-bf16", f"this CPU computes bf16 natively ({capability} with AVX512-BF16 or AMX)"
+        return "fp32", f"this CPU has no native bf16 ({capability}): bf16 would be emulated, many times slower"
+    return "fp32", f"{device.type}: fp32"

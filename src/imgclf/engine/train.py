@@ -209,6 +209,7 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         "images_per_second": round(images_seen / max(p.train_seconds, 1e-9), 1),
         "device": console.device_name(run.device),
         "compute_precision": str(run.prec.autocast_dtype or "fp32").replace("torch.", ""),
+        "precision_mode": run.prec.name, "precision_reason": run.prec.reason,
         "parameters": count_parameters(run.model), "tta": cfg.tta, "ema": cfg.ema,
         "normalization": {"mean": run.mean, "std": run.std}, "seed": cfg.seed,
         "run_dir": str(run.run_dir), "checkpoint": str(run.run_dir / "best.pt"),

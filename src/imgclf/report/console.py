@@ -34,7 +34,7 @@ def run_header(cfg: Any, data: Any, device: torch.device, prec: Any, n_params: i
     for note in data.notes:
         console.print(f"  {note}")
     console.print(f"  {cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.schedule}; "
-                  f"device {device_name(device)}, {prec.autocast_dtype or 'fp32'}"
+                  f"device {device_name(device)}, {prec.name} ({prec.reason})"
                   f"{', channels_last' if prec.channels_last else ''}; run folder {run_dir}")
 
 
