@@ -131,8 +131,7 @@ def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
     cfg, p, val = run.cfg, run.progress, run.data.val
     epoch = row["epoch"]
     if val is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-        logits = predict_logits(run.eval_model, val, run.norm, run.device, tta=cfg.tta,
-                                autocast_dtype=run.prec.autocast_dtype)
+        logits = predict_logits(run.eval_model, val, run.norm, run.device, tta=cfg.tta)  # fp32: see finish()
         m = metrics_from_logits(logits, val.labels, run.data.classes)
         row.update({"val_loss": m["loss"], "val_accuracy": m["accuracy"]})
     best_row = p.history[p.best_epoch - 1] if p.best_epoch else None
@@ -185,8 +184,8 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         saved = load_checkpoint(run.run_dir / "best.pt")
         load_model_state(run.eval_model, saved["ema"] or saved["model"], str(run.run_dir / "best.pt"), cfg.model)
     t_test = time.perf_counter()
-    logits = predict_logits(run.eval_model, data.test, run.norm, run.device, tta=cfg.tta,
-                            autocast_dtype=run.prec.autocast_dtype)
+    # in fp32 whatever precision trained: `imgclf eval` then reproduces the figure exactly, on any machine
+    logits = predict_logits(run.eval_model, data.test, run.norm, run.device, tta=cfg.tta)
     test = metrics_from_logits(logits, data.test.labels, data.classes)
     test_seconds = time.perf_counter() - t_test
     images_seen = sum(r["images_per_second"] * r["seconds"] for r in p.history)
