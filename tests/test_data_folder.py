@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_image_folder
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from imgclf.data import folder as folder_mod
@@ -35,14 +37,31 @@ def test_cache_is_invalidated_when_a_file_changes(tmp_path):
     root = make_image_folder(tmp_path / "imgs", per_class=5)
     load_dataset(root, test_split=0.2)
     Image.fromarray(np.full((16, 16, 3), 7, np.uint8)).save(root / "square" / "new.png")
-    assert len(load_dataset(root, test_split=0.2).train) + len(load_dataset(root, test_split=0.2).test) == 11
+    ds = load_dataset(root, test_split=0.2)
+    assert len(ds.train) + len(ds.test) == 11 and "square/new.png" in ds.train.keys + ds.test.keys
 
 
 def test_flat_folder_holds_out_a_fixed_test_split(tmp_path):
-    root = make_image_folder(tmp_path / "imgs", per_class=10)
+    root = make_image_folder(tmp_path / "imgs", per_class=40)
     a, b = load_dataset(root, test_split=0.3, seed=1), load_dataset(root, test_split=0.3, seed=1)
-    assert len(a.test) == 6 and np.bincount(a.test.labels.numpy()).tolist() == [3, 3]
-    assert np.array_equal(a.test.images.numpy(), b.test.images.numpy())
+    assert 12 <= len(a.test) <= 36 and set(np.bincount(a.test.labels.numpy()).tolist()) != {0}   # about 30%
+    assert np.array_equal(a.test.images.numpy(), b.test.images.numpy()) and a.test.keys == b.test.keys
+    assert load_dataset(root, test_split=0.3, seed=2).test.keys != a.test.keys                       # seeded
+
+
+def test_adding_or_removing_files_never_moves_another_between_splits(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", per_class=30)
+    before = load_dataset(root, val_split=0.2)
+    sides = {k: s for s in ("train", "val", "test") for k in before.split(s).keys}
+    make_image_folder(tmp_path / "more", per_class=12, seed=5)
+    for c in ("circle", "square"):
+        for f in (tmp_path / "more" / c).iterdir():
+            f.rename(root / c / f"new-{f.name}")
+        sorted((root / c).iterdir())[3].unlink()
+    after = load_dataset(root, val_split=0.2)
+    for split in ("train", "val", "test"):
+        for k in after.split(split).keys:
+            assert sides.get(k, split) == split, (k, sides.get(k), split)    # old files keep their side
 
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "LA", "I;16"])
@@ -86,10 +105,14 @@ def test_bad_image_files_are_skipped_with_a_warning_naming_them(tmp_path, conten
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ds = load_dataset(root)
-    assert len(ds.train) + len(ds.test) == 12
+    assert len(ds.train) + len(ds.test) == 12 and "square/broken.jpg" not in ds.train.keys + ds.test.keys
     assert any(str(bad) in str(w.message) for w in caught)
+    with warnings.catch_warnings(record=True) as caught:                   # from the cache: said again
+        warnings.simplefilter("always")
+        again = load_dataset(root)
+    assert any(str(bad) in str(w.message) for w in caught) and again.test.keys == ds.test.keys
     with pytest.raises(DataError, match="broken.jpg"):
-        load_dataset(root, strict_images=True, image_size=15)  # other size: not served from the earlier cache
+        load_dataset(root, strict_images=True)                             # cached, and still strict
 
 
 def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
@@ -146,3 +169,20 @@ def test_cache_is_memory_mapped_and_never_written(tmp_path, monkeypatch):
     split.images[1] = 0
     again = folder_mod.load_split_cached(fl, "train", None, tmp_path / "c")
     assert torch.equal(again.images[1], before) and before.any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=60, unique=True),
+       st.lists(st.text(min_size=1, max_size=12), max_size=30, unique=True),
+       st.floats(0.05, 0.95), st.integers(0, 2**31))
+def test_a_files_split_depends_on_its_own_name_alone(old, added, fraction, seed):
+    """Property: whatever is added or removed, every file present before and after stays on its side."""
+    from imgclf.data.split import stable_holdout
+
+    def sides(keys):
+        _, held = stable_holdout(keys, fraction, seed, "test")
+        return {keys[i]: i in set(held.tolist()) for i in range(len(keys))}
+
+    before = sides(old)
+    after = sides([k for k in old[::2]] + [k for k in added if k not in old])   # half removed, some added
+    assert all(after[k] == before[k] for k in after if k in before)

@@ -145,7 +145,7 @@ def test_image_folder_learns(tmp_path):
     root = make_image_folder(tmp_path / "shapes", per_class=40, size=16)
     s = imgclf.train(data=str(root), epochs=6, batch_size=16, lr=0.05, model="fastcnn-tiny", out=str(tmp_path / "r"),
                      quiet=True, plots=False, val_split=0.0)
-    assert s["classes"] == ["circle", "square"] and s["test_split_size"] == 16
+    assert s["classes"] == ["circle", "square"] and 8 <= s["test_split_size"] <= 24      # ~20% of 80
     assert s["test_accuracy"] >= 0.8
 
 

@@ -19,9 +19,9 @@ import torch
 from ..errors import DataError
 from ..fileio import atomic_write
 from .images import decode_image, image_dims, walk_images
-from .split import Dataset, Split, stratified_holdout
+from .split import Dataset, Split, stable_holdout
 
-CACHE_VERSION = 2  # 2: resized with torch's antialiased bilinear (images.resize_images), not PIL's
+CACHE_VERSION = 3  # 3: meta.json records the files kept and skipped; 2: torch's antialiased resize, not PIL's
 _CHUNK = 256
 
 
@@ -113,14 +113,22 @@ def decode_files(files: list[str], size: tuple[int, int] | None, fit: str = "cro
     return results
 
 
-def _stack(fl: FileList, results: list[np.ndarray | str], strict: bool) -> tuple[np.ndarray, np.ndarray]:
-    bad = [r for r in results if isinstance(r, str)]
+def _report_skipped(bad: list[str], strict: bool) -> None:
+    """Unreadable files: an error with --strict-images, else a warning naming each (the first 10): on every run,
+    the cached ones too (the cache records them)."""
     if bad and strict:
         raise DataError(f"{len(bad)} unreadable image(s); first: {bad[0]} (drop --strict-images to skip them)")
     for msg in bad[:10]:
-        warnings.warn(f"skipped {msg}", stacklevel=3)
+        warnings.warn(f"skipped {msg}", stacklevel=4)
     if len(bad) > 10:
-        warnings.warn(f"skipped {len(bad) - 10} more unreadable images", stacklevel=3)
+        warnings.warn(f"skipped {len(bad) - 10} more unreadable images", stacklevel=4)
+
+
+def _stack(fl: FileList, results: list[np.ndarray | str], strict: bool
+           ) -> tuple[np.ndarray, np.ndarray, list[int], list[str]]:
+    """(images, labels, the indices of the files kept, the messages of the files skipped)."""
+    bad = [r for r in results if isinstance(r, str)]
+    _report_skipped(bad, strict)
     keep = [i for i, r in enumerate(results) if not isinstance(r, str)]
     arrays = [results[i] for i in keep]
     if not arrays:
@@ -134,7 +142,7 @@ def _stack(fl: FileList, results: list[np.ndarray | str], strict: bool) -> tuple
         raise DataError(f"{fl.root}: images differ in size ({listing}); pass --image-size N to resize them all")
     if any(a.shape[0] == 3 for a in arrays):  # mixed grayscale and colour: make all RGB
         arrays = [np.repeat(a, 3, axis=0) if a.shape[0] == 1 else a for a in arrays]
-    return np.stack(arrays), np.asarray([fl.labels[i] for i in keep], dtype=np.int64)
+    return np.stack(arrays), np.asarray([fl.labels[i] for i in keep], dtype=np.int64), keep, bad
 
 
 def load_split_cached(fl: FileList, name: str, image_size: tuple[int, int] | None, cache_dir: Path,
@@ -144,19 +152,29 @@ def load_split_cached(fl: FileList, name: str, image_size: tuple[int, int] | Non
     for CIFAR-10 on our VMs), a dataset larger than RAM streams from disk, and the file is never written."""
     key = _cache_key(fl, [image_size, fit] if image_size else None)
     img_path, lab_path = cache_dir / f"{key}.images.npy", cache_dir / f"{key}.labels.npy"
-    if not (img_path.is_file() and lab_path.is_file()):
-        images, labels = _stack(fl, decode_files(fl.files, image_size, fit, desc=f"decoding {name} images"), strict)
+    meta_path = cache_dir / f"{key}.meta.json"
+    if not (img_path.is_file() and lab_path.is_file() and meta_path.is_file()):
+        images, labels, kept, bad = _stack(fl, decode_files(fl.files, image_size, fit, desc=f"decoding {name} images"),
+                                           strict)
         cache_dir.mkdir(parents=True, exist_ok=True)
         for path, arr in ((lab_path, labels), (img_path, images)):
             with atomic_write(path) as f:
                 np.save(f, arr)
+        with atomic_write(meta_path, text=True) as f:  # written last: its presence says the entry is complete
+            json.dump({"kept": None if len(kept) == len(fl.files) else kept, "skipped": bad}, f)
+    else:
+        meta = json.loads(meta_path.read_text())
+        kept, bad = meta["kept"], meta["skipped"]
+        _report_skipped(bad, strict)
     try:
         images = np.load(img_path, mmap_mode="c")
         labels = np.load(lab_path)
     except (OSError, ValueError) as e:
         img_path.unlink(missing_ok=True)
         raise DataError(f"{img_path}: damaged cache file ({e}); it was removed, run again to rebuild it") from None
-    return Split(torch.from_numpy(images), torch.from_numpy(labels), name)
+    prefix = len(str(fl.root)) + 1
+    keys = [f[prefix:] for f in fl.files] if kept is None else [fl.files[i][prefix:] for i in kept]
+    return Split(torch.from_numpy(images), torch.from_numpy(labels), name, keys)
 
 
 def choose_size(fl: FileList, cap: int, cache_dir: Path) -> tuple[tuple[int, int] | None, str | None]:
@@ -212,10 +230,14 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
         if (root / "val").is_dir():
             val = load_split_cached(_matching(root / "val", train_fl), "val", **opts)
     else:
-        keep, held = stratified_holdout(train.labels, test_split, seed)
+        keep, held = stable_holdout(train.keys, test_split, seed, "test")
+        if len(held) == 0 or len(keep) == 0:
+            raise DataError(f"{root}: {len(train)} images are too few to hold out a test split of {test_split:.0%} "
+                            "(it would be empty); add images, or give the test images their own test/ folder")
         test = train.subset(held, "test")
         train = train.subset(keep, "train")
-        notes.append(f"test split: {len(held)} images ({test_split:.0%} per class, seed {seed}) held out of {root}")
+        notes.append(f"test split: {len(held)} images (~{test_split:.0%}, by a hash of each file's path: adding or "
+                     f"removing files never moves another, seed {seed}) held out of {root}")
     ds = Dataset(root.name, train, test, train_fl.classes, val=val, source=str(root), notes=notes, auto_size=auto)
     for other in (ds.test, ds.val):
         if other is not None and other.images.shape[1:] != ds.train.images.shape[1:]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,7 @@ class Split:
     images: torch.Tensor
     labels: torch.Tensor
     name: str = "train"
+    keys: list[str] | None = None   # a stable name per sample (an image folder's relative paths): see stable_holdout
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -24,6 +26,8 @@ class Split:
                             f"{tuple(self.images.shape)}")
         if len(self.images) != len(self.labels):
             raise DataError(f"{self.name} split: {len(self.images)} images but {len(self.labels)} labels")
+        if self.keys is not None and len(self.keys) != len(self.labels):
+            raise DataError(f"{self.name} split: {len(self.keys)} keys for {len(self.labels)} images")
         self.labels = self.labels.to(torch.int64)
 
     def __len__(self) -> int:
@@ -32,7 +36,8 @@ class Split:
     def subset(self, index: torch.Tensor | np.ndarray, name: str | None = None) -> Split:
         """The samples at `index` (a copy), e.g. a held-out validation part."""
         index = torch.as_tensor(index, dtype=torch.int64)
-        return Split(self.images[index], self.labels[index], name or self.name)
+        keys = [self.keys[i] for i in index.tolist()] if self.keys is not None else None
+        return Split(self.images[index], self.labels[index], name or self.name, keys)
 
 
 @dataclass
@@ -104,11 +109,29 @@ def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> tupl
     return torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(held)).values
 
 
+def stable_holdout(keys: list[str], fraction: float, seed: int, purpose: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (keep, held_out): a sample is held out when a hash of (purpose, seed, its key) falls below
+    `fraction`. Each sample's side depends on its own key alone, so adding or removing files never moves another
+    file between splits (a shuffled list would re-deal them all). Classes get about `fraction` each, not exactly."""
+    if not 0.0 < fraction < 1.0:
+        raise DataError(f"a held-out fraction must be between 0 and 1, got {fraction}")
+    scale = float(1 << 64)
+    held = [int.from_bytes(hashlib.blake2b(f"{purpose}\0{seed}\0{k}".encode(), digest_size=8).digest(), "big")
+            / scale < fraction for k in keys]
+    mask = torch.tensor(held, dtype=torch.bool)
+    return torch.nonzero(~mask).flatten(), torch.nonzero(mask).flatten()
+
+
 def hold_out_val(ds: Dataset, fraction: float, seed: int) -> Dataset:
-    """Move `fraction` of each train class (fixed seed) into a val split, unless the data brings its own."""
+    """Move `fraction` of each train class into a val split, unless the data brings its own: by a stable hash of
+    each file's path for image folders (stable_holdout), a seeded per-class draw for the fixed named datasets."""
     if fraction and ds.val is None:
-        keep, held = stratified_holdout(ds.train.labels, fraction, seed)
+        if ds.train.keys is not None:
+            keep, held = stable_holdout(ds.train.keys, fraction, seed, "val")
+        else:
+            keep, held = stratified_holdout(ds.train.labels, fraction, seed)
         ds.val = ds.train.subset(held, "val")
         ds.train = ds.train.subset(keep, "train")
-        ds.notes.append(f"val split: {len(held)} images ({fraction:.0%} per class, seed {seed}) held out of train")
+        how = "by a hash of each file's path" if ds.train.keys is not None else "per class"
+        ds.notes.append(f"val split: {len(held)} images (~{fraction:.0%} {how}, seed {seed}) held out of train")
     return ds
