@@ -75,3 +75,27 @@ def test_predict_resizes_like_training(tmp_path):
     from_tensor = clf.predict(load_dataset("digits", image_size=12).test.images[:4])
     assert [r["probability"] for r in from_files] == [r["probability"] for r in from_tensor]
     assert np.isclose(sum(t["probability"] for t in from_files[0]["topk"]), from_files[0]["probability"])
+
+
+def test_checkpoints_record_the_data_and_eval_refuses_a_changed_test_split(tmp_path):
+    from conftest import make_image_folder
+
+    from imgclf.engine.checkpoint import load_checkpoint
+    from imgclf.errors import DataError, ImgclfError
+
+    root = make_image_folder(tmp_path / "shapes", per_class=30, size=16)
+    s = imgclf.train(data=str(root), epochs=2, out=str(tmp_path / "r"), name="a", plots=False, quiet=True,
+                     save_every_steps=1)
+    data = load_checkpoint(s["checkpoint"])["data"]
+    assert data["classes"] == ["circle", "square"] and data["source"] == str(root.resolve())
+    assert data["sizes"]["test"] == s["test_split_size"] and len(data["test_fingerprint"]) == 16
+    assert imgclf.evaluate(s["checkpoint"])["test_accuracy"] == s["test_accuracy"]
+    test_file = next(f for f in sorted((root / "circle").iterdir())
+                     if f"circle/{f.name}" in imgclf.data.load_dataset(str(root)).test.keys)
+    test_file.unlink()                                         # one test image gone: not the run's test split
+    with pytest.raises(DataError, match="test split of shapes has changed.*--allow-changed-data"):
+        imgclf.evaluate(s["checkpoint"])
+    result = imgclf.evaluate(s["checkpoint"], allow_changed_data=True)
+    assert "has changed" in result["data_changed"]
+    with pytest.raises(ImgclfError, match="the data has changed since this run was saved"):
+        imgclf.train(resume=tmp_path / "r" / "a" / "last.pt", quiet=True)

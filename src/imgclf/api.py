@@ -45,6 +45,7 @@ class Classifier:
         self.model, self.classes, self.model_args = model.eval(), classes, model_args
         self.mean, self.std, self.device, self.tta = mean, std, device, tta
         self.source, self.config, self.model_name = source, config or {}, model_name or type(model).__name__
+        self.data_identity: dict[str, Any] | None = None   # what the run trained and tested on (its checkpoint)
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.normalize = Normalizer(mean, std, device, channels_last=channels_last)
@@ -86,6 +87,18 @@ class Classifier:
             out.append(item)
         return out
 
+    def _changed_test_split(self, ds: Dataset) -> str | None:
+        """How `ds`'s test split differs from the one recorded when this model was tested (None: the same, or
+        nothing recorded, or another dataset)."""
+        then = self.data_identity
+        if not then or then.get("name") != ds.name:
+            return None
+        now = ds.identity()
+        if now["test_fingerprint"] == then.get("test_fingerprint"):
+            return None
+        return (f"the test split of {ds.name} has changed since this model was tested ({then['sizes'].get('test')} "
+                f"images then, {now['sizes']['test']} now, other files or contents)")
+
     def _gather(self, images: Any) -> tuple[torch.Tensor, list[str | None]]:
         """predict's input as one uint8 batch of the model's shape, and the file each image came from (or None)."""
         c, h, w = self.image_shape
@@ -115,9 +128,10 @@ class Classifier:
         return torch.stack(arrays), files
 
     def evaluate(self, data: str | Dataset | None = None, data_dir: str | None = None, split: str = "test",
-                 **load_args: Any) -> dict[str, Any]:
+                 allow_changed_data: bool = False, **load_args: Any) -> dict[str, Any]:
         """Loss, accuracy, per-class accuracy, P/R/F1 and confusion matrix on a split of `data`
-        (default: the dataset the model was trained on, with its settings)."""
+        (default: the dataset the model was trained on, with its settings). On the data it was trained on, a test
+        split other than the one the run tested is an error unless `allow_changed_data` (then the result says so)."""
         if isinstance(data, Dataset):
             ds = data
         else:
@@ -138,9 +152,15 @@ class Classifier:
                 raise CheckpointError(f"{self.source}: trained on classes {self.classes[:5]}… but {ds.name} has "
                                       f"{ds.classes[:5]}…; evaluate on data with the same class list")
             self.classes = list(ds.classes)  # a bare state_dict had numbered classes: adopt the data's names
+        changed = self._changed_test_split(ds)
+        if changed and not allow_changed_data:
+            raise DataError(f"{self.source}: {changed}; the figure would not be comparable with the run's. Pass "
+                            "--allow-changed-data to evaluate anyway (the result then says the test split differs)")
         part = ds.split(split)
         logits = predict_logits(self.model, part, self.normalize, self.device, tta=self.tta)
         m = metrics_from_logits(logits, part.labels, ds.classes)
+        if changed:
+            m["data_changed"] = changed
         return {"dataset": ds.name, "split": split, "checkpoint": self.source, "classes": ds.classes,
                 "test_accuracy" if split == "test" else f"{split}_accuracy": m["accuracy"],
                 "test_loss" if split == "test" else f"{split}_loss": m["loss"], **m}
@@ -233,8 +253,10 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
     load_model_state(net, state, str(path), name)
     if len(names) != args["num_classes"]:
         raise CheckpointError(f"{path}: {len(names)} class names for a model with {args['num_classes']} outputs")
-    return Classifier(net.to(dev), list(names), args, norm["mean"], norm["std"], dev, tta, str(path), config,
-                      channels_last, name)
+    clf = Classifier(net.to(dev), list(names), args, norm["mean"], norm["std"], dev, tta, str(path), config,
+                     channels_last, name)
+    clf.data_identity = ckpt.get("data")
+    return clf
 
 
 def predict(checkpoint: str | Path, images: Any, topk: int = 1, **load_args: Any) -> list[dict[str, Any]]:
@@ -243,9 +265,9 @@ def predict(checkpoint: str | Path, images: Any, topk: int = 1, **load_args: Any
 
 
 def evaluate(checkpoint: str | Path, data: str | None = None, data_dir: str | None = None,
-             **load_args: Any) -> dict[str, Any]:
+             allow_changed_data: bool = False, **load_args: Any) -> dict[str, Any]:
     """Shortcut: load(checkpoint).evaluate(data)."""
-    return load(checkpoint, **load_args).evaluate(data, data_dir)
+    return load(checkpoint, **load_args).evaluate(data, data_dir, allow_changed_data=allow_changed_data)
 
 
 __all__ = ["Classifier", "evaluate", "load", "predict", "train"]

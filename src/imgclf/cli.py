@@ -199,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help=f"network of a bare state_dict: {', '.join(models)}")
     p.add_argument("--device", default="auto", help=f"{TRAIN_HELP['device']} (default: auto)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--allow-changed-data", action="store_true",
+                   help="evaluate even if the run's test split has changed since it was tested (the output says so)")
 
     p = sub.add_parser("predict", help="classify your own image files or folders")
     p.add_argument("checkpoint", help="a checkpoint written by imgclf train (best.pt), or a bare state_dict "
@@ -276,7 +278,8 @@ def cmd_show(args: argparse.Namespace) -> None:
     if args.n < 1:
         raise ConfigError(f"--n {args.n}: how many images to draw must be at least 1")
     if args.augmented:
-        from .engine.setup import augmented_batch, load_data
+        from .engine.builders import augmented_batch
+        from .engine.setup import load_data
 
         ds, cfg = load_data({"data": args.data, "data_dir": args.data_dir, "image_size": args.image_size,
                              "seed": args.seed}, quiet=True)
@@ -320,7 +323,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from .report.console import balance_remark, confusion_table, console, metrics_table
 
     clf = load(args.checkpoint, model=args.model, device=args.device, image_size=args.image_size)
-    result = clf.evaluate(args.data, args.data_dir, split=args.split)
+    result = clf.evaluate(args.data, args.data_dir, split=args.split, allow_changed_data=args.allow_changed_data)
+    if result.get("data_changed"):
+        warnings.warn(f"{result['data_changed']}: this figure is on a different test split than the run's",
+                      stacklevel=1)
     if args.json:
         print(json.dumps(result))
         return

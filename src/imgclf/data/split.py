@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,6 +70,21 @@ class Dataset:
         if self.val is not None:
             out["val"] = self.val
         return out
+
+    def identity(self) -> dict[str, Any]:
+        """What a model was trained and tested on, recorded in checkpoints and config.yaml so that eval and
+        --resume can tell when the data has changed: name, resolved location, classes, split sizes and a
+        fingerprint of the test split (its files' paths and labels for a folder, its pixels for a named set)."""
+        h = hashlib.sha256(self.test.labels.numpy().tobytes())
+        if self.test.keys is not None:
+            h.update("\0".join(self.test.keys).encode())
+        else:
+            images = self.test.images
+            for i in range(0, len(images), 4096):
+                h.update(images[i:i + 4096].contiguous().numpy().tobytes())
+        source = str(Path(self.source).resolve()) if self.source else ""
+        return {"name": self.name, "source": source, "classes": list(self.classes),
+                "sizes": {k: len(v) for k, v in self.splits().items()}, "test_fingerprint": h.hexdigest()[:16]}
 
     def split(self, name: str) -> Split:
         splits = self.splits()

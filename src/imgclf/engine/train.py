@@ -23,9 +23,10 @@ from ..report.run_dir import write_config, write_metrics, write_summary
 from ..report.steps import StepLog
 from . import distributed as dist
 from . import selection
+from .builders import augmented_batch
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import metrics_from_logits, predict_logits
-from .setup import Run, augmented_batch, setup_run
+from .setup import Run, setup_run
 from .step import EpochTotals, set_lr, train_step
 from .stopping import NonFiniteLoss, Stopper, TrainingStopped, check_finite
 
@@ -62,7 +63,8 @@ def announce(run: Run, quiet: bool) -> None:
     if run.world.is_main:
         write_config(run.run_dir, run.cfg.to_dict(), {
             "imgclf_version": __version__, "torch_version": torch.__version__,
-            "device_name": console.device_name(run.device), "run_dir": str(run.run_dir)})
+            "device_name": console.device_name(run.device), "run_dir": str(run.run_dir),
+            "data_identity": run.data_identity})
         console.run_header(run.cfg, run.data, run.device, run.prec, count_parameters(run.model), run.run_dir,
                            resumed=run.resumed, quiet=quiet)
 

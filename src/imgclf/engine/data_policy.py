@@ -1,0 +1,90 @@
+"""What a run decides from its data, and checks against it: a smaller batch for a small dataset, a note on how
+coarse a small val split is, loss weights for imbalanced classes, and on resume, that the data is the same."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import TrainConfig
+from ..data import Dataset
+from ..errors import ImgclfError
+
+
+def recorded_data_dir(user: dict[str, Any], then: dict[str, Any] | None) -> dict[str, Any]:
+    """A resumed run of a named dataset looks where the run found it (not in today's default folder, and never
+    downloads it again) unless --data-dir says otherwise."""
+    source = Path((then or {}).get("source") or "")
+    if user.get("data_dir") or not source.name or Path(str(user.get("data", ""))).expanduser().exists():
+        return user
+    folder = source if source.is_dir() else source.parent
+    return {**user, "data_dir": str(folder)} if folder.is_dir() else user
+
+
+def check_same_data(then: dict[str, Any] | None, now: dict[str, Any], where: str) -> None:
+    """Resume only onto the data the run was training on: the same classes, split sizes, test split and (for a
+    folder) the same place. Checkpoints from before this record was kept are not checked."""
+    if not then:
+        return
+    changed = [what for what, differs in (
+        (f"classes {then['classes'][:6]} → {now['classes'][:6]}", then["classes"] != now["classes"]),
+        (f"split sizes {then['sizes']} → {now['sizes']}", then["sizes"] != now["sizes"]),
+        ("the test split's files or contents", then["test_fingerprint"] != now["test_fingerprint"]),
+        (f"the folder {then['source']} → {now['source']}", then["source"] != now["source"]
+         and Path(then["source"]).is_dir())) if differs]
+    if changed:
+        raise ImgclfError(f"{where}: the data has changed since this run was saved ({'; '.join(changed)}); resuming "
+                          "would mix two datasets in one run. Restore the data, or start a new run (--init-weights "
+                          f"{where} starts from these weights)")
+
+
+MIN_STEPS_PER_EPOCH = 8   # a smaller dataset gets a smaller batch (unless you set --batch-size)
+
+
+IMBALANCE_RATIO = 3.0     # largest / smallest class from which imgclf warns and (--class-weights auto) reweights
+
+
+def adapt_batch_size(cfg: TrainConfig, data: Dataset) -> None:
+    """Give a small training split at least MIN_STEPS_PER_EPOCH optimizer steps per epoch: the profile's batch
+    size is for datasets of thousands of images (a folder of 100 images at batch 64 would take 1 step)."""
+    n = len(data.train)
+    if n // cfg.batch_size < MIN_STEPS_PER_EPOCH:
+        smaller = max(2, n // MIN_STEPS_PER_EPOCH)
+        if smaller < cfg.batch_size:
+            data.notes.append(f"batch {cfg.batch_size} → {smaller}: {n} training images give "
+                              f"{max(1, n // smaller)} steps per epoch (set --batch-size to choose)")
+            cfg.batch_size = smaller
+
+
+def val_noise_note(data: Dataset) -> list[str]:
+    """A val split under a few hundred images measures accuracy coarsely: say by how much."""
+    n = len(data.val) if data.val is not None else 0
+    if not 0 < n < 500:
+        return []
+    return [f"val split of {n} images: one image is {100 / n:.2f} points of val accuracy (at 90% the 95% interval "
+            f"is ±{196 * (0.09 / n) ** 0.5:.1f} points); epochs that differ by less are a tie"]
+
+
+def class_weights(cfg: TrainConfig, data: Dataset, device: torch.device) -> torch.Tensor | None:
+    """Loss weights n/(k·n_class) for --class-weights balanced, or for auto when the largest class has at least
+    IMBALANCE_RATIO times the images of the smallest (then also a warning naming them); None otherwise."""
+    counts = torch.bincount(data.train.labels, minlength=data.num_classes).double()
+    present = counts[counts > 0]
+    ratio = float(present.max() / present.min()) if len(present) else 1.0
+    balance = cfg.class_weights == "balanced" or (cfg.class_weights == "auto" and ratio >= IMBALANCE_RATIO)
+    if ratio >= IMBALANCE_RATIO:
+        hi, lo = int(counts.argmax()), int(torch.where(counts > 0, counts, math.inf).argmin())
+        warnings.warn(f"imbalanced classes: {data.classes[hi]!r} has {int(counts[hi])} training images, "
+                      f"{data.classes[lo]!r} {int(counts[lo])} ({ratio:.0f}×); "
+                      + ("the loss weighs classes equally (--class-weights none to turn off)" if balance else
+                         "--class-weights none: the loss favours the large classes")
+                      + "; balanced accuracy and macro-F1 are reported beside accuracy", stacklevel=2)
+    if not balance:
+        return None
+    weights = torch.where(counts > 0, counts.sum() / (len(present) * counts.clamp_min(1)), torch.zeros_like(counts))
+    data.notes.append("loss weights per class: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(data.classes, weights)))
+    return weights.float().to(device)
