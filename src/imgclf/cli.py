@@ -1,4 +1,4 @@
-"""The `imgclf` command: datasets, models, show, train, eval, predict, find-lr."""
+"""The `imgclf` command: datasets, models, show, train, eval, predict, export, find-lr."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ TRAIN_HELP = {
     "threads": "CPU threads for PyTorch (0 = its default)",
     "progressive_size": "train the first --progressive-epochs epochs on images resized to this size (0 = off)",
 }
+CHECKPOINT_HELP = "an imgclf checkpoint (.pt), a bare state_dict, or a file from `imgclf export` (.onnx, TorchScript)"
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_flags(p)
 
     p = sub.add_parser("eval", help="test a checkpoint: accuracy, per-class table, P/R/F1, confusion matrix")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     _data_flags(p)
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--model", help="network of a bare state_dict (e.g. tutorial-net)")
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
     p = sub.add_parser("predict", help="classify your own image files or folders")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("images", nargs="+", help="image files and/or folders (walked)")
     p.add_argument("--topk", type=int, default=1)
     p.add_argument("--model", help="network of a bare state_dict (e.g. tutorial-net)")
@@ -92,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input size of a bare state_dict (default 32, or 28 for 1 channel)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("export", help="write a checkpoint as ONNX or TorchScript (+ FILE.json: classes, normalization)")
+    p.add_argument("checkpoint")
+    p.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    p.add_argument("--out", help="file to write (default: next to the checkpoint, best.onnx / best.torchscript.pt)")
+    p.add_argument("--dynamic-batch", action="store_true", help="ONNX: any batch size (default: a fixed batch of 1)")
+    p.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's, 18 or newer)")
+    p.add_argument("--force", action="store_true", help="overwrite the file and its .json if they exist")
 
     p = sub.add_parser("find-lr", help="learning-rate range test: plot loss against lr and suggest one")
     _add_train_flags(p)
@@ -202,6 +211,13 @@ def cmd_predict(args: argparse.Namespace) -> None:
         print(f"{r['file']}: {r['class']} ({r['probability']:.1%}){'  [' + alts + ']' if alts else ''}")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from .export import export_model
+
+    path = export_model(args.checkpoint, args.format, args.out, args.dynamic_batch, args.opset, force=args.force)
+    print(f"wrote {path} and {path.name}.json (input: float32 NCHW, (x/255 - mean)/std; see the .json)")
+
+
 def cmd_find_lr(args: argparse.Namespace) -> None:
     from .engine.lr_finder import find_lr
 
@@ -211,7 +227,7 @@ def cmd_find_lr(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "show": cmd_show, "train": cmd_train,
-            "eval": cmd_eval, "predict": cmd_predict, "find-lr": cmd_find_lr}
+            "eval": cmd_eval, "predict": cmd_predict, "export": cmd_export, "find-lr": cmd_find_lr}
 
 
 def main(argv: list[str] | None = None) -> int:
