@@ -157,8 +157,12 @@ def test_missing_onnx_extra_is_one_line(tmp_path, monkeypatch, capsys):
         export_model(ckpt, "onnx")
     assert main(["export", str(ckpt), "--format", "onnx"]) == 2
     err = capsys.readouterr().err
-    assert err == "error: ONNX support needs onnxscript, which is not installed: pip install 'imgclf[onnx]'\n"
+    assert err == "error: ONNX support is not installed (missing: onnxscript): pip install 'imgclf[onnx]'\n"
     assert not (tmp_path / "best.onnx").exists()
+    (tmp_path / "model.onnx").write_bytes(b"not run")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingExtraError, match=r"missing: onnxruntime\): pip install 'imgclf\[onnx\]'"):
+        imgclf.load(tmp_path / "model.onnx")
 
 
 @pytest.mark.slow

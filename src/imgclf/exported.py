@@ -36,7 +36,7 @@ def require(*modules: str) -> list[Any]:
         except ImportError:
             missing.append(name)
     if missing:
-        raise MissingExtraError(f"ONNX support needs {', '.join(missing)}, which is not installed: "
+        raise MissingExtraError(f"ONNX support is not installed (missing: {', '.join(missing)}): "
                                 "pip install 'imgclf[onnx]'")
     return found
 
