@@ -11,6 +11,7 @@ The ONNX file is exported with --dynamic-batch into a temporary folder (so both 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import tempfile
@@ -54,6 +55,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
     args = p.parse_args()
+    load_before = os.getloadavg()[0]
     files = expand_image_paths([args.folder])
     files = files[: args.limit] if args.limit else files
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,6 +74,7 @@ def main() -> None:
                 model[name].append(timed(lambda clf=clf: clf.predict(images), len(images)))
         ours, theirs = clfs["checkpoint"].predict(images), clfs["onnx"].predict(images)
         same = [a["class"] == b["class"] for a, b in zip(ours, theirs)]
+    print(f"load average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f} (a shared CPU)")
     print(f"CPU: {cpu_description()}; torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"onnxruntime {__import__('onnxruntime').__version__}")
     print(f"{len(files):,} images of {c}×{h}×{w} from {args.folder}; model {args.checkpoint}; batch 256; "
