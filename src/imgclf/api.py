@@ -20,6 +20,7 @@ from .engine.evaluate import metrics_from_logits, predict_logits
 from .engine.setup import pick_device
 from .engine.train import train
 from .errors import CheckpointError, DataError
+from .exported import exported_format, open_exported
 from .models import MODELS, build_model
 
 
@@ -228,8 +229,13 @@ def expand_image_paths(items: list[str | os.PathLike]) -> list[str]:
 
 def load(path: str | Path, model: str | None = None, device: str = "auto", classes: list[str] | None = None,
          image_size: int | None = None, normalize: str = "half") -> Classifier:
-    """Load an imgclf checkpoint, or a bare state_dict (then `model` names the network; `normalize` 'half' is
-    the tutorial's (x-0.5)/0.5, 'none' leaves pixels in [0, 1])."""
+    """Load an imgclf checkpoint, a file from `imgclf export` (.onnx, run by onnxruntime, or TorchScript), or a bare
+    state_dict (then `model` names the network; `normalize` 'half' is the tutorial's (x-0.5)/0.5, 'none' leaves
+    pixels in [0, 1])."""
+    fmt = exported_format(path)
+    if fmt:  # the exported graph stands in for the network; its metadata gives classes, size and normalization
+        e = open_exported(path, fmt, device)
+        return Classifier(e.model, e.classes, e.model_args, e.mean, e.std, e.device, e.tta, str(path), e.config)
     ckpt = load_checkpoint(path)
     dev = pick_device(device)
     if ckpt["format_version"] >= 1:

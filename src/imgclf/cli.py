@@ -1,4 +1,4 @@
-"""The `imgclf` command: datasets, models, show, train, eval, predict, find-lr, report."""
+"""The `imgclf` command: datasets, models, show, train, eval, predict, export, find-lr, report."""
 
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ BARE_SIZE_HELP = "input size of a bare state_dict (default 32, or 28 for 1 chann
 NONE_DEFAULT = {"data_dir": "$IMGCLF_DATA_DIR, else ~/.cache/imgclf/data", "image_size": "the images' own size",
                 "channels_last": "on, off on MPS", "name": "DATA-MODEL, e.g. digits-fastcnn-tiny", "recipe": "none",
                 "init_weights": "none (random initialization)"}
+CHECKPOINT_HELP = "an imgclf checkpoint (.pt), a bare state_dict, or a file from `imgclf export` (.onnx, TorchScript)"
 
 
 DEFAULTS_NOTE = ("Defaults depend on the data (profiles: " + ", ".join(PROFILES) + "), on --model and on --recipe; "
@@ -188,8 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the resolved settings for this data and these flags, then exit without training")
 
     p = sub.add_parser("eval", help="test a checkpoint: accuracy, per-class table, P/R/F1, confusion matrix")
-    p.add_argument("checkpoint", help="a checkpoint written by imgclf train (best.pt, last.pt), or a bare "
-                   "state_dict with --model")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--data", help="dataset name or image folder to evaluate on (default: the checkpoint's own "
                    "dataset, loaded with its run's settings)")
     p.add_argument("--data-dir", help=f"{TRAIN_HELP['data_dir']} (default: the run's, else {NONE_DEFAULT['data_dir']})")
@@ -203,8 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate even if the run's test split has changed since it was tested (the output says so)")
 
     p = sub.add_parser("predict", help="classify your own image files or folders")
-    p.add_argument("checkpoint", help="a checkpoint written by imgclf train (best.pt), or a bare state_dict "
-                   "with --model")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("images", nargs="+", help="image files and/or folders (walked)")
     p.add_argument("--topk", type=int, default=1, help="list the K most likely classes of each image (default 1)")
     p.add_argument("--model", help=f"network of a bare state_dict: {', '.join(models)}")
@@ -214,6 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON list (file, class, probability, topk)")
     p.add_argument("--csv", metavar="FILE", help="also write the predictions to FILE as CSV: file, class, "
                    "probability, topk (class:probability;class:probability…)")
+
+    p = sub.add_parser("export", help="write a checkpoint as ONNX or TorchScript (+ FILE.json: classes, normalization)")
+    p.add_argument("checkpoint", help="a checkpoint written by imgclf train (best.pt, last.pt)")
+    p.add_argument("--format", required=True, choices=("onnx", "torchscript"),
+                   help="onnx (run with onnxruntime; needs the [onnx] extra) or torchscript (torch.jit.load)")
+    p.add_argument("--out", help="file to write (default: next to the checkpoint, best.onnx / best.torchscript.pt)")
+    p.add_argument("--dynamic-batch", action="store_true", help="ONNX: any batch size (default: a fixed batch of 1)")
+    p.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's, 18 or newer)")
+    p.add_argument("--force", action="store_true", help="overwrite the file and its .json if they exist")
 
     p = sub.add_parser("find-lr", help="learning-rate range test: plot loss against lr and suggest one",
                        epilog=DEFAULTS_NOTE)
@@ -376,6 +384,13 @@ def write_predictions_csv(path: Path, results: list[dict[str, Any]]) -> None:
     write_text(path, buf.getvalue())
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from .export import export_model
+
+    path = export_model(args.checkpoint, args.format, args.out, args.dynamic_batch, args.opset, force=args.force)
+    print(f"wrote {path} and {path.name}.json (input: float32 NCHW, (x/255 - mean)/std; see the .json)")
+
+
 def cmd_find_lr(args: argparse.Namespace) -> None:
     from .engine.lr_finder import find_lr
 
@@ -398,7 +413,8 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "show": cmd_show, "train": cmd_train,
-            "eval": cmd_eval, "predict": cmd_predict, "find-lr": cmd_find_lr, "report": cmd_report}
+            "eval": cmd_eval, "predict": cmd_predict, "export": cmd_export, "find-lr": cmd_find_lr,
+            "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

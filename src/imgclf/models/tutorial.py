@@ -13,6 +13,13 @@ def _after_conv_pool(size: int, kernel: int = 5) -> int:
     return (size - kernel + 1) // 2
 
 
+def _capturing_graph() -> bool:
+    """True while torch.onnx, torch.export or torch.jit (trace/script) records the forward as a graph: speed
+    tricks for one backend's kernels must not be baked into a graph that runs elsewhere."""
+    exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+    return torch.jit.is_scripting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or exporting()
+
+
 class TutorialNet(nn.Module):
     """The CIFAR-10 tutorial's `Net`: conv 6@5×5, pool, conv 16@5×5, pool, fc 120, fc 84, fc classes.
     fc1's input follows the image size (400 at 32×32, exactly the tutorial)."""
@@ -35,11 +42,12 @@ class TutorialNet(nn.Module):
         # relu(pool(x)) == pool(relu(x)) exactly (max commutes with a monotone function); pooling first runs
         # the relu and its backward on a quarter of the elements.
         w1, b1, w2 = self.conv1.weight, self.conv1.bias, self.conv2.weight
-        if x.device.type == "cpu":
+        if x.device.type == "cpu" and not _capturing_graph():
             # CPU kernels (oneDNN conv, max-pool) work on 8 channels at a time (one AVX2 register of floats);
             # 6 channels run their slow remainder path. Two all-zero extra filters in conv1 and matching zero
             # input weights in conv2 compute the same numbers with the same parameters: 1.14x training and
-            # 1.39x inference img/s on our 2-core CPU (benchmarks/channel_padding.py, RESULTS.md).
+            # 1.39x inference img/s on our 2-core CPU (benchmarks/channel_padding.py, RESULTS.md). Not while
+            # exporting (ONNX, TorchScript): the legacy ONNX exporter cannot convert it, and a graph is the plain net.
             pad = -self.conv1.out_channels % 8
             w1, b1 = F.pad(w1, (0, 0, 0, 0, 0, 0, 0, pad)), F.pad(b1, (0, pad))
             w2 = F.pad(w2, (0, 0, 0, 0, 0, pad))

@@ -1,0 +1,177 @@
+"""`imgclf export`: write a trained checkpoint as an ONNX or TorchScript file that runs without imgclf.
+
+The exported graph takes the NORMALIZED input, float32 N×C×H×W = (x/255 − mean)/std per channel (x: the uint8
+pixels, RGB or grayscale), and returns logits N×K — the same function `imgclf predict` applies to the network, so
+results match. What a user needs to run the file (class names, input shape, mean/std, model name, imgclf version,
+tta flag) travels inside it (ONNX metadata_props, each value JSON; TorchScript: extra file `imgclf.json`) and in a
+JSON sidecar FILE.json next to it. Existing files are never overwritten unless `force`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import __version__
+from .api import load
+from .engine.checkpoint import load_checkpoint
+from .errors import CheckpointError, ImgclfError
+from .exported import EXTRA_FILE, MissingExtraError, require, sidecar_path
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+# Tolerance of the export-time check (exported vs imgclf's own network on the same random input) and of the tests.
+RTOL, ATOL = 1e-4, 1e-4
+EVAL_CONFIG_KEYS = ("data", "data_dir", "val_split", "test_split", "seed")  # what Classifier.evaluate reads
+
+
+class ExportError(ImgclfError):
+    """The model could not be exported, or the target file exists."""
+
+
+def default_output(checkpoint: str | Path, fmt: str) -> Path:
+    """runs/x/best.pt → runs/x/best.onnx or runs/x/best.torchscript.pt."""
+    p = Path(checkpoint)
+    return p.with_name(p.stem + FORMATS[fmt])
+
+
+def export_metadata(ckpt: dict[str, Any], clf: Any, fmt: str, dynamic_batch: bool) -> dict[str, Any]:
+    """Everything needed to run the exported file, as JSON-able values (also what `imgclf.load` reads back)."""
+    cfg = ckpt.get("config") or {}
+    return {
+        "format": fmt, "imgclf_version": __version__, "torch_version": torch.__version__,
+        "model_name": ckpt["model_name"], "classes": list(clf.classes), "input_shape": list(clf.image_shape),
+        "mean": [float(v) for v in clf.mean], "std": [float(v) for v in clf.std], "tta": bool(clf.tta),
+        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
+        "input": "float32 NCHW, (x/255 - mean)/std per channel, x = uint8 pixels (RGB, or L for 1 channel), "
+                 "resized to input_shape",
+        "output": "float32 N x len(classes) logits; softmax gives probabilities. If tta is true, imgclf averages "
+                  "the logits of each image and its horizontal mirror (not part of the graph)",
+        "batch_size": None if dynamic_batch or fmt == "torchscript" else 1,
+        "dataset": ckpt.get("dataset"), "checkpoint": str(clf.source),
+        "config": {k: cfg[k] for k in EVAL_CONFIG_KEYS if k in cfg},
+    }
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporters' progress prints, deprecation notes and 'torchvision not installed' log lines."""
+    logs = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for log, level in zip(logs, levels):
+            log.setLevel(level)
+
+
+def _check(expected: torch.Tensor, got: torch.Tensor, what: str) -> None:
+    if not torch.allclose(got, expected, rtol=RTOL, atol=ATOL):
+        err = float((got - expected).abs().max())
+        raise ExportError(f"{what} disagrees with the network (max |difference| {err:.2e} > rtol {RTOL}, atol {ATOL})")
+
+
+def _export_onnx(model: nn.Module, example: torch.Tensor, tmp: Path, meta: dict[str, Any], dynamic_batch: bool,
+                 opset: int | None) -> None:
+    """torch.onnx.export with the dynamo (torch.export-based) exporter, not the legacy TorchScript-based one
+    (dynamo=False): torch has made dynamo its default since 2.9 and deprecates the legacy exporter for removal (a
+    DeprecationWarning in torch 2.13), and dynamo exports every model of the registry (tests/test_export.py). The
+    legacy one runs faster (0.1-0.6 s vs 1-2 s per model on our 2-core CPU), not worth a path to be removed. Needs
+    onnxscript and torch >= 2.6; opset >= 18 is native (lower opsets go through ONNX's version converter)."""
+    onnx, ort, _ = require("onnx", "onnxruntime", "onnxscript")
+    if tuple(int(v) for v in torch.__version__.split(".")[:2]) < (2, 6):
+        raise ExportError(f"ONNX export needs torch >= 2.6 (this is {torch.__version__})")
+    shapes = ({0: torch.export.Dim("batch", min=1, max=1 << 16)},) if dynamic_batch else None
+    try:
+        with _quiet():
+            program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset, dynamic_shapes=shapes,
+                                         input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False)
+    except Exception as e:
+        raise ExportError(f"ONNX export of {meta['model_name']} failed: {type(e).__name__}: "
+                          f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else 'no detail'}") from None
+    proto = program.model_proto
+    meta["opset"] = next((int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    onnx.helper.set_model_props(proto, {k: json.dumps(v) for k, v in meta.items()})
+    onnx.save(proto, str(tmp))
+    session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+    x = _probe_input(example, dynamic_batch)
+    _check(model(x), torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0]), "the ONNX file")
+
+
+def _export_torchscript(model: nn.Module, example: torch.Tensor, tmp: Path, meta: dict[str, Any]) -> None:
+    """torch.jit.trace (every registry model is a fixed graph of tensor ops, so tracing captures it exactly; the
+    traced ops do not fix the batch size). The file loads with plain torch.jit.load, no imgclf needed."""
+    try:
+        with _quiet():
+            traced = torch.jit.trace(model, example, check_trace=False)
+    except Exception as e:
+        raise ExportError(f"TorchScript trace of {meta['model_name']} failed: {type(e).__name__}: "
+                          f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else 'no detail'}") from None
+    x = _probe_input(example, True)
+    with _quiet():  # torch 2.13 marks torch.jit.save/load deprecated (for torch.export); the format still loads
+        torch.jit.save(traced, str(tmp), _extra_files={EXTRA_FILE: json.dumps(meta)})
+        reloaded = torch.jit.load(str(tmp))
+    _check(model(x), reloaded(x), "the TorchScript file")
+
+
+def _probe_input(example: torch.Tensor, any_batch: bool) -> torch.Tensor:
+    """A fixed random normalized batch for the export-time check: 3 images (another batch size than traced)."""
+    n = 3 if any_batch else example.shape[0]
+    return torch.randn(n, *example.shape[1:], generator=torch.Generator().manual_seed(1))
+
+
+def export_model(checkpoint: str | Path, fmt: str, out: str | Path | None = None, dynamic_batch: bool = False,
+                 opset: int | None = None, force: bool = False) -> Path:
+    """Export an imgclf checkpoint (EMA weights if it has them, as `predict` uses) to `fmt` ('onnx' or
+    'torchscript') at `out` (default: next to the checkpoint), plus the sidecar `out`.json; returns `out`.
+    ONNX graphs have a fixed batch of 1 unless `dynamic_batch`; TorchScript files take any batch size.
+    Checks the written file against the network on a random batch before returning."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if opset is not None and fmt != "onnx":
+        raise ExportError("--opset applies to ONNX export only")
+    if fmt == "onnx":
+        require("onnx", "onnxruntime", "onnxscript")
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt["format_version"] < 1:
+        raise CheckpointError(f"{checkpoint}: a bare state_dict records no model name, class names or normalization; "
+                              "export needs a checkpoint written by `imgclf train`")
+    out = Path(out) if out else default_output(checkpoint, fmt)
+    side = sidecar_path(out)
+    for p in (out, side):
+        if p.exists() and not force:
+            raise ExportError(f"{p} exists; pass --force to overwrite it, or --out to choose another file")
+    clf = load(checkpoint, device="cpu")
+    model = clf.model.float().eval().to(memory_format=torch.contiguous_format)
+    meta = export_metadata(ckpt, clf, fmt, dynamic_batch)
+    example = torch.randn(2 if dynamic_batch else 1, *clf.image_shape, generator=torch.Generator().manual_seed(0))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    try:
+        with torch.no_grad():
+            if fmt == "onnx":
+                _export_onnx(model, example, tmp, meta, dynamic_batch, opset)
+            else:
+                _export_torchscript(model, example, tmp, meta)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    side.write_text(json.dumps({"file": out.name, **meta}, indent=2) + "\n")
+    return out
+
+
+__all__ = ["FORMATS", "ExportError", "MissingExtraError", "default_output", "export_model", "sidecar_path"]

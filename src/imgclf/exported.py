@@ -1,0 +1,148 @@
+"""Exported models (`imgclf export`) as inference backends: an ONNX file run by onnxruntime, or a TorchScript file,
+wrapped as an nn.Module that takes the normalized float batch and returns logits, so `Classifier` (predict,
+evaluate, tta) uses it exactly as it uses the network from a checkpoint."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .engine.setup import pick_device
+from .errors import CheckpointError, ImgclfError
+
+REQUIRED = ("classes", "input_shape", "mean", "std")
+EXTRA_FILE = "imgclf.json"  # the metadata's name inside a TorchScript archive
+
+
+class MissingExtraError(ImgclfError):
+    """ONNX support (onnx, onnxruntime, onnxscript) is an optional extra that is not installed."""
+
+
+def require(*modules: str) -> list[Any]:
+    """Import the optional ONNX packages, or raise one line saying how to install them."""
+    found, missing = [], []
+    for name in modules:
+        try:
+            found.append(importlib.import_module(name))
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise MissingExtraError(f"ONNX support is not installed (missing: {', '.join(missing)}): "
+                                "pip install 'imgclf[onnx]'")
+    return found
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """The JSON sidecar of an exported file: FILE.json."""
+    return Path(f"{path}.json")
+
+
+def exported_format(path: str | Path) -> str | None:
+    """'onnx' for a .onnx file, 'torchscript' for a TorchScript archive (a zip with compiled code), else None
+    (a checkpoint, or no such file)."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    if p.suffix.lower() == ".onnx":
+        return "onnx"
+    if zipfile.is_zipfile(p):
+        with zipfile.ZipFile(p) as z:
+            if any(n.split("/")[1:2] == ["code"] for n in z.namelist()):
+                return "torchscript"
+    return None
+
+
+class OnnxModel(nn.Module):
+    """An ONNX file run by onnxruntime on the CPU. A graph with a fixed batch size gets the batch in chunks of that
+    size (the last one padded with zeros, whose outputs are dropped)."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        (ort,) = require("onnxruntime")
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        first = self.session.get_inputs()[0]
+        self.input_name = first.name
+        self.batch_size = first.shape[0] if isinstance(first.shape[0], int) else None
+
+    def metadata(self) -> dict[str, Any]:
+        """The file's metadata_props, each value decoded from JSON (as `imgclf export` writes them)."""
+        props = self.session.get_modelmeta().custom_metadata_map
+        out = {}
+        for k, v in props.items():
+            try:
+                out[k] = json.loads(v)
+            except ValueError:
+                out[k] = v
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        arr = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        n, step = len(arr), self.batch_size
+        if step is None or n == step:
+            out = self.session.run(None, {self.input_name: arr})[0]
+        else:
+            parts = []
+            for i in range(0, n, step):
+                chunk = arr[i:i + step]
+                if len(chunk) < step:
+                    chunk = np.concatenate([chunk, np.zeros((step - len(chunk), *arr.shape[1:]), arr.dtype)])
+                parts.append(self.session.run(None, {self.input_name: chunk})[0])
+            out = np.concatenate(parts)[:n]
+        return torch.from_numpy(out).to(x.device)
+
+
+@dataclass
+class Exported:
+    """An exported model opened for inference, with what Classifier needs to feed it."""
+
+    model: nn.Module
+    classes: list[str]
+    model_args: dict[str, Any]
+    mean: list[float]
+    std: list[float]
+    device: torch.device
+    tta: bool = False
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def open_exported(path: str | Path, fmt: str, device: str = "auto") -> Exported:
+    """Open an exported file. Its metadata comes from inside the file (ONNX metadata_props, TorchScript extra file),
+    else from the FILE.json sidecar. ONNX runs on the CPU; TorchScript on `device`."""
+    path = Path(path)
+    try:
+        if fmt == "onnx":
+            model: nn.Module = OnnxModel(path)
+            meta, dev = model.metadata(), torch.device("cpu")
+        else:
+            dev = pick_device(device)
+            extra = {EXTRA_FILE: ""}
+            with warnings.catch_warnings():  # torch >= 2.13 calls torch.jit.load deprecated; it works as before
+                warnings.simplefilter("ignore", DeprecationWarning)
+                model = torch.jit.load(str(path), map_location=dev, _extra_files=extra)
+            meta = json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}
+    except (RuntimeError, ValueError, OSError) as e:
+        detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: cannot open this {fmt} file ({detail})") from None
+    side = sidecar_path(path)
+    if any(k not in meta for k in REQUIRED) and side.is_file():
+        meta = json.loads(side.read_text())
+    missing = [k for k in REQUIRED if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path}: no {', '.join(missing)} in the file or in {side.name}; "
+                              "export it with `imgclf export`")
+    c, h, w = (int(v) for v in meta["input_shape"])
+    args = {"in_channels": c, "num_classes": len(meta["classes"]), "image_size": [h, w]}
+    return Exported(model, list(meta["classes"]), args, list(meta["mean"]), list(meta["std"]), dev,
+                    bool(meta.get("tta", False)), dict(meta.get("config") or {}))
+
+
+__all__ = ["Exported", "MissingExtraError", "OnnxModel", "exported_format", "open_exported", "require", "sidecar_path"]

@@ -1,0 +1,196 @@
+"""`imgclf export`: every registry model in both formats gives imgclf's own logits on real (or generated) images,
+the files carry their metadata and run without imgclf, predict/eval accept them, the missing ONNX extra is one line.
+
+Parity tolerance everywhere: rtol 1e-4 and atol 1e-4 on logits (imgclf.export.RTOL/ATOL), 1e-4 on the probabilities
+that `imgclf predict --json` prints (rounded to 6 decimals); classes and accuracy must be identical."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_image_folder
+
+import imgclf
+from imgclf.cli import main
+from imgclf.data.batches import Normalizer
+from imgclf.data.images import decode_image
+from imgclf.data.split import Split, channel_stats
+from imgclf.engine.checkpoint import FORMAT_VERSION, save_checkpoint
+from imgclf.engine.evaluate import predict_logits
+from imgclf.export import ATOL, RTOL, ExportError, MissingExtraError, export_model
+from imgclf.models import arch_args, build_model
+
+CLASSES = [f"class{i}" for i in range(10)]
+# (model, C×H×W): the registry at the two input kinds imgclf trains on; mlp and the tutorial nets fix their size.
+CASES = [("tutorial-net", (3, 32, 32)), ("tutorial-net", (1, 28, 28)), ("tutorial-classifier", (3, 32, 32)),
+         ("mlp", (1, 28, 28)), ("resnet18", (3, 32, 32)), ("fastcnn", (3, 32, 32)), ("fastcnn-small", (1, 28, 28)),
+         ("fastcnn-tiny", (3, 32, 32))]
+DYNAMIC = {"tutorial-net", "mlp", "resnet18", "fastcnn-tiny"}  # ONNX with --dynamic-batch; the others a fixed batch
+
+
+def needs_onnx() -> None:
+    for name in ("onnx", "onnxruntime", "onnxscript"):
+        pytest.importorskip(name, reason="the onnx extra is not installed: pip install -e '.[onnx]'")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "imgclf", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def image_files(request, tmp_path_factory) -> list[Path]:
+    """12 real CIFAR-10 JPEGs (of 10 classes) where the shared data exists, else generated PNGs; each test decodes
+    them to its model's shape."""
+    try:
+        root = request.getfixturevalue("cifar_jpeg_subset") / "test"
+    except pytest.skip.Exception:
+        root = make_image_folder(tmp_path_factory.mktemp("gen"), classes=("a", "b", "c", "d"), per_class=6, size=32)
+    return sorted(p for p in root.rglob("*") if p.is_file())[::8][:12]
+
+
+def decode(files: list[Path], shape: tuple[int, int, int]) -> torch.Tensor:
+    c, h, w = shape
+    return torch.from_numpy(np.stack([decode_image(f, (h, w), "L" if c == 1 else "RGB") for f in files]))
+
+
+def make_checkpoint(path: Path, name: str, shape: tuple[int, int, int], images: torch.Tensor) -> Path:
+    """An imgclf checkpoint (the fields `imgclf.load` reads) of a seeded model that has seen the images: data-based
+    whitening for fastcnn, and BatchNorm running statistics moved off their defaults by a train-mode pass."""
+    torch.manual_seed(0)
+    model = build_model(name, shape[0], len(CLASSES), shape[1:])
+    mean, std = channel_stats(images)
+    x = Normalizer(mean, std, "cpu")(images)
+    if hasattr(model, "init_from_data"):
+        model.init_from_data(x)
+    model.train()
+    with torch.no_grad():
+        model(x)
+    args = {"in_channels": shape[0], "num_classes": len(CLASSES), "image_size": list(shape[1:]), **arch_args(model)}
+    ckpt = {"format_version": FORMAT_VERSION, "imgclf_version": imgclf.__version__, "kind": "best", "model_name": name,
+            "model_args": args, "model": model.state_dict(), "ema": None, "classes": CLASSES, "dataset": "test",
+            "normalization": {"mean": mean, "std": std}, "tta": False, "channels_last": False, "config": {}}
+    return save_checkpoint(ckpt, path)
+
+
+def logits(path: Path, images: torch.Tensor) -> torch.Tensor:
+    clf = imgclf.load(path, device="cpu")
+    return predict_logits(clf.model, Split(images, torch.zeros(len(images), dtype=torch.int64)), clf.normalize,
+                          clf.device)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize(("name", "shape"), CASES, ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in CASES])
+def test_every_model_exports_with_imgclf_logits(name, shape, fmt, image_files, tmp_path):
+    if fmt == "onnx":
+        needs_onnx()
+    images = decode(image_files, shape)
+    ckpt = make_checkpoint(tmp_path / "best.pt", name, shape, images)
+    out = export_model(ckpt, fmt, dynamic_batch=name in DYNAMIC)
+    assert out == tmp_path / ("best.onnx" if fmt == "onnx" else "best.torchscript.pt")
+    expected, got = logits(ckpt, images), logits(out, images)
+    assert got.shape == (len(images), len(CLASSES))
+    torch.testing.assert_close(got, expected, rtol=RTOL, atol=ATOL)
+    meta = json.loads((tmp_path / f"{out.name}.json").read_text())
+    assert meta["model_name"] == name and meta["input_shape"] == list(shape) and meta["classes"] == CLASSES
+    assert meta["batch_size"] == (None if name in DYNAMIC or fmt == "torchscript" else 1)
+
+
+def test_files_run_without_imgclf_and_carry_their_metadata(image_files, tmp_path):
+    """Plain torch.jit.load and onnxruntime (imgclf made unimportable) give imgclf's logits; metadata inside."""
+    needs_onnx()
+    images = decode(image_files, (3, 32, 32))
+    ckpt = make_checkpoint(tmp_path / "best.pt", "tutorial-net", (3, 32, 32), images)
+    onnx_file = export_model(ckpt, "onnx", dynamic_batch=True)
+    ts_file = export_model(ckpt, "torchscript")
+    clf = imgclf.load(ckpt, device="cpu")
+    np.save(tmp_path / "x.npy", clf.normalize(images).numpy())
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.modules["imgclf"] = None
+        import numpy as np, onnxruntime as ort, torch
+        x = np.load({str(tmp_path / "x.npy")!r})
+        s = ort.InferenceSession({str(onnx_file)!r}, providers=["CPUExecutionProvider"])
+        meta = {{k: json.loads(v) for k, v in s.get_modelmeta().custom_metadata_map.items()
+                if not k.startswith("pkg.")}}
+        np.save({str(tmp_path / "onnx.npy")!r}, s.run(None, {{meta["input_name"]: x}})[0])
+        extra = {{"imgclf.json": ""}}
+        m = torch.jit.load({str(ts_file)!r}, _extra_files=extra)
+        np.save({str(tmp_path / "ts.npy")!r}, m(torch.from_numpy(x)).detach().numpy())
+        print(json.dumps({{"onnx": meta, "torchscript": json.loads(extra["imgclf.json"])}}))
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    expected = logits(ckpt, images)
+    for which in ("onnx", "ts"):
+        torch.testing.assert_close(torch.from_numpy(np.load(tmp_path / f"{which}.npy")), expected, rtol=RTOL, atol=ATOL)
+    metas = json.loads(r.stdout)
+    for meta in metas.values():
+        assert meta["classes"] == CLASSES and meta["input_shape"] == [3, 32, 32] and meta["tta"] is False
+        assert meta["mean"] == pytest.approx(clf.mean) and meta["std"] == pytest.approx(clf.std)
+        assert meta["model_name"] == "tutorial-net" and meta["imgclf_version"] == imgclf.__version__
+    assert metas["onnx"]["opset"] >= 18 and "(x/255 - mean)/std" in metas["onnx"]["input"]
+
+
+def test_never_overwrites_without_force(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "best.pt", "mlp", (1, 28, 28), torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    first = export_model(ckpt, "torchscript")
+    stamp = first.stat().st_mtime_ns
+    with pytest.raises(ExportError, match="exists; pass --force"):
+        export_model(ckpt, "torchscript")
+    assert first.stat().st_mtime_ns == stamp
+    assert export_model(ckpt, "torchscript", force=True) == first
+    with pytest.raises(ExportError, match="ONNX export only"):
+        export_model(ckpt, "torchscript", out=tmp_path / "other.pt", opset=18)
+
+
+def test_missing_onnx_extra_is_one_line(tmp_path, monkeypatch, capsys):
+    ckpt = make_checkpoint(tmp_path / "best.pt", "mlp", (1, 28, 28), torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # `import onnxscript` now raises ImportError
+    with pytest.raises(MissingExtraError, match=r"pip install 'imgclf\[onnx\]'"):
+        export_model(ckpt, "onnx")
+    assert main(["export", str(ckpt), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: ONNX support is not installed (missing: onnxscript): pip install 'imgclf[onnx]'\n"
+    assert not (tmp_path / "best.onnx").exists()
+    (tmp_path / "model.onnx").write_bytes(b"not run")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingExtraError, match=r"missing: onnxruntime\): pip install 'imgclf\[onnx\]'"):
+        imgclf.load(tmp_path / "model.onnx")
+
+
+@pytest.mark.slow
+def test_cifar_jpegs_end_to_end_predict_and_eval_match(cifar_jpeg_subset, tmp_path):
+    """tutorial-net trained 1 epoch on real CIFAR JPEGs, exported by the CLI: `imgclf predict` / `imgclf eval` on the
+    .onnx give the checkpoint's classes, probabilities and accuracy."""
+    needs_onnx()
+    summary = imgclf.train(data=str(cifar_jpeg_subset), model="tutorial-net", epochs=1, batch_size=32,
+                           out=str(tmp_path), name="e2e", plots=False)
+    ckpt = Path(summary["checkpoint"])
+    assert main(["export", str(ckpt), "--format", "onnx", "--dynamic-batch"]) == 0
+    onnx_file = ckpt.with_name("best.onnx")
+    assert onnx_file.is_file() and onnx_file.with_name("best.onnx.json").is_file()
+    test_dir = str(cifar_jpeg_subset / "test")
+    results = []
+    for model_file in (ckpt, onnx_file):
+        r = run("predict", str(model_file), test_dir, "--topk", "3", "--json")
+        assert r.returncode == 0, r.stderr
+        results.append(json.loads(r.stdout))
+    a, b = results
+    assert len(a) == len(b) == 100
+    assert [x["file"] for x in a] == [x["file"] for x in b] and [x["class"] for x in a] == [x["class"] for x in b]
+    for x, y in zip(a, b):
+        assert [t["class"] for t in x["topk"]] == [t["class"] for t in y["topk"]]
+        assert [t["probability"] for t in y["topk"]] == pytest.approx([t["probability"] for t in x["topk"]], abs=1e-4)
+    r = run("eval", str(onnx_file), "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    expected = imgclf.load(ckpt).evaluate()
+    assert got["test_accuracy"] == expected["test_accuracy"] == summary["test_accuracy"]
+    assert got["confusion_matrix"] == expected["confusion_matrix"] and got["n"] == 100
