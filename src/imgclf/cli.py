@@ -1,4 +1,4 @@
-"""The `imgclf` command: datasets, models, show, train, eval, predict, export, find-lr."""
+"""The `imgclf` command: datasets, models, show, train, eval, predict, find-lr."""
 
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ TRAIN_HELP = {
     "threads": "CPU threads for PyTorch (0 = its default)",
     "progressive_size": "train the first --progressive-epochs epochs on images resized to this size (0 = off)",
 }
-CHECKPOINT_HELP = "an imgclf checkpoint (.pt), a bare state_dict, or a file from `imgclf export` (.onnx, TorchScript)"
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
@@ -76,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_flags(p)
 
     p = sub.add_parser("eval", help="test a checkpoint: accuracy, per-class table, P/R/F1, confusion matrix")
-    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
+    p.add_argument("checkpoint")
     _data_flags(p)
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--model", help="network of a bare state_dict (e.g. tutorial-net)")
@@ -84,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
     p = sub.add_parser("predict", help="classify your own image files or folders")
-    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
+    p.add_argument("checkpoint")
     p.add_argument("images", nargs="+", help="image files and/or folders (walked)")
     p.add_argument("--topk", type=int, default=1)
     p.add_argument("--model", help="network of a bare state_dict (e.g. tutorial-net)")
