@@ -24,6 +24,7 @@ from imgclf.data.images import decode_image
 from imgclf.data.split import Split, channel_stats
 from imgclf.engine.checkpoint import FORMAT_VERSION, save_checkpoint
 from imgclf.engine.evaluate import predict_logits
+from imgclf.errors import ImgclfError
 from imgclf.export import ATOL, RTOL, ExportError, MissingExtraError, export_model
 from imgclf.models import arch_args, build_model
 
@@ -155,7 +156,7 @@ def test_missing_onnx_extra_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # `import onnxscript` now raises ImportError
     with pytest.raises(MissingExtraError, match=r"pip install 'imgclf\[onnx\]'"):
         export_model(ckpt, "onnx")
-    assert main(["export", str(ckpt), "--format", "onnx"]) == 2
+    assert main(["export", str(ckpt), "--format", "onnx"]) == getattr(ImgclfError, "exit_code", 2)  # our errors' code
     err = capsys.readouterr().err
     assert err == "error: ONNX support is not installed (missing: onnxscript): pip install 'imgclf[onnx]'\n"
     assert not (tmp_path / "best.onnx").exists()

@@ -235,7 +235,8 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
     fmt = exported_format(path)
     if fmt:  # the exported graph stands in for the network; its metadata gives classes, size and normalization
         e = open_exported(path, fmt, device)
-        return Classifier(e.model, e.classes, e.model_args, e.mean, e.std, e.device, e.tta, str(path), e.config)
+        return Classifier(e.model, e.classes, e.model_args, e.mean, e.std, e.device, e.tta, str(path), e.config,
+                          model_name=e.model_name)
     ckpt = load_checkpoint(path)
     dev = pick_device(device)
     if ckpt["format_version"] >= 1:

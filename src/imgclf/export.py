@@ -32,7 +32,9 @@ FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 # Tolerance of the export-time check (exported vs imgclf's own network on the same random input) and of the tests.
 RTOL, ATOL = 1e-4, 1e-4
-EVAL_CONFIG_KEYS = ("data", "data_dir", "val_split", "test_split", "seed")  # what Classifier.evaluate reads
+# Run settings that predict/evaluate read from Classifier.config (resize: how images meet the input size, where the
+# run records it), copied into the metadata so an exported file predicts and evaluates as its checkpoint does.
+EVAL_CONFIG_KEYS = ("data", "data_dir", "val_split", "test_split", "seed", "resize")
 
 
 class ExportError(ImgclfError):
