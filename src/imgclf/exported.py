@@ -112,6 +112,7 @@ class Exported:
     device: torch.device
     tta: bool = False
     config: dict[str, Any] = field(default_factory=dict)
+    model_name: str = ""
 
 
 def open_exported(path: str | Path, fmt: str, device: str = "auto") -> Exported:
@@ -142,7 +143,8 @@ def open_exported(path: str | Path, fmt: str, device: str = "auto") -> Exported:
     c, h, w = (int(v) for v in meta["input_shape"])
     args = {"in_channels": c, "num_classes": len(meta["classes"]), "image_size": [h, w]}
     return Exported(model, list(meta["classes"]), args, list(meta["mean"]), list(meta["std"]), dev,
-                    bool(meta.get("tta", False)), dict(meta.get("config") or {}))
+                    bool(meta.get("tta", False)), dict(meta.get("config") or {}),
+                    f"{meta.get('model_name', 'model')} ({fmt} export)")
 
 
 __all__ = ["Exported", "MissingExtraError", "OnnxModel", "exported_format", "open_exported", "require", "sidecar_path"]
