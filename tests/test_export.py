@@ -166,7 +166,6 @@ def test_missing_onnx_extra_is_one_line(tmp_path, monkeypatch, capsys):
         imgclf.load(tmp_path / "model.onnx")
 
 
-@pytest.mark.slow
 def test_cifar_jpegs_end_to_end_predict_and_eval_match(cifar_jpeg_subset, tmp_path):
     """tutorial-net trained 1 epoch on real CIFAR JPEGs, exported by the CLI: `imgclf predict` / `imgclf eval` on the
     .onnx give the checkpoint's classes, probabilities and accuracy."""
