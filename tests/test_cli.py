@@ -63,6 +63,12 @@ def test_predict_on_real_mnist_pngs(mnist_dir, tmp_path):
     preds = json.loads(r.stdout)
     right = sum(p["class"] == p["file"].split("label")[1][0] for p in preds)
     assert right >= 7, preds                        # first 8 test digits: 7 2 1 0 4 1 4 9
+    # the same images through the model exported to ONNX (run by onnxruntime): the same classes
+    assert main(["export", str(tmp_path / "m" / "best.pt"), "--format", "onnx", "--out", str(tmp_path / "m.onnx"),
+                 "--dynamic-batch"]) == 0
+    r = run("predict", str(tmp_path / "m.onnx"), *[str(p) for p in sorted(tmp_path.glob("*.png"))], "--json")
+    assert r.returncode == 0, r.stderr
+    assert [p["class"] for p in json.loads(r.stdout)] == [p["class"] for p in preds]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -72,9 +72,12 @@ def settings_rows(c: dict[str, Any]) -> list[tuple[str, str]]:
     opt = f"{g('optimizer')}, lr {g('lr'):g}" if isinstance(g("lr"), (int, float)) else str(g("optimizer"))
     if g("optimizer") == "sgd" and g("momentum"):
         opt += f", momentum {g('momentum'):g}{' (Nesterov)' if g('nesterov') else ''}"
-    augment = [f"shift ±{g('crop_pad')} px" if g("crop_pad") else "no shift",
+    augment = [f"random-resized crop of {g('crop_scale'):.0%}–100% of the area" if g("crop_scale") else
+               f"shift ±{g('crop_pad')} px" if g("crop_pad") else "no shift",
                f"{g('flip')} flips" if g("flip") not in (None, "none") else "no flips",
                f"cutout {g('cutout')} px" if g("cutout") else "no cutout"]
+    if g("color_jitter"):
+        augment.append(f"colour jitter ±{g('color_jitter'):.0%}")
     rows = [("epochs", g("epochs")), ("batch size", g("batch_size")), ("optimizer", opt),
             ("schedule", f"{g('schedule')}, {g('warmup'):g} epochs warm-up" if g("warmup") else g("schedule")),
             ("weight decay", g("weight_decay")), ("label smoothing", g("label_smoothing")),
