@@ -1,6 +1,8 @@
 """Image folders: real CIFAR-10 JPEGs, generated images in every mode, the cache, and every bad input."""
 
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,3 +188,64 @@ def test_a_files_split_depends_on_its_own_name_alone(old, added, fraction, seed)
     before = sides(old)
     after = sides([k for k in old[::2]] + [k for k in added if k not in old])   # half removed, some added
     assert all(after[k] == before[k] for k in after if k in before)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "other shape"])
+def test_a_damaged_cache_is_removed_and_rebuilt(tmp_path, damage):
+    root = make_image_folder(tmp_path / "imgs", per_class=6)
+    first = load_dataset(root)
+    [entry] = Path(os.environ["IMGCLF_CACHE_DIR"]).glob("*.images.npy")      # this test's own cache
+    if damage == "empty":
+        entry.write_bytes(b"")
+    elif damage == "truncated":
+        entry.write_bytes(entry.read_bytes()[:300])
+    else:
+        np.save(entry, np.zeros((3, 3, 16, 16), np.uint8))
+    with pytest.warns(UserWarning, match="damaged cache entry.*decoding again"):
+        again = load_dataset(root)
+    assert np.array_equal(again.train.images.numpy(), first.train.images.numpy())
+    assert np.array_equal(load_dataset(root).train.images.numpy(), first.train.images.numpy())   # rebuilt
+
+
+def test_an_unwritable_cache_folder_trains_from_memory(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("IMGCLF_CACHE_DIR", str(blocker / "cache"))     # cannot be created: a file is in the way
+    root = make_image_folder(tmp_path / "imgs", per_class=6)
+    with pytest.warns(UserWarning, match="cannot write the image cache.*training from memory"):
+        ds = load_dataset(root, image_size=12)
+    assert ds.shape == (3, 12, 12) and len(ds.train) + len(ds.test) == 12
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the decode workers")
+def test_killing_the_first_decode_leaves_no_orphan_workers(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = make_image_folder(tmp_path / "imgs", per_class=1500, size=24)       # 12 chunks: the pool is used
+    code = f"from imgclf.data import load_dataset; load_dataset({str(root)!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "IMGCLF_CACHE_DIR": str(tmp_path / "c")})
+    workers, deadline = [], time.time() + 300                    # a safety net, not a timing window
+    while not workers and proc.poll() is None and time.time() < deadline:
+        workers = _children(proc.pid)                             # wait on progress: the workers exist
+        time.sleep(0.01)
+    if not workers:
+        pytest.skip("the decode finished before its workers could be seen")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 60
+    while any(Path(f"/proc/{w}").exists() and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]
+              for w in workers) and time.time() < deadline:
+        time.sleep(0.05)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()
+             and Path(f"/proc/{w}/stat").read_text().split()[2] != "Z"]
+    assert alive == [], f"decode workers outlived their parent: {alive}"

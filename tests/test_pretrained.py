@@ -177,7 +177,7 @@ def test_pretrained_weights_fit_other_class_and_channel_counts(server, torch_hom
     model = build_model("mobilenet-v3-small", 1, 4, (32, 32))
     fresh_head = model.classifier[3].weight.detach().clone()
     notes = init_from_state(model, state, "test weights")
-    assert "head classifier.3 replaced: 1000 → 4 classes" in notes
+    assert "new head (classifier.3): 1000 → 4 classes" in notes
     assert any("first conv features.0.0 adapted: 3 → 1" in n for n in notes)
     got = model.state_dict()
     for k, v in published.items():
@@ -228,7 +228,7 @@ def test_init_from_an_imgclf_checkpoint_dict_and_file(tmp_path):
             "model": {k: v.clone() for k, v in trained.state_dict().items()}}
     model = build_model("resnet18-imagenet", 3, 4, (32, 32))
     notes = init_from_state(model, ckpt, "run/best.pt")
-    assert notes[0] == "weights from run/best.pt (120 of 122 tensors)" and "head fc replaced: 10 → 4 classes" in notes
+    assert notes[0] == "weights from run/best.pt (120 of 122 tensors)" and "new head (fc): 10 → 4 classes" in notes
     assert torch.equal(model.layer4[1].conv2.weight, trained.layer4[1].conv2.weight)
     assert normalization_of(ckpt, 3) == ([0.1] * 3, [0.2] * 3)
     assert normalization_of(ckpt, 1) == pretrained_normalization(1)  # other channels: the checkpoint's do not fit

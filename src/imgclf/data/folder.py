@@ -4,9 +4,11 @@ cached as a uint8 array keyed on the file list, sizes and mtimes, so the next ru
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
+import signal
 import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -75,8 +77,12 @@ def _cache_key(fl: FileList, image_size: tuple[int, int] | None) -> str:
 
 
 def _worker_init() -> None:
-    """Decode workers are forked from a process that may have used torch's thread pool: one thread each."""
+    """Decode workers are forked from a process that may have used torch's thread pool: one thread each. On
+    Linux each asks to be killed when its parent dies, so a killed first decode leaves no orphan workers."""
     torch.set_num_threads(1)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
 
 
 def _decode_chunk(args: tuple[list[str], tuple[int, int] | None, str]) -> list[np.ndarray | str]:
@@ -149,32 +155,69 @@ def load_split_cached(fl: FileList, name: str, image_size: tuple[int, int] | Non
                       strict: bool = False, fit: str = "crop") -> Split:
     """Decode `fl` (or open its cache), returning a Split. The cached images are memory-mapped copy-on-write:
     nothing is read up front (pages come from the OS file cache as batches touch them; a copy took 0.03-0.6 s
-    for CIFAR-10 on our VMs), a dataset larger than RAM streams from disk, and the file is never written."""
+    for CIFAR-10 on our VMs), a dataset larger than RAM streams from disk, and the file is never written.
+    A damaged cache entry is removed and rebuilt; a cache folder that cannot be written is done without."""
     key = _cache_key(fl, [image_size, fit] if image_size else None)
-    img_path, lab_path = cache_dir / f"{key}.images.npy", cache_dir / f"{key}.labels.npy"
-    meta_path = cache_dir / f"{key}.meta.json"
-    if not (img_path.is_file() and lab_path.is_file() and meta_path.is_file()):
+    paths = [cache_dir / f"{key}.{part}" for part in ("images.npy", "labels.npy", "meta.json")]
+    cached = _open_cached(*paths, expected=len(fl.files))
+    if cached is None:
         images, labels, kept, bad = _stack(fl, decode_files(fl.files, image_size, fit, desc=f"decoding {name} images"),
                                            strict)
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        meta = {"kept": None if len(kept) == len(fl.files) else kept, "skipped": bad}
+        if _write_cache(paths, images, labels, meta):
+            cached = _open_cached(*paths, expected=len(fl.files))
+        if cached is None:   # not cached (an unwritable folder): train from the arrays in memory
+            cached = images, labels, meta
+    else:
+        _report_skipped(cached[2]["skipped"], strict)
+    images, labels, meta = cached
+    prefix = len(str(fl.root)) + 1
+    kept = meta["kept"]
+    keys = [f[prefix:] for f in fl.files] if kept is None else [fl.files[i][prefix:] for i in kept]
+    return Split(torch.from_numpy(images), torch.from_numpy(labels), name, keys)
+
+
+def _open_cached(img_path: Path, lab_path: Path, meta_path: Path, expected: int
+                 ) -> tuple[np.ndarray, np.ndarray, dict] | None:
+    """A complete, consistent cache entry (images, labels, meta), or None. A damaged one (truncated, emptied, or
+    not matching its key's file list) is removed with a one-line notice, so the caller decodes again."""
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        images, labels = np.load(img_path, mmap_mode="c"), np.load(lab_path)
+        kept = meta["kept"]
+        n = expected if kept is None else len(kept)
+        if images.dtype != np.uint8 or images.ndim != 4 or len(images) != n or labels.shape != (n,):
+            raise ValueError(f"{images.dtype} {images.shape} images, {labels.shape} labels for {n} files")
+        return images, labels, meta
+    except (OSError, ValueError, EOFError, KeyError, TypeError) as e:
+        warnings.warn(f"damaged cache entry {img_path.name} ({str(e)[:120]}): removed, decoding again", stacklevel=3)
+        for p in (img_path, lab_path, meta_path):
+            with contextlib.suppress(OSError):
+                p.unlink(missing_ok=True)
+        return None
+
+
+def _write_cache(paths: list[Path], images: np.ndarray, labels: np.ndarray, meta: dict) -> bool:
+    """Write a cache entry atomically (meta last: its presence says the entry is complete); on a read-only or full
+    folder, warn once and return False (nothing half-written is left)."""
+    img_path, lab_path, meta_path = paths
+    try:
+        img_path.parent.mkdir(parents=True, exist_ok=True)
         for path, arr in ((lab_path, labels), (img_path, images)):
             with atomic_write(path) as f:
                 np.save(f, arr)
-        with atomic_write(meta_path, text=True) as f:  # written last: its presence says the entry is complete
-            json.dump({"kept": None if len(kept) == len(fl.files) else kept, "skipped": bad}, f)
-    else:
-        meta = json.loads(meta_path.read_text())
-        kept, bad = meta["kept"], meta["skipped"]
-        _report_skipped(bad, strict)
-    try:
-        images = np.load(img_path, mmap_mode="c")
-        labels = np.load(lab_path)
-    except (OSError, ValueError) as e:
-        img_path.unlink(missing_ok=True)
-        raise DataError(f"{img_path}: damaged cache file ({e}); it was removed, run again to rebuild it") from None
-    prefix = len(str(fl.root)) + 1
-    keys = [f[prefix:] for f in fl.files] if kept is None else [fl.files[i][prefix:] for i in kept]
-    return Split(torch.from_numpy(images), torch.from_numpy(labels), name, keys)
+        with atomic_write(meta_path, text=True) as f:
+            json.dump(meta, f)
+        return True
+    except OSError as e:
+        for p in paths:
+            with contextlib.suppress(OSError):
+                p.unlink(missing_ok=True)
+        warnings.warn(f"cannot write the image cache in {img_path.parent} ({e.strerror or e}); training from memory "
+                      "this time (set IMGCLF_CACHE_DIR to a writable folder to keep the decoded images)", stacklevel=3)
+        return False
 
 
 def choose_size(fl: FileList, cap: int, cache_dir: Path) -> tuple[tuple[int, int] | None, str | None]:

@@ -183,7 +183,7 @@ def init_from_state(model: nn.Module, state: Mapping[str, Any] | str | Path, whe
             load[key] = theirs
         elif key.rpartition(".")[0] == head and theirs.shape[1:] == mine.shape[1:]:
             if key.endswith("weight"):
-                notes.append(f"head {head} replaced: {theirs.shape[0]} → {mine.shape[0]} classes")
+                notes.append(f"new head ({head}): {theirs.shape[0]} → {mine.shape[0]} classes")
         elif (stem is not None and key == f"{stem[0]}.weight" and stem[1].groups == 1 and theirs.dim() == 4
               and theirs.shape[0] == mine.shape[0] and theirs.shape[2:] == mine.shape[2:]):
             load[key] = adapt_in_channels(theirs, mine.shape[1])
