@@ -99,3 +99,20 @@ def test_checkpoints_record_the_data_and_eval_refuses_a_changed_test_split(tmp_p
     assert "has changed" in result["data_changed"]
     with pytest.raises(ImgclfError, match="the data has changed since this run was saved"):
         imgclf.train(resume=tmp_path / "r" / "a" / "last.pt", quiet=True)
+
+
+def test_resume_refuses_a_checkpoint_copied_into_another_runs_folder(tmp_path):
+    import shutil
+
+    from imgclf.errors import ImgclfError
+
+    a = imgclf.train(data="digits", epochs=1, out=str(tmp_path), name="a", plots=False, quiet=True)
+    imgclf.train(data="digits", epochs=1, out=str(tmp_path), name="b", plots=False, quiet=True)
+    before = (tmp_path / "b" / "summary.json").read_text()
+    shutil.copy(tmp_path / "a" / "last.pt", tmp_path / "b" / "copied.pt")
+    with pytest.raises(ImgclfError, match="belongs to run .* holds run .*Copy the whole run folder"):
+        imgclf.train(resume=tmp_path / "b" / "copied.pt", quiet=True)
+    assert (tmp_path / "b" / "summary.json").read_text() == before       # nothing of run b was touched
+    shutil.copytree(tmp_path / "a", tmp_path / "a-copy")                  # a whole copied folder resumes fine
+    again = imgclf.train(resume=tmp_path / "a-copy" / "last.pt", quiet=True, plots=False)
+    assert again["test_accuracy"] == a["test_accuracy"]

@@ -174,7 +174,7 @@ def coerce(key: str, value: Any, where: str = "") -> Any:
 
 
 # What a run's config.yaml records beyond its settings; ignored when that file is read back with --config.
-RUN_RECORD_KEYS = ("imgclf_version", "torch_version", "device_name", "run_dir", "data_identity")
+RUN_RECORD_KEYS = ("imgclf_version", "torch_version", "device_name", "run_dir", "run_id", "data_identity")
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -6,11 +6,13 @@ the decisions taken from the data in data_policy.py."""
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from .._version import __version__
 from ..config import TrainConfig, explain, load_settings, resolve, resume_settings
@@ -77,6 +79,7 @@ class Run:
     small_batches: Batches | None   # progressive resizing: the same images and order, smaller
     class_weights: torch.Tensor | None = None   # per-class loss weights (--class-weights), on the device
     data_identity: dict[str, Any] = field(default_factory=dict)   # Dataset.identity(), in every checkpoint
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])   # one per run folder (check_run_folder)
     progress: Progress = field(default_factory=Progress)
     run_dir: Path | None = None
     resumed: bool = False
@@ -117,7 +120,7 @@ class Run:
             "scaler": self.prec.scaler.state_dict() if self.prec.scaler.is_enabled() else None,
             **self.progress.as_dict(),
             "config": self.cfg.to_dict(), "classes": self.data.classes, "dataset": self.data.name,
-            "data": self.data_identity,
+            "data": self.data_identity, "run_id": self.run_id,
             "normalization": {"mean": list(self.mean), "std": list(self.std)}, "tta": self.cfg.tta,
             "channels_last": self.prec.channels_last,
         }
@@ -157,6 +160,8 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
         require_tensorboard()  # not installed: a one-line error before a run folder is made
     if ckpt is not None:
         check_same_data(ckpt.get("data"), run.data_identity, str(resume))
+        run.run_id = ckpt.get("run_id") or run.run_id
+        check_run_folder(Path(resume), run.run_id)
         run.restore(ckpt, str(resume))
         run.run_dir = Path(resume).parent
     elif run.world.is_main:
@@ -166,6 +171,19 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
     if logs_tensorboard:
         run.tensorboard = TensorBoardLog(run.run_dir, run.cfg.to_dict(), run.progress.epoch)
     return run
+
+
+def check_run_folder(resume: Path, run_id: str) -> None:
+    """Resume writes into the checkpoint's folder: refuse when that folder belongs to another run (a last.pt copied
+    into it would overwrite that run's last.pt, best.pt, metrics and summary)."""
+    try:
+        recorded = (yaml.safe_load((resume.parent / "config.yaml").read_text()) or {}).get("run_id")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return
+    if recorded and recorded != run_id:
+        raise ImgclfError(f"{resume}: this checkpoint belongs to run {run_id}, but {resume.parent} holds run "
+                          f"{recorded}; resuming here would overwrite that run's files. Copy the whole run folder "
+                          "and resume from the copy's last.pt")
 
 
 def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, resume: str | Path | None = None

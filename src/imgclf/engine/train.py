@@ -64,7 +64,7 @@ def announce(run: Run, quiet: bool) -> None:
         write_config(run.run_dir, run.cfg.to_dict(), {
             "imgclf_version": __version__, "torch_version": torch.__version__,
             "device_name": console.device_name(run.device), "run_dir": str(run.run_dir),
-            "data_identity": run.data_identity})
+            "run_id": run.run_id, "data_identity": run.data_identity})
         console.run_header(run.cfg, run.data, run.device, run.prec, count_parameters(run.model), run.run_dir,
                            resumed=run.resumed, quiet=quiet)
 
