@@ -53,3 +53,28 @@ def test_unwritable_out_is_a_clear_error(tmp_path):
 def test_bad_settings(tmp_path, settings, message):
     with pytest.raises((ConfigError, ImgclfError), match=message):
         imgclf.train(dict(data="digits", out=str(tmp_path)) | settings, quiet=True)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"image_size": 0}, "'image_size' must be unset or in"), ({"image_size": 100000}, "'image_size' must be"),
+    ({"image_size": -4}, "'image_size' must be"), ({"threads": -1}, "'threads' must be in"),
+    ({"seed": 2**70}, "'seed' must be in"), ({"lr": float("inf")}, "'lr' must be positive and finite"),
+])
+def test_out_of_range_settings_are_clear_errors_before_any_work(tmp_path, settings, message):
+    with pytest.raises(ConfigError, match=message):
+        imgclf.train(dict(data="digits", out=str(tmp_path)) | settings, quiet=True)
+    assert list(tmp_path.iterdir()) == []                                 # no run folder was made
+
+
+def test_a_yaml_billion_laughs_is_refused_quickly(tmp_path):
+    lol = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    (tmp_path / "lol.yaml").write_text(lol + "epochs: *i\n")
+    from imgclf.config import read_config_file
+
+    with pytest.raises(ConfigError, match="aliases .* are not allowed"):
+        read_config_file(tmp_path / "lol.yaml")
+    (tmp_path / "long.yaml").write_text("epochs: " + "x" * 100_000 + "\n")
+    with pytest.raises(ConfigError) as e:
+        read_config_file(tmp_path / "long.yaml")
+    assert len(str(e.value)) < 400                                        # the message never prints a huge value

@@ -167,7 +167,7 @@ def coerce(key: str, value: Any, where: str = "") -> Any:
             return float(value)
         value = str(value)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{where}setting {key!r}: bad value {value!r} ({e})") from None
+        raise ConfigError(f"{where}setting {key!r}: bad value {_short(value)} ({str(e)[:100]})") from None
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{where}setting {key!r}: {value!r} is not one of {', '.join(CHOICES[key])}")
     return value
@@ -177,12 +177,28 @@ def coerce(key: str, value: Any, where: str = "") -> Any:
 RUN_RECORD_KEYS = ("imgclf_version", "torch_version", "device_name", "run_dir", "run_id", "data_identity")
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a settings file never needs them, and a "billion laughs" file built from
+    them would expand to gigabytes before any check could run."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases (*name) are not allowed in a settings file")
+        return super().compose_node(parent, index)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value for an error message, cut to `limit` characters (a message never prints a huge value)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Settings from a YAML (.yaml/.yml) or TOML (.toml) file; keys are TrainConfig names (- or _)."""
     path = Path(path)
     try:
         text = path.read_text()
-        raw = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        raw = tomllib.loads(text) if path.suffix == ".toml" else yaml.load(text, Loader=_NoAliasLoader)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except (OSError, yaml.YAMLError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -256,6 +272,7 @@ def load_settings(user: dict[str, Any], file: dict[str, Any] | None = None) -> d
     recipe = user.get("recipe") or (file or {}).get("recipe")
     for layer in (RECIPES.get(recipe or "", {}), file or {}, user):
         merged.update({k: v for k, v in layer.items() if k in LOAD_KEYS})
+    validate(TrainConfig(**merged))   # before any loading: --image-size 100000 must not allocate first
     return merged
 
 
@@ -287,6 +304,9 @@ def default_text(key: str, shown: str | None = None) -> str:
 def validate(cfg: TrainConfig) -> None:
     """Range checks that a type alone cannot express."""
     checks = [("epochs", cfg.epochs >= 1, "at least 1"), ("batch_size", cfg.batch_size >= 1, "at least 1"),
+              ("image_size", cfg.image_size is None or 4 <= cfg.image_size <= 2048, "unset or in [4, 2048]"),
+              ("threads", 0 <= cfg.threads <= 1024, "in [0, 1024] (0: PyTorch's default)"),
+              ("seed", 0 <= cfg.seed < 2**63, "in [0, 2**63)"),
               ("lr", 0 < cfg.lr < math.inf, "positive and finite"), ("patience", cfg.patience >= 0, "≥ 0"),
               ("freeze_epochs", 0 <= cfg.freeze_epochs <= cfg.epochs, "in [0, epochs]"),
               ("backbone_lr_mult", 0 <= cfg.backbone_lr_mult <= 1, "in [0, 1]"),
@@ -301,7 +321,7 @@ def validate(cfg: TrainConfig) -> None:
               ("progressive_epochs", 0 <= cfg.progressive_epochs <= cfg.epochs, "in [0, epochs]")]
     for key, ok, want in checks:
         if not ok:
-            raise ConfigError(f"setting {key!r} must be {want}, got {getattr(cfg, key)!r}")
+            raise ConfigError(f"setting {key!r} must be {want}, got {_short(getattr(cfg, key))}")
 
 
 def dump_yaml(data: dict[str, Any]) -> str:

@@ -205,9 +205,9 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
     """Load the data, resolve the settings for it and build model, optimizer, EMA and batches (fresh weights
     unless `ckpt` is given, whose normalization and architecture are then kept)."""
     world = dist.setup()
-    if user.get("threads"):
-        torch.set_num_threads(int(user["threads"]))
     data, cfg = load_data(user, file, quiet)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     if "batch_size" not in {**(file or {}), **user}:
         adapt_batch_size(cfg, data)
     data.notes += val_noise_note(data)
