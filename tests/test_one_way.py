@@ -116,3 +116,39 @@ def test_resume_refuses_a_checkpoint_copied_into_another_runs_folder(tmp_path):
     shutil.copytree(tmp_path / "a", tmp_path / "a-copy")                  # a whole copied folder resumes fine
     again = imgclf.train(resume=tmp_path / "a-copy" / "last.pt", quiet=True, plots=False)
     assert again["test_accuracy"] == a["test_accuracy"]
+
+
+def test_resume_from_best_pt_is_refused_when_last_pt_is_further_on(tmp_path):
+    from imgclf.errors import ImgclfError
+    from imgclf.models import MODELS, register_model
+
+    steps = {"n": 0}
+
+    def worse_later(**kw):   # fastcnn-tiny whose val predictions turn useless after epoch 1: best.pt stays epoch 1
+        model = MODELS["fastcnn-tiny"].builder(**kw)
+
+        def hook(module, _inputs, out):
+            if module.training:
+                steps["n"] += 1
+            elif steps["n"] > 20:
+                return out * 0
+            return out
+
+        model.register_forward_hook(hook)
+        return model
+
+    register_model("tiny-worse-later", worse_later)
+    s = imgclf.train(data="digits", model="tiny-worse-later", epochs=3, out=str(tmp_path), name="r", plots=False,
+                     quiet=True)
+    assert s["best_epoch"] == 1
+    with pytest.raises(ImgclfError, match="last.pt is further on.*--init-weights"):
+        imgclf.train(resume=tmp_path / "r" / "best.pt", quiet=True)
+
+
+def test_a_tiny_folder_gets_no_empty_val_split(tmp_path):
+    from conftest import make_image_folder
+
+    root = make_image_folder(tmp_path / "shapes", per_class=3, size=16)
+    ds = imgclf.data.load_dataset(str(root), test_split=0.3, val_split=0.1)
+    assert ds.val is None or len(ds.val) > 0
+    assert len(ds.train) > 0

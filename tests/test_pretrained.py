@@ -17,6 +17,7 @@ from conftest import make_image_folder
 import imgclf
 from imgclf.engine.checkpoint import load_checkpoint
 from imgclf.engine.optim import SGD
+from imgclf.engine.step import set_lr
 from imgclf.errors import CheckpointError, ImgclfError
 from imgclf.models import MODELS, build_model, imagenet, pretrained
 from imgclf.models.pretrained import (
@@ -31,7 +32,6 @@ from imgclf.models.pretrained import (
     param_groups,
     pretrained_normalization,
     pretrained_state,
-    set_lrs,
 )
 
 # torchvision's parameter counts at 1000 classes, and a few of its (key, shape) pairs per model
@@ -281,7 +281,7 @@ def test_a_frozen_backbone_stays_bit_identical(make_opt):
     groups = param_groups(model, weight_decay=5e-2, backbone_lr_mult=0.1)
     opt = (SGD(groups, lr=0.1, momentum=0.9, nesterov=True) if make_opt == "sgd"
            else torch.optim.AdamW(groups, lr=0.1))
-    set_lrs(opt, 0.1)
+    set_lr(opt, 0.1)
     assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([0.01, 0.01, 0.1, 0.1])
     freeze_backbone(model, True)
     before = {k: v.clone() for k, v in model.state_dict().items()}

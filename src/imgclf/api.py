@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .data import Dataset, load_dataset
 from .data.batches import Normalizer
@@ -172,8 +172,8 @@ def as_model_image(image: Any, channels: int, size: tuple[int, int], fit: str = 
     to 0–255, the layout to C×H×W (numpy arrays are read as H×W×C when their last axis can be channels, tensors
     as C×H×W when their first can), channels converted through `image_to_array` like files, then resized."""
     mode = "L" if channels == 1 else "RGB"
-    if isinstance(image, Image.Image):
-        return fit_image(torch.from_numpy(image_to_array(image, mode)), size, fit)
+    if isinstance(image, Image.Image):   # upright by its EXIF orientation, as decode_image turns files
+        return fit_image(torch.from_numpy(image_to_array(ImageOps.exif_transpose(image), mode)), size, fit)
     if isinstance(image, np.ndarray):
         arr = np.array(image)                             # a writable copy
         x = torch.from_numpy(arr.astype(np.int64) if arr.dtype.kind in "ui" and arr.dtype != np.uint8 else arr)

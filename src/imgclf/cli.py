@@ -37,7 +37,8 @@ TRAIN_HELP = {
     "freeze_epochs": "train only the new head for this many epochs (backbone frozen, its BatchNorm in eval mode), "
                      "then the whole network",
     "backbone_lr_mult": "the backbone's learning rate as a fraction of the head's (e.g. 0.1 when fine-tuning)",
-    "val_split": "fraction of train held out (per class, fixed seed) to choose best.pt; 0 = best.pt is the last epoch",
+    "val_split": "fraction of train held out to choose best.pt (per class for named datasets, by file-path hash for "
+                 "folders); 0 = best.pt is the last epoch",
     "test_split": "for a folder without test/: fraction held out as the test split",
     "strict_images": "make an unreadable image an error instead of a skipped-file warning",
     "download": "download a named dataset that is not found (--no-download to only look locally)",

@@ -13,7 +13,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from .api import load
 from .engine.checkpoint import load_checkpoint
 from .errors import CheckpointError, ImgclfError
 from .exported import EXTRA_FILE, MissingExtraError, require, sidecar_path
+from .fileio import commit, temporary_name, write_text_atomic
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -162,17 +162,20 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path | None = None
     meta = export_metadata(ckpt, clf, fmt, dynamic_batch)
     example = torch.randn(2 if dynamic_batch else 1, *clf.image_shape, generator=torch.Generator().manual_seed(0))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    tmp = temporary_name(out)
     try:
         with torch.no_grad():
             if fmt == "onnx":
                 _export_onnx(model, example, tmp, meta, dynamic_batch, opset)
             else:
                 _export_torchscript(model, example, tmp, meta)
-        os.replace(tmp, out)
+        commit(tmp, out)
+        write_text_atomic(side, json.dumps({"file": out.name, **meta}, indent=2) + "\n")
+    except OSError as e:
+        raise ExportError(f"cannot write {out} or {side.name} ({e.strerror or e}); nothing was replaced that "
+                          "was not complete") from None
     finally:
         tmp.unlink(missing_ok=True)
-    side.write_text(json.dumps({"file": out.name, **meta}, indent=2) + "\n")
     return out
 
 

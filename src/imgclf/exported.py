@@ -130,12 +130,14 @@ def open_exported(path: str | Path, fmt: str, device: str = "auto") -> Exported:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 model = torch.jit.load(str(path), map_location=dev, _extra_files=extra)
             meta = json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}
-    except (RuntimeError, ValueError, OSError) as e:
+        side = sidecar_path(path)
+        if any(k not in meta for k in REQUIRED) and side.is_file():
+            meta = json.loads(side.read_text())
+    except ImgclfError:
+        raise
+    except Exception as e:  # onnxruntime's InvalidProtobuf/Fail derive from Exception: a damaged file, not a bug
         detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: cannot open this {fmt} file ({detail})") from None
-    side = sidecar_path(path)
-    if any(k not in meta for k in REQUIRED) and side.is_file():
-        meta = json.loads(side.read_text())
     missing = [k for k in REQUIRED if k not in meta]
     if missing:
         raise CheckpointError(f"{path}: no {', '.join(missing)} in the file or in {side.name}; "

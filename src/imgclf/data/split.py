@@ -147,6 +147,10 @@ def hold_out_val(ds: Dataset, fraction: float, seed: int) -> Dataset:
             keep, held = stable_holdout(ds.train.keys, fraction, seed, "val")
         else:
             keep, held = stratified_holdout(ds.train.labels, fraction, seed)
+        if len(held) == 0 or len(keep) == 0:
+            ds.notes.append(f"no val split: {len(ds.train)} training images are too few to hold out {fraction:.0%}; "
+                            "best.pt is the last epoch")
+            return ds
         ds.val = ds.train.subset(held, "val")
         ds.train = ds.train.subset(keep, "train")
         how = "by a hash of each file's path" if ds.train.keys is not None else "per class"

@@ -16,10 +16,16 @@ from ..errors import ImgclfError
 
 
 def recorded_data_dir(user: dict[str, Any], then: dict[str, Any] | None) -> dict[str, Any]:
-    """A resumed run of a named dataset looks where the run found it (not in today's default folder, and never
-    downloads it again) unless --data-dir says otherwise."""
+    """A resumed run looks for its data where the run found it: a named dataset in that folder (not today's
+    default, never downloading again) unless --data-dir says otherwise; an image folder given by a relative path
+    at its recorded absolute place when the command runs from another directory."""
     source = Path((then or {}).get("source") or "")
-    if user.get("data_dir") or not source.name or Path(str(user.get("data", ""))).expanduser().exists():
+    if not source.name or user.get("data_dir"):
+        return user
+    data = Path(str(user.get("data", ""))).expanduser()
+    if source.is_dir() and not data.exists() and data.name == source.name:
+        return {**user, "data": str(source)}            # the run's image folder, from another working directory
+    if data.exists():
         return user
     folder = source if source.is_dir() else source.parent
     return {**user, "data_dir": str(folder)} if folder.is_dir() else user

@@ -36,6 +36,7 @@ def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: lis
     than 5 classes), per-class accuracy, precision/recall/F1 and the confusion matrix (rows: truth)."""
     labels = labels.cpu()
     k = len(classes)
+    logits = logits.reshape(-1, k) if logits.numel() == 0 else logits   # an empty split: no argmax over nothing
     pred = logits.argmax(1)
     loss = F.cross_entropy(logits, labels).item() if len(labels) else float("nan")
     cm = torch.bincount(labels * k + pred, minlength=k * k).reshape(k, k)

@@ -161,7 +161,7 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
     if ckpt is not None:
         check_same_data(ckpt.get("data"), run.data_identity, str(resume))
         run.run_id = ckpt.get("run_id") or run.run_id
-        check_run_folder(Path(resume), run.run_id)
+        check_run_folder(Path(resume), run.run_id, int(ckpt.get("global_step", 0)))
         run.restore(ckpt, str(resume))
         run.run_dir = Path(resume).parent
     elif run.world.is_main:
@@ -173,17 +173,24 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
     return run
 
 
-def check_run_folder(resume: Path, run_id: str) -> None:
+def check_run_folder(resume: Path, run_id: str, step: int) -> None:
     """Resume writes into the checkpoint's folder: refuse when that folder belongs to another run (a last.pt copied
-    into it would overwrite that run's last.pt, best.pt, metrics and summary)."""
+    into it would overwrite that run's last.pt, best.pt, metrics and summary), or when the folder's last.pt is
+    further on (resuming from best.pt would silently discard the epochs after it)."""
     try:
         recorded = (yaml.safe_load((resume.parent / "config.yaml").read_text()) or {}).get("run_id")
     except (OSError, yaml.YAMLError, AttributeError):
-        return
+        recorded = None
     if recorded and recorded != run_id:
         raise ImgclfError(f"{resume}: this checkpoint belongs to run {run_id}, but {resume.parent} holds run "
                           f"{recorded}; resuming here would overwrite that run's files. Copy the whole run folder "
                           "and resume from the copy's last.pt")
+    last = resume.parent / "last.pt"
+    if last.is_file() and not last.samefile(resume):
+        later = load_checkpoint(last).get("global_step", 0)
+        if later > step:
+            raise ImgclfError(f"{resume}: {last} is further on (step {later} against {step}); resume from it, or, to "
+                              f"start again from these weights, a new run with --init-weights {resume}")
 
 
 def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, resume: str | Path | None = None
@@ -191,7 +198,9 @@ def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, 
     """`imgclf train --print-config`: the resolved settings for this data, one `key: value  # layer` line each
     (the layers of config.py); loads the data (to choose its profile) but builds and trains nothing."""
     if resume is not None:
-        user, file = resume_settings(load_checkpoint(resume)["config"], {**(file or {}), **user}, str(resume)), None
+        ckpt = load_checkpoint(resume)
+        user, file = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume)), None
+        user = recorded_data_dir(user, ckpt.get("data"))
     data, _ = load_data(user, file, quiet=True)
     c, h, w = data.shape
     lines = [f"# {data.name}: {len(data.train):,} train images of {c}×{h}×{w}, {data.num_classes} classes"]

@@ -282,8 +282,9 @@ def keep_frozen_bn_eval(model: nn.Module) -> None:
 
 def param_groups(model: nn.Module, weight_decay: float, backbone_lr_mult: float = 1.0) -> list[dict[str, Any]]:
     """Optimizer groups for discriminative learning rates: backbone and head, each split into weights (decayed) and
-    biases/norm shifts (not), each with 'lr_mult' (backbone: `backbone_lr_mult`, head: 1) for `set_lrs`. Holds
-    every trainable parameter, including those frozen now by freeze_backbone (they get gradients once unfrozen)."""
+    biases/norm shifts (not), each with 'lr_mult' (backbone: `backbone_lr_mult`, head: 1) for the engine's set_lr
+    (step.py). Holds every trainable parameter, including those frozen now by freeze_backbone (they get gradients
+    once unfrozen)."""
     frozen_now = set(getattr(model, FROZEN_ATTR, ()))
     head = {id(p) for p in head_parameters(model)}
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
@@ -293,10 +294,3 @@ def param_groups(model: nn.Module, weight_decay: float, backbone_lr_mult: float 
     return [{"params": ps, "weight_decay": weight_decay if decayed else 0.0,
              "lr_mult": 1.0 if is_head else backbone_lr_mult}
             for (is_head, decayed), ps in sorted(groups.items())]
-
-
-def set_lrs(opt: Any, lr: float) -> None:
-    """Set each group's learning rate to `lr` × its 'lr_mult' (1 when it has none): the schedule's lr for the head,
-    a fraction of it for the backbone."""
-    for g in opt.param_groups:
-        g["lr"] = lr * g.get("lr_mult", 1.0)
