@@ -62,7 +62,7 @@ def test_patience_stops_early_and_keeps_the_best(tmp_path):
 
 
 def test_an_imbalanced_folder_warns_reweights_and_reports_balanced_accuracy(tmp_path):
-    root = make_image_folder(tmp_path / "shapes", classes=("big", "mid", "small"), per_class=[90, 30, 10], size=16)
+    root = make_image_folder(tmp_path / "shapes", classes=("big", "mid", "small"), per_class=[90, 30, 20], size=16)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         s = imgclf.train(data=str(root), epochs=8, out=str(tmp_path / "r"), plots=False, quiet=True)
@@ -70,6 +70,7 @@ def test_an_imbalanced_folder_warns_reweights_and_reports_balanced_accuracy(tmp_
     assert "imbalanced classes: 'big' has" in text and "'small'" in text
     ckpt = load_checkpoint(s["checkpoint"])
     assert ckpt["config"]["class_weights"] == "auto"
+    assert s["per_class_accuracy"]["small"] is not None  # the small class is in the test split (2 of its 20)
     assert s["test_balanced_accuracy"] >= 0.6          # always 'big' would give 1/3
     assert 0 <= s["test_macro_f1"] <= 1
 
