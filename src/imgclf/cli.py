@@ -160,18 +160,11 @@ class _SubcommandParser(argparse.ArgumentParser):
         _output_flags(self, argparse.SUPPRESS)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imgclf", description="Train, test and use image classifiers.",
-                                     epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"imgclf {__version__}")
-    _output_flags(parser, False)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)
-    from .models import MODELS as models
-
+def _add_look_commands(sub: Any) -> None:
+    """`imgclf datasets`, `imgclf models` and `imgclf show`: looking at what there is before training."""
     sub.add_parser("datasets", help="list datasets, where each is expected and whether it is there").add_argument(
         "--data-dir", help=f"{TRAIN_HELP['data_dir']} (default: {NONE_DEFAULT['data_dir']})")
     sub.add_parser("models", help="list models with their parameter counts")
-
     p = sub.add_parser("show", help="write a labelled grid of images from a dataset")
     _data_flags(p, required=True)
     p.add_argument("--split", default="train", choices=("train", "val", "test"),
@@ -182,6 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augmented", action="store_true",
                    help="draw a training batch after augmentation, with the settings training would use for this data")
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imgclf", description="Train, test and use image classifiers.",
+                                     epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"imgclf {__version__}")
+    _output_flags(parser, False)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)
+    from .models import MODELS as models
+
+    _add_look_commands(sub)
     p = sub.add_parser("train", help="train a model, test it, write a run folder", epilog=DEFAULTS_NOTE)
     _add_train_flags(p)
     p.add_argument("--resume", help="continue a run from its last.pt (in the same run folder); only --device, "
