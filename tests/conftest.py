@@ -3,7 +3,11 @@ small generated datasets in the official formats."""
 
 from __future__ import annotations
 
+import http.server
 import tarfile
+import threading
+import typing
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +89,59 @@ def weather_dir(tmp_path_factory) -> Path:
     with tarfile.open(WEATHER) as tar:
         tar.extractall(out, filter="data")
     return out / "weather-mwd"
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; honours 'Range: bytes=N-' so resumed downloads can be tested. Counts requests."""
+
+    requests: typing.ClassVar[list] = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = self.translate_path(self.path)
+        type(self).requests.append((self.path, self.headers.get("Range")))
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            self.send_error(404)
+            return
+        start = 0
+        rng = self.headers.get("Range")
+        if rng and rng.startswith("bytes="):
+            start = int(rng[6:].split("-")[0])
+            if start >= len(data):
+                self.send_error(416)
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        self.wfile.write(data[start:])
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A local HTTP server on 127.0.0.1 for a folder the test fills: yields (folder, base URL, stop). It shuts
+    itself down after 120 s whatever happens to the test; `stop()` takes it offline earlier."""
+    root = tmp_path / "served"
+    root.mkdir()
+    RangeHandler.requests = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(RangeHandler, directory=str(root)))
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    limit = threading.Timer(120, httpd.shutdown)
+    limit.daemon = True
+    limit.start()
+
+    def stop():
+        limit.cancel()
+        httpd.shutdown()
+        httpd.server_close()
+
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/", stop
+    stop()

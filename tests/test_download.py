@@ -1,13 +1,10 @@
 """Downloads against a local HTTP server on 127.0.0.1 that serves files the test generates (Range supported)."""
 
 import hashlib
-import http.server
-import threading
-import typing
-from functools import partial
 
 import numpy as np
 import pytest
+from conftest import RangeHandler
 
 from imgclf.data import load_dataset, registry
 from imgclf.data.download import download
@@ -15,57 +12,12 @@ from imgclf.data.idx import write_idx
 from imgclf.errors import DataError
 
 
-class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder; honours 'Range: bytes=N-' so resumed downloads can be tested. Counts requests."""
-
-    requests: typing.ClassVar[list] = []
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        path = self.translate_path(self.path)
-        type(self).requests.append((self.path, self.headers.get("Range")))
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError:
-            self.send_error(404)
-            return
-        start = 0
-        rng = self.headers.get("Range")
-        if rng and rng.startswith("bytes="):
-            start = int(rng[6:].split("-")[0])
-            if start >= len(data):
-                self.send_error(416)
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(data) - start))
-        self.end_headers()
-        self.wfile.write(data[start:])
-
-
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "served"
-    root.mkdir()
-    RangeHandler.requests = []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(RangeHandler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-
-
 def md5(p):
     return hashlib.md5(p.read_bytes()).hexdigest()
 
 
 def test_download_verifies_and_resumes(server, tmp_path):
-    root, url = server
+    root, url, _ = server
     (root / "blob.bin").write_bytes(np.random.default_rng(0).bytes(200_000))
     dest = tmp_path / "dl" / "blob.bin"
     dest.parent.mkdir()
@@ -77,7 +29,7 @@ def test_download_verifies_and_resumes(server, tmp_path):
 
 
 def test_checksum_mismatch_removes_the_bad_file(server, tmp_path):
-    root, url = server
+    root, url, _ = server
     (root / "f.gz").write_bytes(b"not what was promised")
     with pytest.raises(DataError, match="checksum mismatch"):
         download(url + "f.gz", tmp_path / "f.gz", "0" * 32, quiet=True)
@@ -85,7 +37,7 @@ def test_checksum_mismatch_removes_the_bad_file(server, tmp_path):
 
 
 def test_named_dataset_downloads_from_its_url(server, tmp_path, monkeypatch):
-    root, url = server
+    root, url, _ = server
     rng = np.random.default_rng(0)
     files = {}
     for split, n in (("train", 12), ("t10k", 6)):

@@ -3,16 +3,12 @@ from a local HTTP server on 127.0.0.1 (generated files named by their sha256, as
 into models of other class and channel counts, and freezing the backbone."""
 
 import hashlib
-import http.server
 import socket
-import threading
-import typing
-from functools import partial
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_image_folder
+from conftest import RangeHandler, make_image_folder
 
 import imgclf
 from imgclf.engine.checkpoint import load_checkpoint
@@ -100,39 +96,6 @@ def test_torchvision_is_used_when_importable(monkeypatch):
 # ------------------------------------------------------------------------------ weights served over HTTP
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    requests: typing.ClassVar[list] = []
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        type(self).requests.append(self.path)
-        super().do_GET()
-
-
-@pytest.fixture
-def server(tmp_path):
-    """A local HTTP server for a folder; it shuts itself down after 120 s whatever happens to the test."""
-    root = tmp_path / "served"
-    root.mkdir()
-    QuietHandler.requests = []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(root)))
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    limit = threading.Timer(120, httpd.shutdown)
-    limit.daemon = True
-    limit.start()
-
-    def stop():
-        limit.cancel()
-        httpd.shutdown()
-        httpd.server_close()
-
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/", stop
-    stop()
-
-
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
@@ -162,7 +125,7 @@ def test_pretrained_weights_download_then_come_from_the_cache(server, torch_home
     published, name = publish(root, "mobilenet-v3-small", monkeypatch)
     state = pretrained_state("mobilenet-v3-small")
     assert state.keys() == published.keys() and all(torch.equal(state[k], v) for k, v in published.items())
-    assert (torch_home / name).is_file() and QuietHandler.requests == [f"/{name}"]
+    assert (torch_home / name).is_file() and [path for path, _ in RangeHandler.requests] == [f"/{name}"]
     stop()  # offline now: the second load must come from torch.hub's cache
     again = pretrained_state("mobilenet-v3-small")
     assert all(torch.equal(again[k], v) for k, v in published.items())
