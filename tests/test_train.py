@@ -206,9 +206,10 @@ def test_a_trainconfig_object_keeps_the_recipe_and_profile_values(tmp_path):
     cfg = TrainConfig(data="digits", recipe="fast-1m", epochs=1, out=str(tmp_path), plots=False)
     summary = imgclf.train(cfg, quiet=True)
     used = load_checkpoint(summary["checkpoint"])["config"]
-    # the recipe's values, not TrainConfig's defaults (fastcnn-small, lr 0.05, batch 256 ...), except where set
-    assert used["model"] == "fastcnn-tiny" and used["lr"] == RECIPES["fast-1m"]["lr"] and used["tta"] is True
-    assert used["epochs"] == 1
+    # the recipe's values, not TrainConfig's defaults (label smoothing 0.1, no TTA ...), except where set: the
+    # recipe's time budget gives way to the epochs you name
+    assert used["label_smoothing"] == RECIPES["fast-1m"]["label_smoothing"] == 0.2 and used["tta"] is True
+    assert used["epochs"] == 1 and used["budget"] is None and used["steps"] == 0
 
 
 def test_progressive_resizing_trains_small_first_then_full_size(tmp_path):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -45,6 +47,10 @@ TRAIN_HELP = {
     "normalize": "pixel normalization: dataset = the training split's per-channel mean/std, half = (x-0.5)/0.5 "
                  "(the tutorial's)",
     "epochs": "passes over the training split",
+    "steps": "total training steps, the last epoch cut short (0 = epochs × steps per epoch)",
+    "budget": "finish the whole command within this time (90s, 5m, 1h): measures this machine, then plans the "
+              "steps (and, on 32×32 colour data with no --model/--image-size, the model and size) so that the "
+              "learning-rate schedule ends in time; --resume replays the plan",
     "batch_size": "images per training step",
     "lr": "peak learning rate (the schedule scales it step by step)",
     "optimizer": "sgd (with --momentum, --nesterov) or adamw",
@@ -82,7 +88,7 @@ BARE_SIZE_HELP = "input size of a bare state_dict (default 32, or 28 for 1 chann
 # What a None default means, shown in --help instead of "None".
 NONE_DEFAULT = {"data_dir": "$IMGCLF_DATA_DIR, else ~/.cache/imgclf/data", "image_size": "the images' own size",
                 "channels_last": "on, off on MPS", "name": "DATA-MODEL, e.g. digits-fastcnn-tiny", "recipe": "none",
-                "init_weights": "none (random initialization)"}
+                "init_weights": "none (random initialization)", "budget": "none (--epochs)"}
 CHECKPOINT_HELP = "an imgclf checkpoint (.pt), a bare state_dict, or a file from `imgclf export` (.onnx, TorchScript)"
 
 
@@ -325,7 +331,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .engine.train import train
     from .report.console import result_line
 
-    summary = train(flags, config_file=file, resume=args.resume, quiet=args.quiet)
+    summary = train(flags, config_file=file, resume=args.resume, quiet=args.quiet, started=args.started)
     if args.quiet:
         print(f"{result_line(summary)}; run folder {summary['run_dir']}")
 
@@ -421,11 +427,14 @@ COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "show": cmd_show, "t
             "report": cmd_report}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, started: float | None = None) -> int:
     """Entry point: run a command and return its exit code (EXIT_CODES_HELP): our errors print as one line (3),
-    a stopped run exits 130, anything unexpected is an internal error (1); usage errors exit 2 in argparse."""
+    a stopped run exits 130, anything unexpected is an internal error (1); usage errors exit 2 in argparse.
+    `started` (a time.perf_counter() reading, default now) is when the command began: a --budget counts from it."""
+    started = time.perf_counter() if started is None else started
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.started = started
     if args.quiet and args.verbose:
         parser.error("--quiet and --verbose exclude each other")
     with warnings.catch_warnings():
@@ -458,11 +467,25 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def process_started() -> float:
+    """time.perf_counter()'s reading when this process started (Linux /proc), so a budget counts Python's start-up
+    and imports too; where /proc is missing, now."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        age = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+        return time.perf_counter() - max(0.0, min(age, 3600.0))
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter()
+
+
 def entry() -> int:
     """The `imgclf` command (console script and `python -m imgclf`): main(), then move every object into the
     permanent GC generation, so that the interpreter's exit skips collecting torch's hundreds of thousands of
     objects (~0.5 s of a 10 s run on our 2-core CPU). Everything is written and closed by then."""
-    code = main()
+    code = main(started=process_started())   # a --budget counts Python's start-up and imports too
     sys.stdout.flush()
     gc.freeze()
     return code

@@ -6,8 +6,9 @@ Layers, lowest first; each later layer overrides the earlier ones for the keys i
     2. dataset profile PROFILES, chosen from the dataset's name and image shape (profile_for)
     3. model defaults  MODEL_DEFAULTS[model], when you name a --model
     4. recipe          RECIPES[recipe], when you name a --recipe
-    5. config file     --config FILE (YAML or TOML, same names)
-    6. your settings   command-line flags, or keyword arguments / a dict / a TrainConfig in the Python API
+    5. budget plan     with --budget: the steps (and, where it chooses them, model and size) planned for this machine
+    6. config file     --config FILE (YAML or TOML, same names)
+    7. your settings   command-line flags, or keyword arguments / a dict / a TrainConfig in the Python API
 
 `resolve()` applies them; `explain()` says which layer each value came from (`imgclf train --print-config`).
 A resumed run starts from the checkpoint's resolved settings instead, and only RESUME_OVERRIDABLE may change.
@@ -63,6 +64,9 @@ class TrainConfig:
     backbone_lr_mult: float = 1.0   # the backbone's learning rate as a fraction of the head's (e.g. 0.1)
     # optimisation
     epochs: int = 10
+    steps: int = 0                  # total optimizer steps, the last epoch cut short (0: epochs × steps per epoch)
+    budget: str | None = None       # finish the whole command within this time (90s, 5m, 1h): plans `steps`, and on
+                                    # 32×32 colour data the model and size (engine/budget.py)
     batch_size: int = 256
     lr: float = 0.05
     optimizer: str = "sgd"          # sgd | adamw
@@ -214,7 +218,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             if k.replace("-", "_") not in RUN_RECORD_KEYS}
 
 
-LOAD_KEYS = ("data", "data_dir", "image_size", "resize", "test_split", "seed", "strict_images", "download")
+LOAD_KEYS = ("data", "data_dir", "image_size", "resize", "test_split", "seed", "strict_images", "download", "budget")
 # Settings a resumed run may change: they do not alter the maths of the run.
 RESUME_OVERRIDABLE = ("device", "threads", "log_every", "save_every_steps", "plots", "data_dir")
 
@@ -226,11 +230,12 @@ def user_settings(given: TrainConfig | dict[str, Any] | None = None, **more: Any
 
 
 def layers(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
-           file: dict[str, Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
+           file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None
+           ) -> list[tuple[str, dict[str, Any]]]:
     """The named layers of the module docstring, lowest first (empty ones left out)."""
     out = [("default", TrainConfig().to_dict()), (f"profile {profile_name(dataset_name, shape)}",
                                                   PROFILES[profile_name(dataset_name, shape)])]
-    model = user.get("model") or (file or {}).get("model")
+    model = user.get("model") or (file or {}).get("model") or (plan or {}).get("model")
     if model in MODEL_DEFAULTS:
         out.append((f"model {model}", MODEL_DEFAULTS[model]))
     recipe = user.get("recipe") or (file or {}).get("recipe")
@@ -238,6 +243,8 @@ def layers(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
         if recipe not in RECIPES:
             raise ConfigError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
         out.append((f"recipe {recipe}", RECIPES[recipe]))
+    if plan:
+        out.append(("budget plan", plan))
     if file:
         out.append(("config file", file))
     out.append(("yours", user))
@@ -245,32 +252,33 @@ def layers(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
 
 
 def explain(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
-            file: dict[str, Any] | None = None) -> dict[str, tuple[Any, str]]:
+            file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None) -> dict[str, tuple[Any, str]]:
     """Each resolved setting with the layer it came from: {key: (value, layer name)}."""
-    cfg = resolve(user, dataset_name, shape, file)
+    cfg = resolve(user, dataset_name, shape, file, plan)
     source = {}
-    for name, layer in layers(user, dataset_name, shape, file):
+    for name, layer in layers(user, dataset_name, shape, file, plan):
         source.update(dict.fromkeys(layer, name))
     return {k: (v, source[k]) for k, v in cfg.to_dict().items()}
 
 
 def resolve(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
-            file: dict[str, Any] | None = None) -> TrainConfig:
+            file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None) -> TrainConfig:
     """The run's settings: the layers of the module docstring merged in order, type-checked and range-checked."""
     merged: dict[str, Any] = {}
-    for _, layer in layers(user, dataset_name, shape, file):
+    for _, layer in layers(user, dataset_name, shape, file, plan):
         merged.update(layer)
     cfg = TrainConfig(**{k: coerce(k, v) for k, v in merged.items()})
     validate(cfg)
     return cfg
 
 
-def load_settings(user: dict[str, Any], file: dict[str, Any] | None = None) -> dict[str, Any]:
+def load_settings(user: dict[str, Any], file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None
+                  ) -> dict[str, Any]:
     """The settings that say how to load the data (LOAD_KEYS), resolved before the dataset is known: the
     profile and model layers never set them, so this agrees with `resolve` once the data is loaded."""
     merged = {k: v for k, v in TrainConfig().to_dict().items() if k in LOAD_KEYS}
     recipe = user.get("recipe") or (file or {}).get("recipe")
-    for layer in (RECIPES.get(recipe or "", {}), file or {}, user):
+    for layer in (RECIPES.get(recipe or "", {}), plan or {}, file or {}, user):
         merged.update({k: v for k, v in layer.items() if k in LOAD_KEYS})
     validate(TrainConfig(**merged))   # before any loading: --image-size 100000 must not allocate first
     return merged
@@ -303,7 +311,9 @@ def default_text(key: str, shown: str | None = None) -> str:
 
 def validate(cfg: TrainConfig) -> None:
     """Range checks that a type alone cannot express."""
-    checks = [("epochs", cfg.epochs >= 1, "at least 1"), ("batch_size", cfg.batch_size >= 1, "at least 1"),
+    checks = [("epochs", cfg.epochs >= 1, "at least 1"), ("steps", cfg.steps >= 0, "≥ 0 (0: epochs × steps/epoch)"),
+              ("budget", cfg.budget is None or budget_ok(cfg.budget), "a time such as 90s, 5m or 1h (at least 10s)"),
+              ("batch_size", cfg.batch_size >= 1, "at least 1"),
               ("image_size", cfg.image_size is None or 4 <= cfg.image_size <= 2048, "unset or in [4, 2048]"),
               ("threads", 0 <= cfg.threads <= 1024, "in [0, 1024] (0: PyTorch's default)"),
               ("seed", 0 <= cfg.seed < 2**63, "in [0, 2**63)"),
@@ -322,6 +332,23 @@ def validate(cfg: TrainConfig) -> None:
     for key, ok, want in checks:
         if not ok:
             raise ConfigError(f"setting {key!r} must be {want}, got {_short(getattr(cfg, key))}")
+
+
+def budget_seconds(text: str) -> float:
+    """'90s', '5m', '1.5m', '1h' or a bare number of seconds → seconds (ValueError otherwise)."""
+    text = str(text).strip().lower()
+    unit = {"s": 1, "m": 60, "h": 3600}.get(text[-1:])
+    value = float(text[:-1] if unit else text) * (unit or 1)
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite time: {text!r}")
+    return value
+
+
+def budget_ok(text: str) -> bool:
+    try:
+        return budget_seconds(text) >= 10
+    except ValueError:
+        return False
 
 
 def dump_yaml(data: dict[str, Any]) -> str:

@@ -5,7 +5,10 @@ the decisions taken from the data in data_policy.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,7 @@ from ..report.run_dir import new_run_dir
 from ..report.tensorboard import TensorBoardLog
 from ..report.tensorboard import require as require_tensorboard
 from . import distributed as dist
+from .budget import plan_budget
 from .builders import (
     StartingWeights,
     auto_size_cap,
@@ -84,6 +88,7 @@ class Run:
     run_dir: Path | None = None
     resumed: bool = False
     tensorboard: TensorBoardLog | None = None   # --tensorboard, rank 0 only
+    budget_plan: dict[str, Any] | None = None   # --budget: what was measured and chosen (budget.py), kept on resume
 
     @property
     def steps_per_epoch(self) -> int:
@@ -91,7 +96,8 @@ class Run:
 
     @property
     def total_steps(self) -> int:
-        return self.cfg.epochs * self.steps_per_epoch
+        """--steps (a budget plans it), else whole epochs; the last epoch stops at the total."""
+        return self.cfg.steps or self.cfg.epochs * self.steps_per_epoch
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -122,7 +128,7 @@ class Run:
             "config": self.cfg.to_dict(), "classes": self.data.classes, "dataset": self.data.name,
             "data": self.data_identity, "run_id": self.run_id,
             "normalization": {"mean": list(self.mean), "std": list(self.std)}, "tta": self.cfg.tta,
-            "channels_last": self.prec.channels_last,
+            "channels_last": self.prec.channels_last, "budget_plan": self.budget_plan,
         }
 
     def save(self, name: str) -> None:
@@ -139,13 +145,15 @@ class Run:
         if ckpt.get("scaler"):
             self.prec.scaler.load_state_dict(ckpt["scaler"])
         self.progress = Progress(**{k: ckpt[k] for k in Progress.__dataclass_fields__ if k in ckpt})
+        self.budget_plan = ckpt.get("budget_plan")
         self.resumed = True
 
 
 def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: str | Path | None = None,
-              quiet: bool = False) -> Run:
-    """A run for `imgclf train`: new (settings `file` < `user`, see config.py), or continued from `resume`."""
-    ckpt = None
+              quiet: bool = False, started: float | None = None) -> Run:
+    """A run for `imgclf train`: new (settings `file` < `user`, see config.py), or continued from `resume`.
+    `started` (a time.perf_counter() reading) is when the command began: a --budget counts from it."""
+    ckpt, plan, loaded = None, None, {}
     if resume is not None:
         ckpt = load_checkpoint(resume)
         if ckpt.get("format_version", 0) < 1 or "optimizer" not in ckpt:
@@ -154,7 +162,13 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
                               "predict with --model)")
         user, file = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume)), None
         user = recorded_data_dir(user, ckpt.get("data"))
-    run = build_run(user, file, quiet, ckpt)
+    else:
+        plan = plan_budget(user, file, time.perf_counter() if started is None else started,
+                           lambda layer: build_run(user, file, True, None, layer, loaded))
+    run = build_run(user, file, quiet, ckpt, plan.layer if plan else None, loaded)
+    if plan is not None and plan.record is not None:
+        run.budget_plan = plan.record
+        run.data.notes.append(plan.note)
     logs_tensorboard = run.cfg.tensorboard and run.world.is_main
     if logs_tensorboard:
         require_tensorboard()  # not installed: a one-line error before a run folder is made
@@ -204,17 +218,23 @@ def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, 
     data, _ = load_data(user, file, quiet=True)
     c, h, w = data.shape
     lines = [f"# {data.name}: {len(data.train):,} train images of {c}×{h}×{w}, {data.num_classes} classes"]
-    for key, (value, layer) in explain(user, data.name, data.shape, file).items():
+    settings = explain(user, data.name, data.shape, file)
+    for key, (value, layer) in settings.items():
         lines.append(f"{key}: {json.dumps(value)}  # {layer}")
+    if settings["budget"][0] and resume is None and not {"epochs", "steps"} & {*(file or {}), *user}:
+        lines.append(f"# budget {settings['budget'][0]}: the steps (and, for 32×32 colour data with no model or size "
+                     "named, the model and size) are planned when the run starts, from what it measures here")
     return "\n".join(lines)
 
 
 def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: bool = False,
-              ckpt: dict[str, Any] | None = None) -> Run:
-    """Load the data, resolve the settings for it and build model, optimizer, EMA and batches (fresh weights
-    unless `ckpt` is given, whose normalization and architecture are then kept)."""
+              ckpt: dict[str, Any] | None = None, plan: dict[str, Any] | None = None,
+              loaded: dict[str, Dataset] | None = None) -> Run:
+    """Load the data, resolve the settings for it (with a budget's `plan` layer) and build model, optimizer, EMA
+    and batches (fresh weights unless `ckpt` is given, whose normalization and architecture are then kept).
+    `loaded` keeps the datasets loaded so far, for the builds a budget's calibration makes."""
     world = dist.setup()
-    data, cfg = load_data(user, file, quiet)
+    data, cfg = load_data(user, file, quiet, plan, loaded)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if "batch_size" not in {**(file or {}), **user}:
@@ -231,6 +251,8 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
     model = make_model(cfg, data, mean, std, device, prec.channels_last, init=ckpt is None,
                        arch=arch_of(ckpt) if ckpt is not None else None, start=start)
     batches, small = make_batches(cfg, data, norm, device, world)
+    if cfg.steps:
+        cfg.epochs = math.ceil(cfg.steps / len(batches))   # the last one cut short at the step total
     if small is not None:
         check_takes_size(model, data.shape[0], cfg, device, prec.channels_last)
     if world.size > 1:
@@ -244,14 +266,23 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
                class_weights(cfg, data, device), data.identity())
 
 
-def load_data(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: bool = False
+def load_data(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: bool = False,
+              plan: dict[str, Any] | None = None, loaded: dict[str, Dataset] | None = None
               ) -> tuple[Dataset, TrainConfig]:
-    """Load the data the settings name, resolve the settings for that data, hold out val as they say."""
-    how = load_settings(user, file)
-    data = load_dataset(how["data"], how["data_dir"], download_missing=how["download"], image_size=how["image_size"],
-                        test_split=how["test_split"], seed=how["seed"], strict_images=how["strict_images"],
-                        quiet=quiet, resize=how["resize"], auto_size_cap=auto_size_cap(user.get("device", "auto")))
-    cfg = resolve(user, data.name, data.shape, file)
+    """Load the data the settings name (or take it from `loaded`), resolve the settings for that data, hold out
+    val as they say."""
+    how = load_settings(user, file, plan)
+    key = json.dumps([how, user.get("device", "auto")], sort_keys=True, default=str)
+    if loaded is not None and key in loaded:
+        data = dataclasses.replace(loaded[key], notes=list(loaded[key].notes))
+    else:
+        data = load_dataset(how["data"], how["data_dir"], download_missing=how["download"],
+                            image_size=how["image_size"], test_split=how["test_split"], seed=how["seed"],
+                            strict_images=how["strict_images"], quiet=quiet, resize=how["resize"],
+                            auto_size_cap=auto_size_cap(user.get("device", "auto")))
+        if loaded is not None:
+            loaded[key] = dataclasses.replace(data, notes=list(data.notes))
+    cfg = resolve(user, data.name, data.shape, file, plan)
     if data.auto_size:
         cfg.image_size = data.auto_size   # recorded, so eval, predict and --resume load at the same size
     return hold_out_val(data, cfg.val_split, cfg.seed), cfg

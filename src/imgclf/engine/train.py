@@ -34,15 +34,17 @@ __all__ = ["NonFiniteLoss", "TrainingStopped", "train", "train_one_epoch"]
 
 
 def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | Path | None = None,
-          config_file: dict[str, Any] | None = None, quiet: bool = False, **settings: Any) -> dict[str, Any]:
+          config_file: dict[str, Any] | None = None, quiet: bool = False, started: float | None = None,
+          **settings: Any) -> dict[str, Any]:
     """Train a model and test it; returns the summary (also written to RUN_DIR/summary.json).
 
     `config` (a dict, or a TrainConfig whose given fields count) and keyword `settings` use TrainConfig's names
     and override the dataset profile and recipe (see config.py); `config_file` holds a --config file's settings,
-    below them. `resume` continues from a checkpoint in its run folder.
+    below them. `resume` continues from a checkpoint in its run folder. `started` (a time.perf_counter() reading,
+    default now) is when the command began: a --budget counts from it.
     """
-    t_start = time.perf_counter()
-    run = setup_run(user_settings(config, **settings), config_file, resume, quiet)
+    t_start = time.perf_counter() if started is None else started
+    run = setup_run(user_settings(config, **settings), config_file, resume, quiet, t_start)
     announce(run, quiet)
     with Stopper() as stopper:
         for epoch in range(run.progress.epoch, run.cfg.epochs):
@@ -81,9 +83,12 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
     totals = EpochTotals.restore(p.epoch_sums, run.device)
     running, running_n, lr = 0.0, 0, run.lr(p.global_step)
     silent = quiet or not run.world.is_main
-    bar = console.EpochBar(epoch, cfg.epochs, run.steps_per_epoch, silent)
+    steps_here = min(run.steps_per_epoch, run.total_steps - epoch * run.steps_per_epoch)  # --steps: last is short
+    bar = console.EpochBar(epoch, cfg.epochs, steps_here, silent)
     steps = StepLog(run.run_dir, run.total_steps, run.steps_per_epoch, p.global_step) if run.world.is_main else None
     for step, (x, y) in enumerate(run.batches_for(epoch).epoch(epoch, p.step_in_epoch), p.step_in_epoch):
+        if step >= steps_here:
+            break
         lr = run.lr(p.global_step)
         set_lr(run.opt, lr)
         loss, logits = train_step(run.step_model, x, y, run.opt, run.prec, cfg.label_smoothing, run.class_weights)
@@ -102,7 +107,7 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
             bar.update(step, value, totals.accuracy, totals.seen / (time.perf_counter() - t_epoch))
             if logged:
                 steps.write(p.global_step, value, lr)
-        mid_epoch = step + 1 < run.steps_per_epoch  # at an epoch's end, end_epoch saves
+        mid_epoch = step + 1 < steps_here  # at an epoch's end, end_epoch saves
         periodic = cfg.save_every_steps and p.global_step % cfg.save_every_steps == 0
         if mid_epoch and (periodic or stopper.requested):
             check_finite(totals.loss_sum, epoch, step, lr, cfg.lr, run.run_dir)
@@ -211,7 +216,8 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         "device": console.device_name(run.device),
         "compute_precision": str(run.prec.autocast_dtype or "fp32").replace("torch.", ""),
         "precision_mode": run.prec.name, "precision_reason": run.prec.reason,
-        "parameters": count_parameters(run.model), "tta": cfg.tta, "ema": cfg.ema,
+        "parameters": count_parameters(run.model), "tta": cfg.tta, "ema": cfg.ema, "steps": p.global_step,
+        "budget": run.budget_plan and {"seconds": run.budget_plan["budget_seconds"], "within": None},
         "normalization": {"mean": run.mean, "std": run.std}, "seed": cfg.seed,
         "run_dir": str(run.run_dir), "checkpoint": str(run.run_dir / "best.pt"),
         "imgclf_version": __version__, "torch_version": torch.__version__,
@@ -224,5 +230,7 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         if run.tensorboard is not None:
             run.tensorboard.close(summary)  # reads the plots just drawn
         summary["total_seconds"] = round(time.perf_counter() - t_start, 3)
+        if summary["budget"]:
+            summary["budget"]["within"] = summary["total_seconds"] <= summary["budget"]["seconds"]
         write_summary(run.run_dir, summary)
     return summary

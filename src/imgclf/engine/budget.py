@@ -1,0 +1,176 @@
+"""`--budget T`: fit a run to the machine it runs on, so that the whole command ends within T.
+
+A short calibration builds the run for each candidate setting and measures, on this machine, the seconds per
+training step (batch production included), per tested image (TTA views included) and per checkpoint write. The
+plan then takes the most capable candidate the budget gives enough epochs (recipes.BUDGET_LADDER, on the data kinds
+it was tuned for; otherwise the settings as resolved) and fixes the run's total steps so that the learning-rate
+schedule ends exactly when the time left after validation, testing and the report runs out. The plan is a settings
+layer ("budget plan", config.py) recorded in config.yaml and in every checkpoint: `--resume` replays the same steps
+and schedule instead of measuring again.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import budget_seconds, load_settings
+from ..errors import ConfigError
+from ..recipes import BUDGET_LADDER, LADDER_PROFILES, RECIPES, profile_name
+from .checkpoint import save_checkpoint
+from .evaluate import predict_logits
+from .step import EpochTotals, set_lr, train_step
+
+PLOTS_SECONDS = 4.0     # plots and report.html: matplotlib's import and ~8 figures (Zen 4: ~2.5 s; slack for slower)
+SAFETY = 0.04           # of the training time, for a machine that drifts while the run goes on
+CALIBRATION_SHARE = 0.015   # of the budget, per candidate, spent measuring steps (at least MIN_CALIBRATION_S)
+MIN_CALIBRATION_S = 0.4
+EPOCH_SECONDS = 0.01    # an epoch's end besides checkpoints and validation: metrics.csv, the console line
+
+
+@dataclass
+class Calibration:
+    """What one candidate costs on this machine."""
+
+    step_seconds: float     # one training step
+    eval_seconds: float     # one image through validation/testing (with its TTA views)
+    save_seconds: float     # one checkpoint written (and the rest of an epoch's end)
+    setup_seconds: float    # building the run once more for real (data from memory, model, batches)
+
+
+def candidates(user: dict[str, Any], file: dict[str, Any] | None, name: str, shape: tuple[int, int, int]
+               ) -> list[dict[str, Any]]:
+    """The settings the plan chooses between: BUDGET_LADDER where it was tuned for this kind of data and nothing
+    names a model or size; otherwise only the settings as they resolve."""
+    recipe = RECIPES.get(user.get("recipe") or (file or {}).get("recipe") or "", {})
+    named = {**recipe, **(file or {}), **user}
+    if profile_name(name, shape) in LADDER_PROFILES and "model" not in named and "image_size" not in named:
+        return [dict(c) for c in BUDGET_LADDER]
+    return [{"min_epochs": 0}]
+
+
+def calibrate(run: Any, seconds: float, out: str | None = None) -> Calibration:
+    """Step `run` (a throw-away build) as the loop does, epoch after epoch, for about `seconds` after two warm-up
+    steps; then time a test pass on a slice of the test split and a checkpoint written to disk as a run writes it."""
+    run.model.train()
+    totals = EpochTotals.restore(None, run.device)
+    warm, n, t0 = 2, 0, 0.0
+    for epoch in range(10**6):
+        for x, y in run.batches.epoch(epoch, 0):
+            set_lr(run.opt, run.cfg.lr * 0.1)
+            loss, logits = train_step(run.step_model, x, y, run.opt, run.prec, run.cfg.label_smoothing,
+                                      run.class_weights)
+            totals.add(loss, logits, y)
+            if warm:
+                warm -= 1
+                if not warm:
+                    loss.item()   # CUDA runs ahead: wait, then start the clock
+                    t0 = time.perf_counter()
+                continue
+            n += 1
+            if n >= 3 and n % 4 == 0 and (loss.item() or True) and time.perf_counter() - t0 >= seconds:
+                break
+        else:
+            continue
+        break
+    step_seconds = (time.perf_counter() - t0) / n
+    test = run.data.test.subset(torch.arange(min(len(run.data.test), 4 * run.cfg.batch_size)))
+    t0 = time.perf_counter()
+    predict_logits(run.eval_model, test, run.norm, run.device, tta=run.cfg.tta)
+    eval_seconds = (time.perf_counter() - t0) / max(len(test), 1)
+    folder = Path(out) if out and Path(out).is_dir() else None
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".imgclf-calibration-") as tmp:
+        t0 = time.perf_counter()
+        save_checkpoint(run.checkpoint(), Path(tmp) / "calibration.pt")
+        save_seconds = time.perf_counter() - t0
+    return Calibration(step_seconds, eval_seconds, save_seconds + EPOCH_SECONDS, 0.0)
+
+
+def steps_within(seconds: float, c: Calibration, steps_per_epoch: int, n_val: int, n_test: int, eval_every: int,
+                 plots: bool) -> int:
+    """The most training steps whose run, with its validations, checkpoints (last and best each epoch), test pass
+    and report, fits in `seconds` (0 if none does)."""
+    fixed = c.setup_seconds + n_test * c.eval_seconds + (PLOTS_SECONDS if plots else 0.0)
+
+    def cost(steps: int) -> float:
+        epochs = math.ceil(steps / steps_per_epoch)
+        validations = math.ceil(epochs / eval_every) if n_val else 0
+        return (fixed + steps * c.step_seconds * (1 + SAFETY) + validations * n_val * c.eval_seconds
+                + 2 * epochs * c.save_seconds)
+
+    steps = int(max(0.0, seconds - fixed) / (c.step_seconds * (1 + SAFETY)))
+    while steps > 0 and cost(steps) > seconds:
+        steps = min(steps - 1, int(steps * seconds / cost(steps)))
+    return max(steps, 0)
+
+
+def choose(options: list[tuple[dict[str, Any], int, int]]) -> int:
+    """Index of the plan to take among (candidate, steps, steps per epoch): the last (most capable) whose steps give
+    at least its min_epochs, else the first."""
+    best = 0
+    for i, (cand, steps, per_epoch) in enumerate(options):
+        if steps > 0 and steps / per_epoch >= cand["min_epochs"]:
+            best = i
+    return best
+
+
+@dataclass
+class Plan:
+    """A budget's outcome: the settings layer it adds, what was measured and chosen (the checkpoint's
+    'budget_plan'), and a line for the run header."""
+
+    layer: dict[str, Any]
+    record: dict[str, Any] | None = None
+    note: str = ""
+
+
+def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: float,
+                build: Callable[[dict[str, Any]], Any]) -> Plan | None:
+    """The "budget plan" for a new run (None without a budget): calibrates each candidate on a throw-away run
+    made by `build(layer)`, then plans the steps (and model and size) to end by `started` + budget."""
+    given = {**(file or {}), **user}
+    if load_settings(user, file)["budget"] is None:
+        return None
+    fixed = [k for k in ("epochs", "steps") if k in given]
+    if fixed:
+        if "budget" in given:
+            raise ConfigError(f"--budget plans the run's length itself; drop --{fixed[0]} (or drop --budget)")
+        return Plan({"budget": None})   # a recipe's budget gives way to your --epochs / --steps
+    budget = budget_seconds(load_settings(user, file)["budget"])
+    first = build({})
+    share = max(MIN_CALIBRATION_S, CALIBRATION_SHARE * budget)
+    measured = []
+    for cand in candidates(user, file, first.data.name, first.data.shape):
+        layer = {k: v for k, v in cand.items() if k != "min_epochs"}
+        t0 = time.perf_counter()
+        run = build(layer) if layer else first
+        cal = calibrate(run, share, run.cfg.out)
+        cal.setup_seconds = max(time.perf_counter() - t0 - share if layer else 0.0, 0.2)
+        measured.append((cand, layer, cal, run))
+    left = budget - (time.perf_counter() - started)
+    options = [(cand, steps_within(left, cal, run.steps_per_epoch, len(run.data.val or []), len(run.data.test),
+                                   run.cfg.eval_every, run.cfg.plots), run.steps_per_epoch)
+               for cand, _, cal, run in measured]
+    pick = choose(options)
+    cand, layer, cal, run = measured[pick]
+    steps, spe = options[pick][1], options[pick][2]
+    if steps < min(20, spe):
+        raise ConfigError(f"--budget {budget:g}s is too short for this data on this machine: start-up and "
+                          f"calibration took {time.perf_counter() - started:.1f} s and a training step takes "
+                          f"{cal.step_seconds * 1e3:.0f} ms; give a longer budget, or --epochs instead")
+    record = {"budget_seconds": budget, "planned_at_seconds": round(time.perf_counter() - started, 3),
+              "calibration": [{**c, **{k: round(v, 6) for k, v in asdict(m).items()}, "planned_steps": o[1],
+                               "steps_per_epoch": o[2], "chosen": i == pick}
+                              for i, ((c, _, m, _), o) in enumerate(zip(measured, options))]}
+    note = (f"budget {budget:g} s: {steps:,} steps ({steps / spe:.1f} epochs) of {run.cfg.model} at "
+            f"{run.data.shape[1]}×{run.data.shape[2]}, {cal.step_seconds * 1e3:.1f} ms a step measured here; "
+            f"the schedule ends at step {steps:,}")
+    return Plan(copy.deepcopy({**layer, "steps": steps}), record, note)

@@ -1,0 +1,140 @@
+"""--budget and --steps: the plan follows what the calibration measured (mocked here: tests never depend on how fast
+the machine is), the schedule ends at the planned step, and a budgeted run resumes bitwise."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+import imgclf
+from imgclf.engine import budget
+from imgclf.engine.budget import Calibration, choose, steps_within
+from imgclf.engine.checkpoint import load_checkpoint
+from imgclf.errors import ConfigError
+
+FAST = dict(data="digits", model="fastcnn-tiny", batch_size=64, plots=False, device="cpu", val_split=0.0)
+
+
+def fixed_calibration(step_seconds: dict[str, float] | float):
+    """A calibrate() stand-in: step time per model name (or one for all), no clocks."""
+    def calibrate(run, seconds, out=None):
+        per = step_seconds if isinstance(step_seconds, float) else step_seconds[run.cfg.model]
+        return Calibration(step_seconds=per, eval_seconds=1e-4, save_seconds=0.01, setup_seconds=0.0)
+    return calibrate
+
+
+def test_steps_within_fits_the_whole_run_in_the_time():
+    c = Calibration(step_seconds=0.01, eval_seconds=0.001, save_seconds=0.05, setup_seconds=1.0)
+    steps = steps_within(60.0, c, steps_per_epoch=100, n_val=500, n_test=1000, eval_every=1, plots=True)
+    epochs = -(-steps // 100)
+    used = (1.0 + 1000 * 0.001 + budget.PLOTS_SECONDS + steps * 0.01 * (1 + budget.SAFETY) + epochs * 500 * 0.001
+            + 2 * epochs * 0.05)
+    assert 0 < used <= 60.0
+    one_more = steps_within(60.0 + 0.05, c, 100, 500, 1000, 1, True)
+    assert steps <= one_more <= steps + 5            # more time never plans fewer steps
+    assert steps_within(3.0, c, 100, 500, 1000, 1, True) == 0   # the fixed costs alone do not fit
+
+
+def test_choose_takes_the_most_capable_candidate_given_enough_epochs():
+    ladder = [{"min_epochs": 0}, {"min_epochs": 6}, {"min_epochs": 12}]
+    assert choose(list(zip(ladder, [900, 500, 300], [100, 100, 100]))) == 0      # 5 and 3 epochs: too few
+    assert choose(list(zip(ladder, [3000, 1300, 700], [100, 100, 100]))) == 1
+    assert choose(list(zip(ladder, [9000, 4000, 1300], [100, 100, 100]))) == 2
+
+
+def test_a_budget_plans_the_steps_and_the_schedule_ends_there(tmp_path, monkeypatch):
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.02))
+    s = imgclf.train(FAST | {"budget": "20s", "out": str(tmp_path)}, quiet=True)
+    ckpt = load_checkpoint(s["checkpoint"])
+    plan = ckpt["budget_plan"]
+    planned = plan["calibration"][0]["planned_steps"]
+    assert plan["budget_seconds"] == 20 and plan["calibration"][0]["chosen"] is True
+    # every step measured at 20 ms: about (20 s - start-up - test - plots) / 20 ms, minus the safety share
+    assert 300 < planned < 1000
+    assert s["steps"] == ckpt["global_step"] == ckpt["config"]["steps"] == planned
+    per_epoch = plan["calibration"][0]["steps_per_epoch"]
+    assert ckpt["config"]["epochs"] == len(ckpt["history"]) == -(-planned // per_epoch)
+    saved = yaml.safe_load((tmp_path / "digits-fastcnn-tiny" / "config.yaml").read_text())
+    assert saved["steps"] == planned and saved["budget"] == "20s"
+    # the learning rate reached the one-cycle's end at the planned step: the last epoch's lr is the last step's
+    from imgclf.engine.schedule import lr_at
+    warmup = round(ckpt["config"]["warmup"] * per_epoch)
+    assert ckpt["history"][-1]["lr"] == pytest.approx(lr_at(planned - 1, planned, ckpt["config"]["lr"], "onecycle",
+                                                            warmup), abs=1e-8)
+    assert ckpt["history"][-1]["lr"] < 0.01 * ckpt["config"]["lr"]
+    assert s["budget"]["seconds"] == 20 and isinstance(s["budget"]["within"], bool)
+
+
+def test_steps_cut_the_last_epoch_short(tmp_path):
+    s = imgclf.train(FAST | {"steps": 30, "out": str(tmp_path)}, quiet=True)
+    ckpt = load_checkpoint(s["checkpoint"])
+    assert ckpt["global_step"] == 30 and ckpt["config"]["epochs"] == 2 and len(ckpt["history"]) == 2
+    assert ckpt["step_in_epoch"] == 0 and ckpt["epoch"] == 2
+
+
+def test_a_budgeted_run_resumes_bitwise(tmp_path, monkeypatch):
+    from test_train import register_interrupting_model
+
+    from imgclf.engine.train import TrainingStopped
+
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.1))   # ~ 100+ steps: a few epochs of digits
+    base = FAST | {"budget": "15s", "out": str(tmp_path), "ema": 0.9}
+    full = imgclf.train(base | {"name": "full"}, quiet=True)
+    planned = load_checkpoint(full["checkpoint"])["global_step"]
+    # the same plan measured on a slower moment would differ: resume must replay the checkpoint's, not re-plan
+    register_interrupting_model("tiny-budget-ctrl-c", 33 + 6)      # calibration's warm-up + 4 steps run first
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.1))
+    with pytest.raises(TrainingStopped):
+        imgclf.train(base | {"name": "stopped", "model": "tiny-budget-ctrl-c"}, quiet=True)
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.5))   # a resume that re-planned would see this
+    imgclf.train(resume=tmp_path / "stopped" / "last.pt", quiet=True)
+    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "stopped" / "last.pt")
+    assert a["global_step"] == b["global_step"] == planned
+    for part in ("model", "ema"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+
+
+def test_the_ladder_chooses_model_and_size_on_32px_colour_data(tmp_path, monkeypatch):
+    from conftest import make_image_folder
+
+    root = make_image_folder(tmp_path / "c32", per_class=30, size=32, classes=("a", "b", "c"))
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration({"fastcnn-tiny": 0.01, "fastcnn-small": 0.02}))
+    s = imgclf.train(data=str(root), budget="30s", out=str(tmp_path / "r"), plots=False, device="cpu", quiet=True)
+    ckpt = load_checkpoint(s["checkpoint"])
+    chosen = [c for c in ckpt["budget_plan"]["calibration"] if c["chosen"]]
+    assert len(ckpt["budget_plan"]["calibration"]) == 3 and len(chosen) == 1
+    # 90 images, batch adapted small: hundreds of epochs fit, so the largest candidate (32×32 small) is taken
+    assert ckpt["config"]["model"] == "fastcnn-small" and ckpt["model_args"]["image_size"] == [32, 32]
+    # naming a model keeps it: only the steps are planned
+    s2 = imgclf.train(data=str(root), budget="30s", model="fastcnn-tiny", out=str(tmp_path / "r"), plots=False,
+                      device="cpu", quiet=True)
+    c2 = load_checkpoint(s2["checkpoint"])
+    assert c2["config"]["model"] == "fastcnn-tiny" and len(c2["budget_plan"]["calibration"]) == 1
+
+
+def test_budget_errors_are_clear(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="drop --epochs"):
+        imgclf.train(FAST | {"budget": "1m", "epochs": 3, "out": str(tmp_path)}, quiet=True)
+    for bad in ("abc", "5x", "0s", "inf", "-1m"):
+        with pytest.raises(ConfigError, match="budget"):
+            imgclf.train(FAST | {"budget": bad, "out": str(tmp_path)}, quiet=True)
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration(5.0))   # 5 s a step: nothing fits in 12 s
+    with pytest.raises(ConfigError, match="too short"):
+        imgclf.train(FAST | {"budget": "12s", "out": str(tmp_path)}, quiet=True)
+    assert not any(tmp_path.iterdir())    # no run folder left behind by a refused budget
+
+
+def test_budget_on_the_command_line(tmp_path, monkeypatch, capsys):
+    from imgclf.cli import main
+
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.05))
+    assert main(["train", "--data", "digits", "--budget", "15s", "--no-plots", "--out", str(tmp_path),
+                 "--device", "cpu", "--val-split", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "budget 15 s:" in out and "the schedule ends at step" in out
+    summary = json.loads(next(tmp_path.glob("*/summary.json")).read_text())
+    assert summary["steps"] > 0 and summary["budget"]["seconds"] == 15
