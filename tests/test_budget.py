@@ -138,3 +138,24 @@ def test_budget_on_the_command_line(tmp_path, monkeypatch, capsys):
     assert "budget 15 s:" in out and "the schedule ends at step" in out
     summary = json.loads(next(tmp_path.glob("*/summary.json")).read_text())
     assert summary["steps"] > 0 and summary["budget"]["seconds"] == 15
+
+
+def test_shift_tta_averages_six_views_and_is_used_by_eval(tmp_path):
+    from imgclf.engine.evaluate import tta_logits
+
+    calls = []
+
+    def model(x):
+        calls.append(x.clone())
+        return x.mean((2, 3))          # a "model" whose logits are the mean pixel of each channel
+
+    x = torch.arange(2 * 3 * 5 * 5, dtype=torch.float32).reshape(2, 3, 5, 5)
+    tta_logits(model, x, 1)
+    assert len(calls) == 6
+    assert torch.equal(calls[2][..., 1:, 1:], x[..., :-1, :-1])   # up-left shift: the content moved down-right
+    assert torch.equal(calls[4][..., :-1, :-1], x[..., 1:, 1:])
+    s = imgclf.train(FAST | {"epochs": 2, "tta": True, "tta_shift": 1, "out": str(tmp_path)}, quiet=True)
+    assert s["tta_shift"] == 1
+    clf = imgclf.load(s["checkpoint"])
+    assert clf.tta_shift == 1
+    assert clf.evaluate("digits", split="test")["accuracy"] == s["test_accuracy"]    # eval reproduces the figure

@@ -50,6 +50,7 @@ class Classifier:
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.normalize = Normalizer(mean, std, device, channels_last=channels_last)
+        self.tta_shift = int(self.config.get("tta_shift", 0)) if tta else 0   # the run's TTA views (evaluate.py)
 
     @property
     def resize(self) -> str:
@@ -75,7 +76,8 @@ class Classifier:
         over white) and resized with the one resizer to what the model expects."""
         batch, files = self._gather(images)
         split = Split(batch, torch.zeros(len(batch), dtype=torch.int64), "predict")
-        probs = torch.softmax(predict_logits(self.model, split, self.normalize, self.device, tta=self.tta), 1)
+        logits = predict_logits(self.model, split, self.normalize, self.device, self.tta, self.tta_shift)
+        probs = torch.softmax(logits, 1)
         k = max(1, min(topk, len(self.classes)))
         top_p, top_i = probs.topk(k, 1)
         out = []
@@ -158,7 +160,7 @@ class Classifier:
             raise DataError(f"{self.source}: {changed}; the figure would not be comparable with the run's. Pass "
                             "--allow-changed-data to evaluate anyway (the result then says the test split differs)")
         part = ds.split(split)
-        logits = predict_logits(self.model, part, self.normalize, self.device, tta=self.tta)
+        logits = predict_logits(self.model, part, self.normalize, self.device, self.tta, self.tta_shift)
         m = metrics_from_logits(logits, part.labels, ds.classes)
         if changed:
             m["data_changed"] = changed

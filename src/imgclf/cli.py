@@ -68,6 +68,8 @@ TRAIN_HELP = {
     "progressive_epochs": "how many of the first epochs train at --progressive-size",
     "ema": "average weights with this decay per step (e.g. 0.999); evaluation uses the average",
     "tta": "test-time augmentation: average predictions over each image and its mirror",
+    "tta_shift": "with --tta, also over the pair translated by N pixels up-left and down-right (airbench's 6 views: "
+                 "N = 1); 0 = mirror only",
     "eval_every": "validate every N epochs (the last epoch always)",
     "device": "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps",
     "precision": "auto (CUDA: amp-bf16, else fp32), fp32, or mixed precision amp-bf16 / amp-fp16",

@@ -90,6 +90,7 @@ class TrainConfig:
     # evaluation
     ema: float = 0.0                # weight-averaging decay per step (0 = off); val/test use the averaged weights
     tta: bool = False               # test-time augmentation: average over the image and its mirror
+    tta_shift: int = 0              # with tta, also over both translated by N pixels two ways (airbench: 1, 6 views)
     eval_every: int = 1             # validate every N epochs (the last epoch always)
     select: str = "val_accuracy"    # how best.pt is chosen on val: val_accuracy (ties: lower val loss, then the
                                     # later epoch) | val_loss (ties: higher val accuracy, then the later epoch)
@@ -323,7 +324,8 @@ def validate(cfg: TrainConfig) -> None:
               ("val_split", 0 <= cfg.val_split < 1, "in [0, 1)"),
               ("test_split", 0 < cfg.test_split < 1, "in (0, 1)"), ("ema", 0 <= cfg.ema < 1, "in [0, 1)"),
               ("label_smoothing", 0 <= cfg.label_smoothing < 1, "in [0, 1)"), ("warmup", cfg.warmup >= 0, "≥ 0"),
-              ("crop_pad", cfg.crop_pad >= 0, "≥ 0"), ("cutout", cfg.cutout >= 0, "≥ 0"),
+              ("crop_pad", cfg.crop_pad >= 0, "≥ 0"),
+              ("tta_shift", 0 <= cfg.tta_shift <= 4, "in [0, 4]"), ("cutout", cfg.cutout >= 0, "≥ 0"),
               ("crop_scale", 0 <= cfg.crop_scale <= 1, "in [0, 1]"), ("color_jitter", 0 <= cfg.color_jitter < 1,
                                                                       "in [0, 1)"),
               ("eval_every", cfg.eval_every >= 1, "at least 1"),

@@ -34,7 +34,7 @@ INPUT_NAME, OUTPUT_NAME = "input", "logits"
 RTOL, ATOL = 1e-4, 1e-4
 # Run settings that predict/evaluate read from Classifier.config (resize: how images meet the input size, where the
 # run records it), copied into the metadata so an exported file predicts and evaluates as its checkpoint does.
-EVAL_CONFIG_KEYS = ("data", "data_dir", "val_split", "test_split", "seed", "resize")
+EVAL_CONFIG_KEYS = ("data", "data_dir", "val_split", "test_split", "seed", "resize", "tta_shift")
 
 
 class ExportError(ImgclfError):
@@ -58,7 +58,8 @@ def export_metadata(ckpt: dict[str, Any], clf: Any, fmt: str, dynamic_batch: boo
         "input": "float32 NCHW, (x/255 - mean)/std per channel, x = uint8 pixels (RGB, or L for 1 channel), "
                  "resized to input_shape",
         "output": "float32 N x len(classes) logits; softmax gives probabilities. If tta is true, imgclf averages "
-                  "the logits of each image and its horizontal mirror (not part of the graph)",
+                  "the logits of each image and its horizontal mirror, and with config.tta_shift N > 0 also of the "
+                  "pairs translated by N pixels up-left and down-right (weights 1/2, 1/4, 1/4; not part of the graph)",
         "batch_size": None if dynamic_batch or fmt == "torchscript" else 1,
         "dataset": ckpt.get("dataset"), "checkpoint": str(clf.source),
         "config": {k: cfg[k] for k in EVAL_CONFIG_KEYS if k in cfg},

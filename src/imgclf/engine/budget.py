@@ -84,7 +84,8 @@ def calibrate(run: Any, seconds: float, out: str | None = None) -> Calibration:
     step_seconds = (time.perf_counter() - t0) / n
     test = run.data.test.subset(torch.arange(min(len(run.data.test), 4 * run.cfg.batch_size)))
     t0 = time.perf_counter()
-    predict_logits(run.eval_model, test, run.norm, run.device, tta=run.cfg.tta)
+    predict_logits(run.eval_model, test, run.norm, run.device, tta=run.cfg.tta,
+                   tta_shift=run.cfg.tta_shift)
     eval_seconds = (time.perf_counter() - t0) / max(len(test), 1)
     folder = Path(out) if out and Path(out).is_dir() else None
     with tempfile.TemporaryDirectory(dir=folder, prefix=".imgclf-calibration-") as tmp:

@@ -12,21 +12,33 @@ from ..data.batches import Batches, Normalizer
 from ..data.split import Split
 
 
+def tta_logits(model: nn.Module, x: torch.Tensor, shift: int = 0) -> torch.Tensor:
+    """Test-time augmentation: the mean of the image's and its mirror's logits; with `shift`, airbench's six views:
+    that pair weighted 1/2, and the pairs of the image translated by `shift` pixels up-left and down-right
+    (reflect-padded) 1/4 each."""
+    def pair(v: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (model(v).float() + model(v.flip(3)).float())
+
+    logits = pair(x)
+    if shift:
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (shift,) * 4, mode="reflect")
+        logits = 0.5 * logits + 0.25 * (pair(padded[..., :h, :w]) + pair(padded[..., 2 * shift:, 2 * shift:]))
+    return logits
+
+
 @torch.inference_mode()
-def predict_logits(model: nn.Module, split: Split, normalize: Normalizer, device: torch.device, tta: bool = False
-                   ) -> torch.Tensor:
+def predict_logits(model: nn.Module, split: Split, normalize: Normalizer, device: torch.device, tta: bool = False,
+                   tta_shift: int = 0) -> torch.Tensor:
     """Float32 logits (N, K) for every image of `split`, in order, computed in fp32 (so a figure reproduces on any
-    machine, whatever precision trained the model); `tta` averages with the mirrored image.
+    machine, whatever precision trained the model); `tta` averages over views (tta_logits).
     Batches of 1024 on GPUs, 256 on CPU (measured faster there than 1024)."""
     batch_size = 1024 if device.type == "cuda" else 256
     was_training = model.training
     model.eval()
     out = []
     for x, _ in Batches(split, batch_size, normalize, device=device).epoch(0):
-        logits = model(x).float()
-        if tta:
-            logits = 0.5 * (logits + model(x.flip(3)).float())
-        out.append(logits)
+        out.append(tta_logits(model, x, tta_shift) if tta else model(x).float())
     model.train(was_training)
     return torch.cat(out).cpu() if out else torch.empty(0)
 
