@@ -5,7 +5,7 @@ import pytest
 
 import imgclf
 from imgclf.cli import main
-from imgclf.config import LOAD_KEYS, TrainConfig, explain, read_config_file, user_settings
+from imgclf.config import LOAD_KEYS, TrainConfig, explain, read_config_file, resolve, user_settings
 from imgclf.engine.checkpoint import load_checkpoint
 from imgclf.errors import ConfigError
 from imgclf.recipes import MODEL_DEFAULTS, PROFILES, RECIPES
@@ -80,3 +80,18 @@ def test_every_recipe_resolves():
     for name in RECIPES:
         cfg = explain({"recipe": name}, "cifar10", (3, 32, 32))
         assert cfg["recipe"] == (name, "yours")
+
+
+def test_your_batch_size_scales_the_lr_tuned_for_another():
+    digits = ("digits", (1, 8, 8))
+    # tutorial-net's defaults: lr 0.05 at batch 64; SGD: linear in the batch size
+    assert resolve({"model": "tutorial-net", "batch_size": 128}, *digits).lr == pytest.approx(0.1)
+    value, layer = explain({"model": "tutorial-net"}, *digits, file={"batch_size": 16})["lr"]
+    assert value == pytest.approx(0.0125) and layer == "model tutorial-net, scaled to batch 16 from 64"
+    # AdamW: by the square root
+    assert resolve({"model": "tutorial-net", "batch_size": 256, "optimizer": "adamw"}, *digits).lr == \
+        pytest.approx(0.1)
+    # your own lr is never touched; nor is an lr when the batch size comes from a profile or recipe
+    assert resolve({"model": "tutorial-net", "batch_size": 128, "lr": 0.01}, *digits).lr == 0.01
+    assert resolve({}, *digits).lr == PROFILES["digits"]["lr"]
+    assert resolve({"recipe": "tutorial"}, "cifar", (3, 32, 32)).lr == 0.001

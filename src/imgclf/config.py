@@ -259,15 +259,40 @@ def explain(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int]
     source = {}
     for name, layer in layers(user, dataset_name, shape, file, plan):
         source.update(dict.fromkeys(layer, name))
+    scaled = _batch_scaled_lr(layers(user, dataset_name, shape, file, plan))
+    if scaled is not None:
+        source["lr"] += f", scaled to batch {cfg.batch_size} from {scaled[1]}"
     return {k: (v, source[k]) for k, v in cfg.to_dict().items()}
+
+
+def _batch_scaled_lr(named: list[tuple[str, dict[str, Any]]]) -> tuple[float, int] | None:
+    """When you set the batch size (flag or config file) but not the learning rate, the lr the lower layers (defaults,
+    profile, model, recipe, budget) run with is scaled from their batch size to yours: linearly for SGD (the same
+    decay and progress per example), by the square root for AdamW. Returns (scaled lr, their batch size), or None
+    when nothing scales."""
+    mine = ("config file", "yours")
+    base: dict[str, Any] = {}
+    for name, layer in named:
+        if name not in mine:
+            base.update(layer)
+    yours = {k: v for name, layer in named if name in mine for k, v in layer.items()}
+    merged = {**base, **yours}
+    if "lr" in yours or "batch_size" not in yours or yours["batch_size"] == base["batch_size"]:
+        return None
+    ratio = yours["batch_size"] / base["batch_size"]
+    return float(merged["lr"]) * (ratio if merged["optimizer"] == "sgd" else ratio ** 0.5), base["batch_size"]
 
 
 def resolve(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
             file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None) -> TrainConfig:
     """The run's settings: the layers of the module docstring merged in order, type-checked and range-checked."""
     merged: dict[str, Any] = {}
-    for _, layer in layers(user, dataset_name, shape, file, plan):
+    named = layers(user, dataset_name, shape, file, plan)
+    for _, layer in named:
         merged.update(layer)
+    scaled = _batch_scaled_lr(named)
+    if scaled is not None:
+        merged["lr"] = scaled[0]
     cfg = TrainConfig(**{k: coerce(k, v) for k, v in merged.items()})
     validate(cfg)
     return cfg
