@@ -81,21 +81,46 @@ def test_a_budgeted_run_resumes_bitwise(tmp_path, monkeypatch):
     from imgclf.engine.train import TrainingStopped
 
     monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.1))   # ~ 100+ steps: a few epochs of digits
-    base = FAST | {"budget": "15s", "out": str(tmp_path), "ema": 0.9}
-    full = imgclf.train(base | {"name": "full"}, quiet=True)
-    planned = load_checkpoint(full["checkpoint"])["global_step"]
-    # the same plan measured on a slower moment would differ: resume must replay the checkpoint's, not re-plan
-    register_interrupting_model("tiny-budget-ctrl-c", 33 + 6)      # calibration's warm-up + 4 steps run first
-    monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.1))
+    base = FAST | {"out": str(tmp_path), "ema": 0.9, "lookahead": True}
+    register_interrupting_model("tiny-budget-ctrl-c", 33)
     with pytest.raises(TrainingStopped):
-        imgclf.train(base | {"name": "stopped", "model": "tiny-budget-ctrl-c"}, quiet=True)
+        imgclf.train(base | {"budget": "15s", "name": "stopped", "model": "tiny-budget-ctrl-c"}, quiet=True)
+    planned = load_checkpoint(tmp_path / "stopped" / "last.pt")["config"]["steps"]
+    assert planned > 60
     monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.5))   # a resume that re-planned would see this
     imgclf.train(resume=tmp_path / "stopped" / "last.pt", quiet=True)
+    # the same run with the plan's steps given outright, never interrupted
+    imgclf.train(base | {"steps": planned, "name": "full", "model": "fastcnn-tiny"}, quiet=True)
     a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "stopped" / "last.pt")
-    assert a["global_step"] == b["global_step"] == planned
-    for part in ("model", "ema"):
+    assert a["global_step"] == b["global_step"] == planned and b["budget_plan"]["budget_seconds"] == 15
+    for part in ("model", "ema", "lookahead"):
         for k in a[part]:
             assert torch.equal(a[part][k], b[part][k]), (part, k)
+    for k, v in a["lookahead"].items():          # the last step handed the model the slow weights
+        assert torch.equal(a["model"][k], v), k
+
+
+def test_lookahead_pulls_toward_slow_weights_harder_as_the_run_ends():
+    from imgclf.engine.ema import Lookahead
+
+    net = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.zeros_(net.weight)
+    la = Lookahead(net, every=5)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    la.after_step(net, 3, 100)                   # not a 5th step: nothing happens
+    assert net.weight.item() == 1.0
+    la.after_step(net, 5, 100)                   # early: decay ~0, the slow weights jump to the model's
+    assert la.slow["weight"].item() == pytest.approx(1.0, abs=1e-3) and net.weight.item() == la.slow["weight"].item()
+    with torch.no_grad():
+        net.weight.fill_(2.0)
+    la.after_step(net, 90, 100)                  # late: a strong pull back toward the slow weights
+    decay = 0.95 ** 5 * 0.9 ** 3
+    assert net.weight.item() == pytest.approx(la.slow["weight"].item()) == pytest.approx(1 + (1 - decay), abs=1e-3)
+    with torch.no_grad():
+        net.weight.fill_(5.0)
+    la.after_step(net, 100, 100)                 # the end: the model takes the slow weights
+    assert net.weight.item() == pytest.approx(1 + (1 - decay), abs=1e-3)
 
 
 def test_the_ladder_chooses_model_and_size_on_32px_colour_data(tmp_path, monkeypatch):

@@ -89,6 +89,7 @@ class TrainConfig:
     progressive_epochs: int = 0
     # evaluation
     ema: float = 0.0                # weight-averaging decay per step (0 = off); val/test use the averaged weights
+    lookahead: bool = False         # airbench94's lookahead: every 5 steps pull toward slow weights (engine/ema.py)
     tta: bool = False               # test-time augmentation: average over the image and its mirror
     tta_shift: int = 0              # with tta, also over both translated by N pixels two ways (airbench: 1, 6 views)
     eval_every: int = 1             # validate every N epochs (the last epoch always)

@@ -31,3 +31,32 @@ class EMA:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.module.load_state_dict(state)
+
+
+class Lookahead:
+    """airbench94's lookahead: every `every` steps the slow weights move toward the model's by (1 - decay) and the
+    model jumps back to them. The decay rises as 0.95**5 · (step/total)**3 (no pull early, a strong one late), and
+    the last step hands the model the slow weights. BatchNorm statistics are averaged the same way."""
+
+    def __init__(self, model: nn.Module, every: int = 5) -> None:
+        self.every = every
+        self.slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def after_step(self, model: nn.Module, step: int, total: int) -> None:
+        """Called after optimizer step number `step` (1-based) of `total`."""
+        if step % self.every and step < total:
+            return
+        decay = 1.0 if step >= total else 0.95 ** 5 * (step / total) ** 3
+        state = model.state_dict()
+        slow = list(self.slow.values())
+        fast = [state[k] for k in self.slow]
+        torch._foreach_lerp_(slow, fast, 1 - decay)
+        torch._foreach_copy_(fast, slow)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.cpu() for k, v in self.slow.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for k, v in self.slow.items():
+            v.copy_(state[k])

@@ -41,7 +41,7 @@ from .builders import (
 from .checkpoint import FORMAT_VERSION, arch_of, load_checkpoint, load_model_state, save_checkpoint
 from .data_policy import adapt_batch_size, check_same_data, class_weights, recorded_data_dir, val_noise_note
 from .device import Precision, pick_device, pick_precision
-from .ema import EMA
+from .ema import EMA, Lookahead
 from .schedule import lr_at
 
 
@@ -89,6 +89,7 @@ class Run:
     resumed: bool = False
     tensorboard: TensorBoardLog | None = None   # --tensorboard, rank 0 only
     budget_plan: dict[str, Any] | None = None   # --budget: what was measured and chosen (budget.py), kept on resume
+    lookahead: Lookahead | None = None          # --lookahead: the slow weights (ema.py)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -122,6 +123,7 @@ class Run:
                            **arch_args(self.model)},
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
+            "lookahead": self.lookahead.state_dict() if self.lookahead is not None else None,
             "optimizer": self.opt.state_dict(),
             "scaler": self.prec.scaler.state_dict() if self.prec.scaler.is_enabled() else None,
             **self.progress.as_dict(),
@@ -142,6 +144,8 @@ class Run:
         self.opt.load_state_dict(ckpt["optimizer"])
         if self.ema is not None and ckpt.get("ema"):
             self.ema.load_state_dict(ckpt["ema"])
+        if self.lookahead is not None and ckpt.get("lookahead"):
+            self.lookahead.load_state_dict(ckpt["lookahead"])
         if ckpt.get("scaler"):
             self.prec.scaler.load_state_dict(ckpt["scaler"])
         self.progress = Progress(**{k: ckpt[k] for k in Progress.__dataclass_fields__ if k in ckpt})
@@ -261,9 +265,11 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
             find_unused_parameters=cfg.freeze_epochs > 0)  # a frozen backbone has no gradients
     else:
         step_model = torch.compile(model) if cfg.compile else model
-    return Run(cfg, data, world, device, prec, list(mean), list(std), norm, model, step_model,
-               make_optimizer(cfg, model), EMA(model, cfg.ema) if cfg.ema > 0 else None, batches, small,
-               class_weights(cfg, data, device), data.identity())
+    run = Run(cfg, data, world, device, prec, list(mean), list(std), norm, model, step_model,
+              make_optimizer(cfg, model), EMA(model, cfg.ema) if cfg.ema > 0 else None, batches, small,
+              class_weights(cfg, data, device), data.identity())
+    run.lookahead = Lookahead(model) if cfg.lookahead else None
+    return run
 
 
 def load_data(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: bool = False,

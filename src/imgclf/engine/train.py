@@ -92,6 +92,8 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
         lr = run.lr(p.global_step)
         set_lr(run.opt, lr)
         loss, logits = train_step(run.step_model, x, y, run.opt, run.prec, cfg.label_smoothing, run.class_weights)
+        if run.lookahead is not None:
+            run.lookahead.after_step(run.model, p.global_step + 1, run.total_steps)
         if run.ema is not None:
             run.ema.update(run.model, p.global_step)
         p.global_step, p.step_in_epoch = p.global_step + 1, step + 1
