@@ -30,7 +30,7 @@ def test_real_cifar_jpeg_folder(cifar_jpeg_subset):
 def test_second_open_uses_the_cache(tmp_path, monkeypatch):
     root = make_image_folder(tmp_path / "imgs")
     first = load_dataset(root)
-    monkeypatch.setattr(folder_mod, "decode_files", lambda *a, **k: pytest.fail("decoded again despite the cache"))
+    monkeypatch.setattr(folder_mod, "iter_decoded", lambda *a, **k: pytest.fail("decoded again despite the cache"))
     second = load_dataset(root)
     assert np.array_equal(first.train.images.numpy(), second.train.images.numpy())
 
@@ -96,7 +96,7 @@ def test_sizes_differ_without_image_size(tmp_path):
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not an image at all", "truncated"])
-def test_bad_image_files_are_skipped_with_a_warning_naming_them(tmp_path, content):
+def test_bad_image_files_are_skipped_with_a_warning_naming_them(tmp_path, monkeypatch, content):
     root = make_image_folder(tmp_path / "imgs", per_class=6)
     bad = root / "square" / "broken.jpg"
     if content == "truncated":
@@ -109,6 +109,7 @@ def test_bad_image_files_are_skipped_with_a_warning_naming_them(tmp_path, conten
         ds = load_dataset(root)
     assert len(ds.train) + len(ds.test) == 12 and "square/broken.jpg" not in ds.train.keys + ds.test.keys
     assert any(str(bad) in str(w.message) for w in caught)
+    monkeypatch.setattr(folder_mod, "iter_decoded", lambda *a, **k: pytest.fail("decoded again despite the cache"))
     with warnings.catch_warnings(record=True) as caught:                   # from the cache: said again
         warnings.simplefilter("always")
         again = load_dataset(root)
@@ -215,37 +216,3 @@ def test_an_unwritable_cache_folder_trains_from_memory(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="cannot write the image cache.*training from memory"):
         ds = load_dataset(root, image_size=12)
     assert ds.shape == (3, 12, 12) and len(ds.train) + len(ds.test) == 12
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the decode workers")
-def test_killing_the_first_decode_leaves_no_orphan_workers(tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    root = make_image_folder(tmp_path / "imgs", per_class=1500, size=24)       # 12 chunks: the pool is used
-    code = f"from imgclf.data import load_dataset; load_dataset({str(root)!r})"
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "IMGCLF_CACHE_DIR": str(tmp_path / "c")})
-    workers, deadline = [], time.time() + 300                    # a safety net, not a timing window
-    while not workers and proc.poll() is None and time.time() < deadline:
-        workers = _children(proc.pid)                             # wait on progress: the workers exist
-        time.sleep(0.01)
-    if not workers:
-        pytest.skip("the decode finished before its workers could be seen")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    deadline = time.time() + 60
-    while any(Path(f"/proc/{w}").exists() and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]
-              for w in workers) and time.time() < deadline:
-        time.sleep(0.05)
-    alive = [w for w in workers if Path(f"/proc/{w}").exists()
-             and Path(f"/proc/{w}/stat").read_text().split()[2] != "Z"]
-    assert alive == [], f"decode workers outlived their parent: {alive}"
