@@ -216,3 +216,43 @@ def test_an_unwritable_cache_folder_trains_from_memory(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="cannot write the image cache.*training from memory"):
         ds = load_dataset(root, image_size=12)
     assert ds.shape == (3, 12, 12) and len(ds.train) + len(ds.test) == 12
+
+
+def test_one_image_per_class_is_an_error_before_decoding(tmp_path, monkeypatch):
+    root = make_image_folder(tmp_path / "imgs", per_class=[1, 4])
+    monkeypatch.setattr(folder_mod, "iter_decoded", lambda *a, **k: pytest.fail("decoded before the error"))
+    with pytest.raises(DataError, match=r"imgs: class\(es\) circle have a single image; each class needs at least 2 "
+                                        r".*add images, or give the test images their own folders"):
+        load_dataset(root)
+
+
+def _split_names(cls: str, held: bool, count: int) -> list[str]:
+    """`count` file names of class `cls` that the default path-hash test split (20%, seed 0) holds out, or keeps."""
+    from imgclf.data.split import stable_holdout
+
+    names = (f"{cls}/{i:03d}.png" for i in range(10_000))
+    return [k for k in names if (len(stable_holdout([k], 0.2, 0, "test")[1]) == 1) == held][:count]
+
+
+def _folder_of(root: Path, names: list[str]) -> Path:
+    for k in names:
+        (root / k).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8, 3), len(k) * 9 % 255, np.uint8)).save(root / k)
+    return root
+
+
+def test_a_class_left_without_test_images_is_named_in_one_warning(tmp_path):
+    root = _folder_of(tmp_path / "imgs", _split_names("circle", True, 2) + _split_names("circle", False, 6)
+                      + _split_names("square", False, 3))
+    with pytest.warns(UserWarning, match=r"imgs: no test images for class\(es\) square \(.*\): their accuracy is "
+                                         r"not measured; add images"):
+        ds = load_dataset(root)
+    assert len(ds.test) == 2 and np.bincount(ds.train.labels.numpy()).tolist() == [6, 3]
+
+
+def test_a_class_whose_every_image_is_held_out_is_an_error(tmp_path):
+    root = _folder_of(tmp_path / "imgs", _split_names("circle", True, 2) + _split_names("circle", False, 6)
+                      + _split_names("square", True, 2))
+    with pytest.raises(DataError, match=r"imgs: class\(es\) square have no training images: the path-hash split "
+                                        r"put all of their images in the test split .*add images to them"):
+        load_dataset(root)

@@ -242,6 +242,8 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
     has_train = (root / "train").is_dir()
     train_fl = scan_split(root / "train" if has_train else root)
     _check_classes(train_fl)
+    if not has_train:
+        _check_flat_counts(train_fl)
     notes, auto = [], None
     if image_size is None:
         image_size, why = choose_size(train_fl, auto_size_cap, cache_dir)
@@ -266,11 +268,40 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
         notes.append(f"test split: {len(held)} images (~{test_split:.0%}, by a hash of each file's path: adding or "
                      f"removing files never moves another, seed {seed}) held out of {root}")
     ds = Dataset(root.name, train, test, train_fl.classes, val=val, source=str(root), notes=notes, auto_size=auto)
+    _check_class_splits(root, ds, None if has_train else test_split)
     for other in (ds.test, ds.val):
         if other is not None and other.images.shape[1:] != ds.train.images.shape[1:]:
             raise DataError(f"{root}: train images are {tuple(ds.train.images.shape[1:])} but {other.name} images "
                             f"are {tuple(other.images.shape[1:])} (C, H, W); pass --image-size N to make them match")
     return ds
+
+
+def _check_flat_counts(fl: FileList) -> None:
+    """A folder without train/ and test/ is split by file: a class of one image cannot be in both."""
+    counts = np.bincount(np.asarray(fl.labels, dtype=np.int64), minlength=len(fl.classes))
+    few = [c for c, n in zip(fl.classes, counts) if n < 2]
+    if few:
+        raise DataError(f"{fl.root}: class(es) {', '.join(few[:10])} have a single image; each class needs at least 2 "
+                        "(a folder without train/ and test/ is split into both by file): add images, or give the "
+                        f"test images their own folders ({fl.root}/train/<class>/..., {fl.root}/test/<class>/...)")
+
+
+def _check_class_splits(root: Path, ds: Dataset, held_out: float | None) -> None:
+    """Every class needs training images (an error naming them); with a held-out test split (`held_out`, the
+    fraction), a class left without test images is warned about: its accuracy would not be measured."""
+    n = len(ds.classes)
+    train, test = (np.bincount(s.labels.numpy(), minlength=n) for s in (ds.train, ds.test))
+    no_train = [c for c, k in zip(ds.classes, train) if k == 0]
+    if no_train:
+        why = f"the path-hash split put all of their images in the test split (~{held_out:.0%} of each class's " \
+              "files are held out)" if held_out else "none of their images could be read"
+        raise DataError(f"{root}: class(es) {', '.join(no_train[:10])} have no training images: {why}; add images "
+                        "to them" + (", or give the test images their own folders (train/, test/)" if held_out else ""))
+    no_test = [c for c, k in zip(ds.classes, test) if k == 0]
+    if held_out and no_test:
+        warnings.warn(f"{root}: no test images for class(es) {', '.join(no_test[:10])} (a hash of each file's path "
+                      f"holds out ~{held_out:.0%}, and these classes are small): their accuracy is not measured; add "
+                      "images to them or give the test images their own folders (train/, test/)", stacklevel=3)
 
 
 def _matching(split_root: Path, train_fl: FileList) -> FileList:
