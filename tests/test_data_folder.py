@@ -256,3 +256,38 @@ def test_a_class_whose_every_image_is_held_out_is_an_error(tmp_path):
     with pytest.raises(DataError, match=r"imgs: class\(es\) square have no training images: the path-hash split "
                                         r"put all of their images in the test split .*add images to them"):
         load_dataset(root)
+
+
+def test_self_referencing_symlinks_are_skipped_with_a_warning(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", per_class=5)
+    os.symlink("self.png", root / "circle" / "self.png")                   # ELOOP as a file
+    os.symlink("selfdir", root / "square" / "selfdir")                     # ELOOP as a folder
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = load_dataset(root)
+    said = " | ".join(str(w.message) for w in caught)
+    assert f"skipped {root / 'circle' / 'self.png'}: a symbolic link that loops (ELOOP)" in said
+    assert f"skipped {root / 'square' / 'selfdir'}: a symbolic link that loops" in said
+    assert len(ds.train) + len(ds.test) == 10
+
+
+def test_a_directory_loop_is_walked_once_with_a_warning(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", per_class=5)
+    os.symlink("..", root / "circle" / "up")            # back to the root: would list square's images as circle's
+    (root / "square" / "deeper").mkdir()
+    os.symlink("../..", root / "square" / "deeper" / "top")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = load_dataset(root)
+    said = " | ".join(str(w.message) for w in caught)
+    assert f"skipped {root / 'circle' / 'up'}: a symbolic link back to itself or a folder above it" in said
+    assert f"skipped {root / 'square' / 'deeper' / 'top'}: a symbolic link back" in said
+    keys = ds.train.keys + ds.test.keys
+    assert len(keys) == 10 and not any("up/" in k or "top/" in k for k in keys)
+    os.symlink(".", root / "loop")                                          # a class folder that is the root
+    with pytest.warns(UserWarning, match="loop: a symbolic link back"), \
+            pytest.raises(DataError, match=r"class folder\(s\) loop hold no images"):
+        load_dataset(root)
+    os.symlink("itself", tmp_path / "itself")
+    with pytest.raises(DataError, match="itself"):
+        load_dataset(tmp_path / "itself")
