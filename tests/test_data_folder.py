@@ -30,7 +30,7 @@ def test_real_cifar_jpeg_folder(cifar_jpeg_subset):
 def test_second_open_uses_the_cache(tmp_path, monkeypatch):
     root = make_image_folder(tmp_path / "imgs")
     first = load_dataset(root)
-    monkeypatch.setattr(folder_mod, "decode_files", lambda *a, **k: pytest.fail("decoded again despite the cache"))
+    monkeypatch.setattr(folder_mod, "iter_decoded", lambda *a, **k: pytest.fail("decoded again despite the cache"))
     second = load_dataset(root)
     assert np.array_equal(first.train.images.numpy(), second.train.images.numpy())
 
@@ -96,7 +96,7 @@ def test_sizes_differ_without_image_size(tmp_path):
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not an image at all", "truncated"])
-def test_bad_image_files_are_skipped_with_a_warning_naming_them(tmp_path, content):
+def test_bad_image_files_are_skipped_with_a_warning_naming_them(tmp_path, monkeypatch, content):
     root = make_image_folder(tmp_path / "imgs", per_class=6)
     bad = root / "square" / "broken.jpg"
     if content == "truncated":
@@ -109,6 +109,7 @@ def test_bad_image_files_are_skipped_with_a_warning_naming_them(tmp_path, conten
         ds = load_dataset(root)
     assert len(ds.train) + len(ds.test) == 12 and "square/broken.jpg" not in ds.train.keys + ds.test.keys
     assert any(str(bad) in str(w.message) for w in caught)
+    monkeypatch.setattr(folder_mod, "iter_decoded", lambda *a, **k: pytest.fail("decoded again despite the cache"))
     with warnings.catch_warnings(record=True) as caught:                   # from the cache: said again
         warnings.simplefilter("always")
         again = load_dataset(root)
@@ -217,35 +218,76 @@ def test_an_unwritable_cache_folder_trains_from_memory(tmp_path, monkeypatch):
     assert ds.shape == (3, 12, 12) and len(ds.train) + len(ds.test) == 12
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+def test_one_image_per_class_is_an_error_before_decoding(tmp_path, monkeypatch):
+    root = make_image_folder(tmp_path / "imgs", per_class=[1, 4])
+    monkeypatch.setattr(folder_mod, "iter_decoded", lambda *a, **k: pytest.fail("decoded before the error"))
+    with pytest.raises(DataError, match=r"imgs: class\(es\) circle have a single image; each class needs at least 2 "
+                                        r".*add images, or give the test images their own folders"):
+        load_dataset(root)
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the decode workers")
-def test_killing_the_first_decode_leaves_no_orphan_workers(tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
+def _split_names(cls: str, held: bool, count: int) -> list[str]:
+    """`count` file names of class `cls` that the default path-hash test split (20%, seed 0) holds out, or keeps."""
+    from imgclf.data.split import stable_holdout
 
-    root = make_image_folder(tmp_path / "imgs", per_class=1500, size=24)       # 12 chunks: the pool is used
-    code = f"from imgclf.data import load_dataset; load_dataset({str(root)!r})"
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "IMGCLF_CACHE_DIR": str(tmp_path / "c")})
-    workers, deadline = [], time.time() + 300                    # a safety net, not a timing window
-    while not workers and proc.poll() is None and time.time() < deadline:
-        workers = _children(proc.pid)                             # wait on progress: the workers exist
-        time.sleep(0.01)
-    if not workers:
-        pytest.skip("the decode finished before its workers could be seen")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    deadline = time.time() + 60
-    while any(Path(f"/proc/{w}").exists() and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]
-              for w in workers) and time.time() < deadline:
-        time.sleep(0.05)
-    alive = [w for w in workers if Path(f"/proc/{w}").exists()
-             and Path(f"/proc/{w}/stat").read_text().split()[2] != "Z"]
-    assert alive == [], f"decode workers outlived their parent: {alive}"
+    names = (f"{cls}/{i:03d}.png" for i in range(10_000))
+    return [k for k in names if (len(stable_holdout([k], 0.2, 0, "test")[1]) == 1) == held][:count]
+
+
+def _folder_of(root: Path, names: list[str]) -> Path:
+    for k in names:
+        (root / k).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8, 3), len(k) * 9 % 255, np.uint8)).save(root / k)
+    return root
+
+
+def test_a_class_left_without_test_images_is_named_in_one_warning(tmp_path):
+    root = _folder_of(tmp_path / "imgs", _split_names("circle", True, 2) + _split_names("circle", False, 6)
+                      + _split_names("square", False, 3))
+    with pytest.warns(UserWarning, match=r"imgs: no test images for class\(es\) square \(.*\): their accuracy is "
+                                         r"not measured; add images"):
+        ds = load_dataset(root)
+    assert len(ds.test) == 2 and np.bincount(ds.train.labels.numpy()).tolist() == [6, 3]
+
+
+def test_a_class_whose_every_image_is_held_out_is_an_error(tmp_path):
+    root = _folder_of(tmp_path / "imgs", _split_names("circle", True, 2) + _split_names("circle", False, 6)
+                      + _split_names("square", True, 2))
+    with pytest.raises(DataError, match=r"imgs: class\(es\) square have no training images: the path-hash split "
+                                        r"put all of their images in the test split .*add images to them"):
+        load_dataset(root)
+
+
+def test_self_referencing_symlinks_are_skipped_with_a_warning(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", per_class=5)
+    os.symlink("self.png", root / "circle" / "self.png")                   # ELOOP as a file
+    os.symlink("selfdir", root / "square" / "selfdir")                     # ELOOP as a folder
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = load_dataset(root)
+    said = " | ".join(str(w.message) for w in caught)
+    assert f"skipped {root / 'circle' / 'self.png'}: a symbolic link that loops (ELOOP)" in said
+    assert f"skipped {root / 'square' / 'selfdir'}: a symbolic link that loops" in said
+    assert len(ds.train) + len(ds.test) == 10
+
+
+def test_a_directory_loop_is_walked_once_with_a_warning(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", per_class=5)
+    os.symlink("..", root / "circle" / "up")            # back to the root: would list square's images as circle's
+    (root / "square" / "deeper").mkdir()
+    os.symlink("../..", root / "square" / "deeper" / "top")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = load_dataset(root)
+    said = " | ".join(str(w.message) for w in caught)
+    assert f"skipped {root / 'circle' / 'up'}: a symbolic link back to itself or a folder above it" in said
+    assert f"skipped {root / 'square' / 'deeper' / 'top'}: a symbolic link back" in said
+    keys = ds.train.keys + ds.test.keys
+    assert len(keys) == 10 and not any("up/" in k or "top/" in k for k in keys)
+    os.symlink(".", root / "loop")                                          # a class folder that is the root
+    with pytest.warns(UserWarning, match="loop: a symbolic link back"), \
+            pytest.raises(DataError, match=r"class folder\(s\) loop hold no images"):
+        load_dataset(root)
+    os.symlink("itself", tmp_path / "itself")
+    with pytest.raises(DataError, match="itself"):
+        load_dataset(tmp_path / "itself")

@@ -1,16 +1,20 @@
 """Your own images: `root/<class>/*` or `root/{train,val,test}/<class>/*`, decoded once on all cores and
-cached as a uint8 array keyed on the file list, sizes and mtimes, so the next run opens in about a second."""
+cached as a uint8 array (foldercache) keyed on the file list and each file's size, mtime, ctime and inode, so
+the next run opens in about a second."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import hashlib
+import itertools
 import json
 import os
 import signal
 import sys
 import warnings
+from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +24,13 @@ import torch
 
 from ..errors import DataError
 from ..fileio import atomic_write
+from .foldercache import Entry, ImageSink, open_entry, remove_orphans, write_entry
 from .images import decode_image, image_dims, walk_images
 from .split import Dataset, Split, stable_holdout
 
-CACHE_VERSION = 3  # 3: meta.json records the files kept and skipped; 2: torch's antialiased resize, not PIL's
+CACHE_VERSION = 4  # 4: ctime and inode in the key, checksums in meta.json; 3: the files kept and skipped in meta
 _CHUNK = 256
+CHUNK_BYTES = 4 << 20   # decoded bytes per decode task, at most (CIFAR-size images: still 256 a task)
 
 
 @dataclass
@@ -35,7 +41,7 @@ class FileList:
     files: list[str]
     labels: list[int]
     classes: list[str]
-    signature: list[str]  # "relative path, size, mtime" per file: what the cache key is made of
+    signature: list[str]  # "relative path, size, mtime, ctime, inode" per file: what the cache key is made of
 
 
 def scan_split(root: Path, classes: list[str] | None = None) -> FileList:
@@ -54,7 +60,9 @@ def scan_split(root: Path, classes: list[str] | None = None) -> FileList:
         for path, st in walk_images(folder):
             files.append(path)
             labels.append(ci)
-            signature.append(f"{path[prefix:]}\0{st.st_size} {st.st_mtime_ns}")
+            # ctime and inode too: a same-size replacement with its mtime restored (cp -p, rsync, os.utime)
+            # still changes the inode (a rename) or the ctime (anything that sets the mtime sets it)
+            signature.append(f"{path[prefix:]}\0{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}")
     return FileList(root, files, labels, classes, signature)
 
 
@@ -96,27 +104,46 @@ def _decode_chunk(args: tuple[list[str], tuple[int, int] | None, str]) -> list[n
     return out
 
 
-def decode_files(files: list[str], size: tuple[int, int] | None, fit: str = "crop", workers: int | None = None,
-                 desc: str = "decoding") -> list[np.ndarray | str]:
-    """Decode every file on all cores with a progress bar; each result is an array or an error message."""
+def _chunk_size(files: list[str], size: tuple[int, int] | None) -> int:
+    """Images per decode task: up to _CHUNK, fewer for large images, so that a chunk holds about CHUNK_BYTES
+    decoded (without a size, the first file's header tells how large the images are)."""
+    if size is None:
+        dims = image_dims(files[0]) if files else None
+        size = (dims[1], dims[0]) if dims else (32, 32)
+    return max(1, min(_CHUNK, CHUNK_BYTES // (3 * size[0] * size[1])))
+
+
+def iter_decoded(files: list[str], size: tuple[int, int] | None, fit: str = "crop", workers: int | None = None,
+                 desc: str = "decoding") -> Iterator[tuple[int, list[np.ndarray | str]]]:
+    """(index of its first file, results) per chunk, in file order, decoded on all cores with a progress bar; each
+    result is an array or an error message. At most workers + 1 chunks are in flight, so memory holds a few
+    chunks, never the whole folder."""
     from rich.progress import Progress  # imported here: only a first, uncached load needs it
 
     workers = workers or os.cpu_count() or 1
-    chunks = [(files[i:i + _CHUNK], size, fit) for i in range(0, len(files), _CHUNK)]
-    results: list[np.ndarray | str] = []
+    step = _chunk_size(files, size)
+    starts = range(0, len(files), step)
     # transient, and only on a terminal: a log file (or `--quiet`'s one line) gets no blank line from it
     with Progress(transient=True, disable=not sys.stdout.isatty()) as bar:
         task = bar.add_task(desc, total=len(files))
-        if workers == 1 or len(chunks) == 1:
-            for ch in chunks:
-                results.extend(_decode_chunk(ch))
-                bar.advance(task, len(ch[0]))
-        else:
-            with ProcessPoolExecutor(workers, initializer=_worker_init) as pool:
-                for res in pool.map(_decode_chunk, chunks):
-                    results.extend(res)
-                    bar.advance(task, len(res))
-    return results
+        if workers == 1 or len(starts) == 1:
+            for s in starts:
+                res = _decode_chunk((files[s:s + step], size, fit))
+                bar.advance(task, len(res))
+                yield s, res
+            return
+        with ProcessPoolExecutor(workers, initializer=_worker_init) as pool:
+            todo = iter(starts)
+            pending = deque((s, pool.submit(_decode_chunk, (files[s:s + step], size, fit)))
+                            for s in itertools.islice(todo, workers + 1))
+            while pending:
+                s, future = pending.popleft()
+                res = future.result()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append((nxt, pool.submit(_decode_chunk, (files[nxt:nxt + step], size, fit))))
+                bar.advance(task, len(res))
+                yield s, res
 
 
 def _report_skipped(bad: list[str], strict: bool) -> None:
@@ -130,94 +157,50 @@ def _report_skipped(bad: list[str], strict: bool) -> None:
         warnings.warn(f"skipped {len(bad) - 10} more unreadable images", stacklevel=4)
 
 
-def _stack(fl: FileList, results: list[np.ndarray | str], strict: bool
-           ) -> tuple[np.ndarray, np.ndarray, list[int], list[str]]:
-    """(images, labels, the indices of the files kept, the messages of the files skipped)."""
-    bad = [r for r in results if isinstance(r, str)]
-    _report_skipped(bad, strict)
-    keep = [i for i, r in enumerate(results) if not isinstance(r, str)]
-    arrays = [results[i] for i in keep]
-    if not arrays:
-        raise DataError(f"{fl.root}: none of the {len(results)} image files could be read")
-    shapes = {a.shape[1:] for a in arrays}
-    if len(shapes) > 1:
-        example = {}
-        for i, a in zip(keep, arrays):
-            example.setdefault(a.shape[1:], fl.files[i])
-        listing = "; ".join(f"{h}×{w} e.g. {p}" for (h, w), p in list(example.items())[:3])
-        raise DataError(f"{fl.root}: images differ in size ({listing}); pass --image-size N to resize them all")
-    if any(a.shape[0] == 3 for a in arrays):  # mixed grayscale and colour: make all RGB
-        arrays = [np.repeat(a, 3, axis=0) if a.shape[0] == 1 else a for a in arrays]
-    return np.stack(arrays), np.asarray([fl.labels[i] for i in keep], dtype=np.int64), keep, bad
-
-
 def load_split_cached(fl: FileList, name: str, image_size: tuple[int, int] | None, cache_dir: Path,
                       strict: bool = False, fit: str = "crop") -> Split:
     """Decode `fl` (or open its cache), returning a Split. The cached images are memory-mapped copy-on-write:
-    nothing is read up front (pages come from the OS file cache as batches touch them; a copy took 0.03-0.6 s
+    nothing is read up front but the checksum pass (pages come from the OS file cache; a copy took 0.03-0.6 s
     for CIFAR-10 on our VMs), a dataset larger than RAM streams from disk, and the file is never written.
     A damaged cache entry is removed and rebuilt; a cache folder that cannot be written is done without."""
-    key = _cache_key(fl, [image_size, fit] if image_size else None)
-    paths = [cache_dir / f"{key}.{part}" for part in ("images.npy", "labels.npy", "meta.json")]
-    cached = _open_cached(*paths, expected=len(fl.files))
+    entry = Entry.at(cache_dir, _cache_key(fl, [image_size, fit] if image_size else None))
+    labels = np.asarray(fl.labels, dtype=np.int64)
+    cached = open_entry(entry, labels)
     if cached is None:
-        images, labels, kept, bad = _stack(fl, decode_files(fl.files, image_size, fit, desc=f"decoding {name} images"),
-                                           strict)
-        meta = {"kept": None if len(kept) == len(fl.files) else kept, "skipped": bad}
-        if _write_cache(paths, images, labels, meta):
-            cached = _open_cached(*paths, expected=len(fl.files))
-        if cached is None:   # not cached (an unwritable folder): train from the arrays in memory
-            cached = images, labels, meta
-    else:
-        _report_skipped(cached[2]["skipped"], strict)
+        cached = _decode_to_cache(fl, name, image_size, fit, entry, labels)
     images, labels, meta = cached
+    _report_skipped(meta["skipped"], strict)
     prefix = len(str(fl.root)) + 1
     kept = meta["kept"]
     keys = [f[prefix:] for f in fl.files] if kept is None else [fl.files[i][prefix:] for i in kept]
     return Split(torch.from_numpy(images), torch.from_numpy(labels), name, keys)
 
 
-def _open_cached(img_path: Path, lab_path: Path, meta_path: Path, expected: int
-                 ) -> tuple[np.ndarray, np.ndarray, dict] | None:
-    """A complete, consistent cache entry (images, labels, meta), or None. A damaged one (truncated, emptied, or
-    not matching its key's file list) is removed with a one-line notice, so the caller decodes again."""
-    if not meta_path.is_file():
-        return None
+def _decode_to_cache(fl: FileList, name: str, size: tuple[int, int] | None, fit: str, entry: Entry,
+                     labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Decode every file straight into the cache entry's memory-mapped images file (ImageSink), then write its
+    labels and meta; (images, labels, meta) of the kept files, from memory when the cache cannot be written."""
+    sink, bad = ImageSink(entry.images, len(fl.files), fl.root), []
     try:
-        meta = json.loads(meta_path.read_text())
-        images, labels = np.load(img_path, mmap_mode="c"), np.load(lab_path)
-        kept = meta["kept"]
-        n = expected if kept is None else len(kept)
-        if images.dtype != np.uint8 or images.ndim != 4 or len(images) != n or labels.shape != (n,):
-            raise ValueError(f"{images.dtype} {images.shape} images, {labels.shape} labels for {n} files")
-        return images, labels, meta
-    except (OSError, ValueError, EOFError, KeyError, TypeError) as e:
-        warnings.warn(f"damaged cache entry {img_path.name} ({str(e)[:120]}): removed, decoding again", stacklevel=3)
-        for p in (img_path, lab_path, meta_path):
-            with contextlib.suppress(OSError):
-                p.unlink(missing_ok=True)
-        return None
-
-
-def _write_cache(paths: list[Path], images: np.ndarray, labels: np.ndarray, meta: dict) -> bool:
-    """Write a cache entry atomically (meta last: its presence says the entry is complete); on a read-only or full
-    folder, warn once and return False (nothing half-written is left)."""
-    img_path, lab_path, meta_path = paths
-    try:
-        img_path.parent.mkdir(parents=True, exist_ok=True)
-        for path, arr in ((lab_path, labels), (img_path, images)):
-            with atomic_write(path) as f:
-                np.save(f, arr)
-        with atomic_write(meta_path, text=True) as f:
-            json.dump(meta, f)
-        return True
-    except OSError as e:
-        for p in paths:
-            with contextlib.suppress(OSError):
-                p.unlink(missing_ok=True)
-        warnings.warn(f"cannot write the image cache in {img_path.parent} ({e.strerror or e}); training from memory "
-                      "this time (set IMGCLF_CACHE_DIR to a writable folder to keep the decoded images)", stacklevel=3)
-        return False
+        with contextlib.closing(iter_decoded(fl.files, size, fit, desc=f"decoding {name} images")) as chunks:
+            for start, results in chunks:
+                for i, r in enumerate(results, start):
+                    if isinstance(r, str):
+                        bad.append(r)
+                    else:
+                        sink.add(i, r, fl.files[i])
+        if not sink.kept:
+            raise DataError(f"{fl.root}: none of the {len(fl.files)} image files could be read")
+        images, crcs = sink.finish()
+    finally:
+        sink.discard()
+    kept = sink.kept
+    meta = {"kept": None if len(kept) == len(fl.files) else kept, "skipped": bad, "shape": list(images.shape),
+            "crc32": crcs}
+    labels = labels[np.asarray(kept, dtype=np.int64)]
+    if crcs is not None:
+        write_entry(entry, labels, meta)
+    return images, labels, meta
 
 
 def choose_size(fl: FileList, cap: int, cache_dir: Path) -> tuple[tuple[int, int] | None, str | None]:
@@ -255,9 +238,12 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder (and not a dataset name; see `imgclf datasets`)")
+    remove_orphans(cache_dir)   # the temporary files of a killed first decode
     has_train = (root / "train").is_dir()
     train_fl = scan_split(root / "train" if has_train else root)
     _check_classes(train_fl)
+    if not has_train:
+        _check_flat_counts(train_fl)
     notes, auto = [], None
     if image_size is None:
         image_size, why = choose_size(train_fl, auto_size_cap, cache_dir)
@@ -282,11 +268,40 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
         notes.append(f"test split: {len(held)} images (~{test_split:.0%}, by a hash of each file's path: adding or "
                      f"removing files never moves another, seed {seed}) held out of {root}")
     ds = Dataset(root.name, train, test, train_fl.classes, val=val, source=str(root), notes=notes, auto_size=auto)
+    _check_class_splits(root, ds, None if has_train else test_split)
     for other in (ds.test, ds.val):
         if other is not None and other.images.shape[1:] != ds.train.images.shape[1:]:
             raise DataError(f"{root}: train images are {tuple(ds.train.images.shape[1:])} but {other.name} images "
                             f"are {tuple(other.images.shape[1:])} (C, H, W); pass --image-size N to make them match")
     return ds
+
+
+def _check_flat_counts(fl: FileList) -> None:
+    """A folder without train/ and test/ is split by file: a class of one image cannot be in both."""
+    counts = np.bincount(np.asarray(fl.labels, dtype=np.int64), minlength=len(fl.classes))
+    few = [c for c, n in zip(fl.classes, counts) if n < 2]
+    if few:
+        raise DataError(f"{fl.root}: class(es) {', '.join(few[:10])} have a single image; each class needs at least 2 "
+                        "(a folder without train/ and test/ is split into both by file): add images, or give the "
+                        f"test images their own folders ({fl.root}/train/<class>/..., {fl.root}/test/<class>/...)")
+
+
+def _check_class_splits(root: Path, ds: Dataset, held_out: float | None) -> None:
+    """Every class needs training images (an error naming them); with a held-out test split (`held_out`, the
+    fraction), a class left without test images is warned about: its accuracy would not be measured."""
+    n = len(ds.classes)
+    train, test = (np.bincount(s.labels.numpy(), minlength=n) for s in (ds.train, ds.test))
+    no_train = [c for c, k in zip(ds.classes, train) if k == 0]
+    if no_train:
+        why = f"the path-hash split put all of their images in the test split (~{held_out:.0%} of each class's " \
+              "files are held out)" if held_out else "none of their images could be read"
+        raise DataError(f"{root}: class(es) {', '.join(no_train[:10])} have no training images: {why}; add images "
+                        "to them" + (", or give the test images their own folders (train/, test/)" if held_out else ""))
+    no_test = [c for c, k in zip(ds.classes, test) if k == 0]
+    if held_out and no_test:
+        warnings.warn(f"{root}: no test images for class(es) {', '.join(no_test[:10])} (a hash of each file's path "
+                      f"holds out ~{held_out:.0%}, and these classes are small): their accuracy is not measured; add "
+                      "images to them or give the test images their own folders (train/, test/)", stacklevel=3)
 
 
 def _matching(split_root: Path, train_fl: FileList) -> FileList:

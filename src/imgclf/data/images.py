@@ -3,6 +3,8 @@ C×H×W array (the single place where Pillow touches user files), and the one re
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import warnings
 from pathlib import Path
@@ -28,27 +30,69 @@ def is_image_file(path: str | Path) -> bool:
 
 
 def walk_images(folder: str | Path) -> list[tuple[str, os.stat_result]]:
-    """(path, stat) of every image file below `folder`, sorted by path; hidden files and folders are skipped and a
-    folder reached twice (a symlink loop) is walked once. One stat per file: this runs on every start to validate
-    the folder cache (60,000 files in ~0.4 s), so it uses os.scandir rather than pathlib."""
+    """(path, stat) of every image file below `folder`, sorted by path; hidden files and folders are skipped. A
+    symbolic link that loops (ELOOP) or a folder that leads back to one above it is skipped with a warning naming
+    it, and a folder reached twice by other links is walked once, so no image is listed twice (or under another
+    class). One stat per file: this runs on every start to validate the folder cache (60,000 files in ~0.4 s),
+    so it uses os.scandir rather than pathlib."""
     out: list[tuple[str, os.stat_result]] = []
-    stack, seen = [str(folder)], set()
+    stack: list[tuple[str, frozenset]] = [(str(folder), _ancestors(folder))]
+    seen: set[tuple[int, int]] = set()
     while stack:
-        top = stack.pop()
-        st = os.stat(top)
-        if (st.st_dev, st.st_ino) in seen:
+        top, above = stack.pop()
+        try:
+            st = os.stat(top)
+        except OSError as e:
+            _warn_skipped(top, e)
             continue
-        seen.add((st.st_dev, st.st_ino))
+        ident = (st.st_dev, st.st_ino)
+        if ident in above:
+            warnings.warn(f"skipped {top}: a symbolic link back to itself or a folder above it (a directory loop)",
+                          stacklevel=2)
+            continue
+        if ident in seen:
+            continue
+        seen.add(ident)
+        subdirs = _scan(top, out)
+        stack.extend((d, above | {ident}) for d in sorted(subdirs, reverse=True))   # popped in name order
+    out.sort(key=lambda t: t[0])
+    return out
+
+
+def _ancestors(folder: str | Path) -> frozenset:
+    """(device, inode) of every folder above `folder`, by its path as given and by its real path."""
+    out = set()
+    for base in (Path(os.path.abspath(folder)), Path(folder).resolve()):
+        for p in base.parents:
+            with contextlib.suppress(OSError):
+                st = os.stat(p)
+                out.add((st.st_dev, st.st_ino))
+    return frozenset(out)
+
+
+def _scan(top: str, out: list[tuple[str, os.stat_result]]) -> list[str]:
+    """Append `top`'s image files to `out`; return its sub-folders. An entry that cannot be followed is warned."""
+    subdirs: list[str] = []
+    try:
         with os.scandir(top) as it:
             for e in it:
                 if e.name.startswith("."):
                     continue
-                if e.is_dir():
-                    stack.append(e.path)
-                elif is_image_file(e.name) and e.is_file():
-                    out.append((e.path, e.stat()))
-    out.sort(key=lambda t: t[0])
-    return out
+                try:
+                    if e.is_dir():
+                        subdirs.append(e.path)
+                    elif is_image_file(e.name) and e.is_file():
+                        out.append((e.path, e.stat()))
+                except OSError as err:
+                    _warn_skipped(e.path, err)
+    except OSError as err:
+        _warn_skipped(top, err)
+    return subdirs
+
+
+def _warn_skipped(path: str, e: OSError) -> None:
+    why = "a symbolic link that loops (ELOOP)" if e.errno == errno.ELOOP else (e.strerror or str(e))
+    warnings.warn(f"skipped {path}: {why}", stacklevel=3)
 
 
 def resize_images(images: torch.Tensor, size: tuple[int, int], chunk: int = 4096) -> torch.Tensor:
