@@ -141,6 +141,9 @@ def load_dataset(data: str | Path = "digits", data_dir: str | Path | None = None
                                 "or run without --no-download")
             folder = fetch(key, Path(data_dir) if data_dir else None, quiet=quiet)
         ds = NAMED[key].loader(folder)
+        if ds.train.images.shape[1:] != ds.test.images.shape[1:]:   # each loader checks too; this is the backstop
+            raise DataError(f"{key} in {folder}: train images are {tuple(ds.train.images.shape[1:])} but test images "
+                            f"are {tuple(ds.test.images.shape[1:])} (C, H, W); the files must come from one dataset")
     else:
         path = Path(data).expanduser()
         if not path.exists():
