@@ -4,12 +4,16 @@ that names the file or flag, the field and the fix, before any large allocation 
 from __future__ import annotations
 
 import gzip
+import pickle
 import struct
 
 import numpy as np
 import pytest
+from test_data_cifar import make_cifar10
 
 from imgclf.cli import main
+from imgclf.data import load_dataset
+from imgclf.data.cifar import load_cifar
 from imgclf.data.idx import read_idx, write_idx
 from imgclf.errors import DataError
 
@@ -56,3 +60,38 @@ def test_gzipped_idx_within_its_size_still_loads(tmp_path):
     path = tmp_path / "x-idx3-ubyte.gz"
     write_idx(path, np.zeros((50, 28, 28)))                               # compresses ~40:1, well under 1032:1
     assert read_idx(path).shape == (50, 28, 28)
+
+
+# 2. CIFAR labels -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([1.7, 2.0], r"'labels'\[0\] is 1.7 \(float\); labels must be whole numbers"),
+    ([1, True], r"'labels'\[1\] is True \(bool\)"),
+    (["1", "2"], r"'labels'\[0\] is '1' \(str\)"),
+    (np.array([1.0, 2.0]), "float64 array; labels must be"),
+    ([2**70, 1], r"'labels'\[0\] is 1180591620717411303424: labels outside 0..9"),
+    ([3, -1], r"'labels'\[1\] is -1: labels outside 0..9"),
+    (7, "is of type int"),
+])
+def test_cifar_labels_that_are_not_class_indices(tmp_path, labels, message):
+    folder = make_cifar10(tmp_path / "cifar-10-batches-py")
+    (folder / "data_batch_4").write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": labels}))
+    with pytest.raises(DataError, match=message) as e:
+        load_cifar("cifar10", folder)
+    assert "data_batch_4" in str(e.value)
+
+
+def test_cifar_integer_label_arrays_load(tmp_path):
+    folder = make_cifar10(tmp_path / "cifar-10-batches-py")
+    (folder / "data_batch_4").write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8),
+                                                        b"labels": np.array([9, 0], np.uint8)}))
+    assert load_dataset("cifar10", tmp_path, download_missing=False).train.labels[18:20].tolist() == [9, 0]
+
+
+@pytest.mark.parametrize("names, message", [([b"\xff\xfe"] * 10, "not UTF-8"), ([b"cat"] * 10, "'cat' more than once")])
+def test_cifar_class_names_must_be_text_and_distinct(tmp_path, names, message):
+    folder = make_cifar10(tmp_path / "cifar-10-batches-py")
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": names}))
+    with pytest.raises(DataError, match=f"batches.meta: 'label_names' .*{message}"):
+        load_cifar("cifar10", folder)
