@@ -16,6 +16,7 @@ from .data.batches import Normalizer
 from .data.images import decode_image, fit_image, image_to_array, walk_images
 from .data.split import Split
 from .engine.checkpoint import arch_of, load_checkpoint, load_model_state
+from .engine.checkpoint_checks import require
 from .engine.evaluate import metrics_from_logits, predict_logits
 from .engine.setup import pick_device
 from .engine.train import train
@@ -240,6 +241,7 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
     ckpt = load_checkpoint(path)
     dev = pick_device(device)
     if ckpt["format_version"] >= 1:
+        require(ckpt, path, "model_name", "model_args", "classes", "normalization", "config")
         name = model or ckpt["model_name"]
         args = ckpt["model_args"]
         state = ckpt.get("ema") or ckpt["model"]
@@ -255,8 +257,7 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
         c = args["in_channels"]
         norm = {"mean": [0.5] * c, "std": [0.5] * c} if normalize == "half" else {"mean": [0.0] * c, "std": [1.0] * c}
         tta, config, channels_last = False, {}, False
-    net = build_model(name, args["in_channels"], args["num_classes"], tuple(args["image_size"]),
-                      **(arch_of(ckpt) if name == ckpt.get("model_name") else {}))
+    net = _build(name, args, arch_of(ckpt) if name == ckpt.get("model_name") else {}, path)
     load_model_state(net, state, str(path), name)
     if len(names) != args["num_classes"]:
         raise CheckpointError(f"{path}: {len(names)} class names for a model with {args['num_classes']} outputs")
@@ -264,6 +265,15 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
                      channels_last, name)
     clf.data_identity = ckpt.get("data")
     return clf
+
+
+def _build(name: str, args: dict[str, Any], arch: dict[str, Any], path: str | Path) -> torch.nn.Module:
+    """The network a checkpoint describes; a builder refusing its recorded arguments is the checkpoint's error."""
+    try:
+        return build_model(name, args["in_channels"], args["num_classes"], tuple(args["image_size"]), **arch)
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: cannot build {name!r} from the checkpoint's model_args {args} "
+                              f"({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})") from None
 
 
 def predict(checkpoint: str | Path, images: Any, topk: int = 1, **load_args: Any) -> list[dict[str, Any]]:

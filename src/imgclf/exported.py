@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .engine.checkpoint_checks import check_archive
 from .engine.setup import pick_device
 from .errors import CheckpointError, ImgclfError
 
@@ -125,6 +126,7 @@ def open_exported(path: str | Path, fmt: str, device: str = "auto") -> Exported:
             meta, dev = model.metadata(), torch.device("cpu")
         else:
             dev = pick_device(device)
+            check_archive(path)   # before torch.jit.load: a compressed member could expand to gigabytes
             extra = {EXTRA_FILE: ""}
             with warnings.catch_warnings():  # torch >= 2.13 calls torch.jit.load deprecated; it works as before
                 warnings.simplefilter("ignore", DeprecationWarning)

@@ -35,6 +35,7 @@ from .builders import (
     normalization,
 )
 from .checkpoint import FORMAT_VERSION, arch_of, load_checkpoint, load_model_state, save_checkpoint
+from .checkpoint_checks import require
 from .data_policy import adapt_batch_size, check_same_data, class_weights, recorded_data_dir, val_noise_note
 from .device import Precision, pick_device, pick_precision
 from .ema import EMA
@@ -152,6 +153,7 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
             raise ImgclfError(f"{resume}: a bare state_dict holds no optimizer or progress; --resume needs a "
                               "last.pt written by imgclf train (to evaluate or predict with it, use imgclf eval / "
                               "predict with --model)")
+        require(ckpt, resume, "config", "model_name", "model_args", "normalization")
         user, file = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume)), None
         user = recorded_data_dir(user, ckpt.get("data"))
     run = build_run(user, file, quiet, ckpt)
@@ -199,6 +201,7 @@ def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, 
     (the layers of config.py); loads the data (to choose its profile) but builds and trains nothing."""
     if resume is not None:
         ckpt = load_checkpoint(resume)
+        require(ckpt, resume, "config")
         user, file = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume)), None
         user = recorded_data_dir(user, ckpt.get("data"))
     data, _ = load_data(user, file, quiet=True)
