@@ -184,3 +184,87 @@ def test_honestly_compressed_checkpoints_load_and_the_cap_can_be_raised(trained,
     bomb = _deflated(tmp_path / "big.pt", tmp_path / "bomb.pt")
     monkeypatch.setenv("IMGCLF_MAX_CHECKPOINT_BYTES", str(80 << 20))
     assert load_checkpoint(bomb)["model"]["w"].numel() == 16 << 20
+
+
+# 4 and 6. Flags and settings -----------------------------------------------------------------------------------
+
+LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")) + "epochs: *i\n"
+CONFIG_FILES = {"int-key.yaml": "1: 3\n", "bool-key.yaml": "true: 3\n", "null-key.yaml": "epochs: 1\nnull: 2\n",
+                "laughs.yaml": LAUGHS, "long.yaml": "epochs: " + "9" * 100_000 + "x\n", "bool.yaml": "plots: 5\n",
+                "dict.yaml": "data: {a: 1}\n", "code.yaml": "!!python/object/apply:os.system [echo hi]\n",
+                "list.yaml": "[1, 2]\n", "float-epochs.yaml": "epochs: 1.5\n", "inf-epochs.yaml": "epochs: .inf\n"}
+BAD_COMMANDS = [
+    (["train", "--image-size", "0"], "'image_size' must be unset or in [4, 2048], got 0"),
+    (["train", "--image-size", "1"], "'image_size' must be unset or in [4, 2048], got 1"),
+    (["train", "--image-size", "-4"], "'image_size' must be unset or in [4, 2048], got -4"),
+    (["train", "--image-size", "100000"], "'image_size' must be unset or in [4, 2048], got 100000"),
+    (["train", "--threads", "-1"], "'threads' must be in [0, 1024]"),
+    (["train", "--seed", str(2**63)], "'seed' must be in [0, 2**63), got 9223372036854775808"),
+    (["train", "--seed", "-1"], "'seed' must be in [0, 2**63), got -1"),
+    (["train", "--epochs", "0"], "'epochs' must be at least 1, got 0"),
+    (["train", "--batch-size", "0"], "'batch_size' must be at least 1, got 0"),
+    (["train", "--val-split", "1.5"], "'val_split' must be in [0, 1), got 1.5"),
+    (["train", "--lr", "inf"], "'lr' must be positive and finite, got inf"),
+    (["train", "--lr", "nan"], "'lr' must be positive and finite, got nan"),
+    (["train", "--momentum", "nan"], "'momentum' must be in [0, 1), got nan"),
+    (["train", "--weight-decay", "-1"], "'weight_decay' must be ≥ 0 and finite, got -1.0"),
+    (["train", "--warmup", "inf"], "'warmup' must be finite, got inf"),
+    (["train", "--log-every", "-1"], "'log_every' must be ≥ 0 (0: off), got -1"),
+    (["train", "--save-every-steps", "-5"], "'save_every_steps' must be ≥ 0"),
+    (["train", "--cutout", "9"], "'cutout' must be at most the images' side (8 px), got 9"),
+    (["train", "--crop-pad", "8"], "'crop_pad' must be below the images' side (8 px), got 8"),
+    (["train", "--config", "int-key.yaml"], "int-key.yaml: setting names must be text, got '1'"),
+    (["train", "--config", "bool-key.yaml"], "bool-key.yaml: setting names must be text, got 'True'"),
+    (["train", "--config", "null-key.yaml"], "null-key.yaml: setting names must be text, got 'None'"),
+    (["train", "--config", "laughs.yaml"], "laughs.yaml: cannot parse config file (aliases (*name) are not allowed"),
+    (["train", "--config", "long.yaml"], "long.yaml: setting 'epochs': bad value '9999999999"),
+    (["train", "--config", "bool.yaml"], "bool.yaml: setting 'plots': bad value 5 (expected true or false)"),
+    (["train", "--config", "dict.yaml"], "dict.yaml: setting 'data': bad value {'a': 1} (expected text, got a dict)"),
+    (["train", "--config", "code.yaml"], "code.yaml: cannot parse config file"),
+    (["train", "--config", "list.yaml"], "list.yaml: a config file must be a mapping"),
+    (["train", "--config", "float-epochs.yaml"], "setting 'epochs': bad value 1.5 (expected a whole number)"),
+    (["train", "--config", "inf-epochs.yaml"], "setting 'epochs': bad value inf (expected a whole number)"),
+    (["find-lr", "--steps", "0"], "--steps must be at least 1, got 0"),
+    (["find-lr", "--min-lr", "0"], "--min-lr must be positive"),
+    (["find-lr", "--min-lr", "nan"], "--min-lr must be positive"),
+    (["find-lr", "--min-lr", "2", "--max-lr", "1"], "--max-lr must be finite and above --min-lr 2, got 1"),
+    (["find-lr", "--max-lr", "inf"], "--max-lr must be finite and above --min-lr 1e-05, got inf"),
+    (["find-lr", "--max-lr", "nan"], "--max-lr must be finite and above --min-lr 1e-05, got nan"),
+    (["show", "--n", "-1"], "--n -1: how many images to draw must be at least 1"),
+    (["show", "--n", "0"], "--n 0: how many images to draw must be at least 1"),
+    (["show", "--image-size", "100000"], "--image-size 100000: must be unset or in [4, 2048]"),
+    (["show", "--image-size", "0"], "--image-size 0: must be unset or in [4, 2048]"),
+]
+
+
+def test_bad_flags_and_settings_are_one_line_errors_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name, text in CONFIG_FILES.items():
+        (tmp_path / name).write_text(text)
+    out = ["--out", str(tmp_path / "runs")]
+    for argv, message in BAD_COMMANDS:
+        extra = {"train": ["--data", "digits", *out], "find-lr": ["--data", "digits", *out],
+                 "show": ["--data", "digits", "--out", str(tmp_path / "grid.png")]}[argv[0]]
+        code, err = _cli(capsys, *argv, *extra)
+        assert code == 3 and err.startswith("error: ") and message in err, (argv, err)
+        assert err.count("\n") == 1 and len(err) < 400, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(CONFIG_FILES)        # no run folder, no grid
+
+
+def test_predict_and_eval_flags(trained, tmp_path, capsys):
+    bare = tmp_path / "bare.pt"
+    torch.save(torch.load(trained, weights_only=True)["model"], bare)
+    for argv, message in [(["eval", str(bare), "--model", "fastcnn-tiny", "--image-size", "0"], "--image-size 0: "),
+                          (["predict", str(bare), str(tmp_path), "--model", "fastcnn-tiny", "--image-size", "-4"],
+                           "--image-size -4: must be unset or in [4, 2048]"),
+                          (["predict", str(trained), str(tmp_path), "--topk", "0"], "--topk 0: how many classes")]:
+        code, err = _cli(capsys, *argv)
+        assert code == 3 and message in err and err.count("\n") == 1, (argv, err)
+
+
+def test_find_lr_that_diverges_at_once_suggests_no_lr(tmp_path, capsys):
+    code, err = _cli(capsys, "find-lr", "--data", "digits", "--model", "fastcnn-tiny", "--min-lr", "1e6",
+                     "--max-lr", "1e9", "--steps", "20", "--out", str(tmp_path))
+    assert code == 3 and "the loss diverged within" in err and "lower --min-lr (now 1e+06)" in err
+    assert list(tmp_path.iterdir()) == [] and "suggested" not in capsys.readouterr().out

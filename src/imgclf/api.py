@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from .config import check_image_size
 from .data import Dataset, load_dataset
 from .data.batches import Normalizer
 from .data.images import decode_image, fit_image, image_to_array, walk_images
@@ -233,6 +234,7 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
     """Load an imgclf checkpoint, a file from `imgclf export` (.onnx, run by onnxruntime, or TorchScript), or a bare
     state_dict (then `model` names the network; `normalize` 'half' is the tutorial's (x-0.5)/0.5, 'none' leaves
     pixels in [0, 1])."""
+    check_image_size(image_size)
     fmt = exported_format(path)
     if fmt:  # the exported graph stands in for the network; its metadata gives classes, size and normalization
         e = open_exported(path, fmt, device)

@@ -356,7 +356,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from .api import load
+    from .errors import ConfigError
 
+    if args.topk < 1:
+        raise ConfigError(f"--topk {args.topk}: how many classes to list must be at least 1")
     classes = args.classes.split(",") if args.classes else None
     clf = load(args.checkpoint, model=args.model, device=args.device, classes=classes, image_size=args.image_size)
     results = clf.predict(args.images, topk=args.topk)
