@@ -4,6 +4,7 @@ that names the file or flag, the field and the fix, before any large allocation 
 from __future__ import annotations
 
 import gzip
+import json
 import pickle
 import re
 import struct
@@ -268,3 +269,23 @@ def test_find_lr_that_diverges_at_once_suggests_no_lr(tmp_path, capsys):
                      "--max-lr", "1e9", "--steps", "20", "--out", str(tmp_path))
     assert code == 3 and "the loss diverged within" in err and "lower --min-lr (now 1e+06)" in err
     assert list(tmp_path.iterdir()) == [] and "suggested" not in capsys.readouterr().out
+
+
+# 7. predict on a folder with an unreadable file ----------------------------------------------------------------
+
+
+def test_predict_skips_an_unreadable_file_with_a_warning_unless_strict(trained, tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.png", "c.png"):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / name)
+    (folder / "b.png").write_bytes(b"not a png")
+    with pytest.warns(UserWarning, match=f"skipped {folder / 'b.png'}: not a readable image"):
+        assert main(["predict", str(trained), str(folder), "--json"]) == 0
+    assert [r["file"] for r in json.loads(capsys.readouterr().out)] == [str(folder / "a.png"), str(folder / "c.png")]
+    code, err = _cli(capsys, "predict", str(trained), str(folder), "--strict-images")
+    assert code == 3 and f"first: {folder / 'b.png'}: not a readable image" in err and err.count("\n") == 1
+    code, err = _cli(capsys, "predict", str(trained), str(folder / "b.png"))
+    assert code == 3 and "no readable image was left" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -69,13 +70,14 @@ class Classifier:
                                                          if len(self.classes) > 5 else "")
         return f"Classifier(model={self.model_name!r}, classes=[{shown}], input={c}×{h}×{w}, device={self.device})"
 
-    def predict(self, images: Any, topk: int = 1) -> list[dict[str, Any]]:
+    def predict(self, images: Any, topk: int = 1, strict_images: bool = False) -> list[dict[str, Any]]:
         """Classify images; returns one dict per image with 'class', 'probability' and the 'topk' list ('file'
         too for images read from paths). `images`: a path of an image file or folder (walked), a PIL image, a
         numpy array (H×W, H×W×C or C×H×W), a tensor (C×H×W, or an N×C×H×W batch), uint8 in 0–255 or float in
         [0, 1], or a list of any of these. Each is converted as training converts files (grayscale or RGB, alpha
-        over white) and resized with the one resizer to what the model expects."""
-        batch, files = self._gather(images)
+        over white) and resized with the one resizer to what the model expects. An unreadable image file is
+        skipped with a warning naming it, as training skips it (an error with `strict_images`)."""
+        batch, files = self._gather(images, strict_images)
         split = Split(batch, torch.zeros(len(batch), dtype=torch.int64), "predict")
         probs = torch.softmax(predict_logits(self.model, split, self.normalize, self.device, tta=self.tta), 1)
         k = max(1, min(topk, len(self.classes)))
@@ -102,7 +104,7 @@ class Classifier:
         return (f"the test split of {ds.name} has changed since this model was tested ({then['sizes'].get('test')} "
                 f"images then, {now['sizes']['test']} now, other files or contents)")
 
-    def _gather(self, images: Any) -> tuple[torch.Tensor, list[str | None]]:
+    def _gather(self, images: Any, strict: bool = False) -> tuple[torch.Tensor, list[str | None]]:
         """predict's input as one uint8 batch of the model's shape, and the file each image came from (or None)."""
         c, h, w = self.image_shape
         if isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.shape[1:] == (c, h, w) \
@@ -117,17 +119,20 @@ class Classifier:
         else:
             raise DataError(f"predict takes paths, PIL images, numpy arrays or tensors, or a list of them; got "
                             f"{type(images).__name__}")
-        arrays, files = [], []
+        arrays, files, skipped = [], [], []
         for item in items:
             if isinstance(item, (str, os.PathLike)):
                 for f in expand_image_paths([item]):
-                    arrays.append(torch.from_numpy(decode_image(f, (h, w), "L" if c == 1 else "RGB", fit=self.resize)))
-                    files.append(f)
+                    try:
+                        arrays.append(torch.from_numpy(decode_image(f, (h, w), "L" if c == 1 else "RGB",
+                                                                    fit=self.resize)))
+                        files.append(f)
+                    except DataError as e:
+                        skipped.append(str(e))
             else:
                 arrays.append(as_model_image(item, c, (h, w), self.resize))
                 files.append(None)
-        if not arrays:
-            raise DataError("predict was given no images")
+        report_unreadable(skipped, strict, given_none=not arrays)
         return torch.stack(arrays), files
 
     def evaluate(self, data: str | Dataset | None = None, data_dir: str | None = None, split: str = "test",
@@ -209,6 +214,20 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
         raise DataError(f"predict takes uint8 images (0–255) or floats in [0, 1], got {x.dtype}"
                         + ("" if x.dtype == torch.bool else f" values from {int(x.min())} to {int(x.max())}"))
     return x.to(torch.uint8)
+
+
+def report_unreadable(skipped: list[str], strict: bool, given_none: bool = False) -> None:
+    """predict's unreadable files, as training reports them: an error with strict (--strict-images), else a
+    warning naming each (the first 10); an error too when nothing readable is left."""
+    if skipped and (strict or given_none):
+        how = " (drop --strict-images to skip them)" if strict else "; no readable image was left to classify"
+        raise DataError(f"{len(skipped)} unreadable image(s); first: {skipped[0]}{how}")
+    if given_none:
+        raise DataError("predict was given no images")
+    for msg in skipped[:10]:
+        warnings.warn(f"skipped {msg}", stacklevel=4)
+    if len(skipped) > 10:
+        warnings.warn(f"skipped {len(skipped) - 10} more unreadable images", stacklevel=4)
 
 
 def expand_image_paths(items: list[str | os.PathLike]) -> list[str]:
