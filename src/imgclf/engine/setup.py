@@ -20,6 +20,7 @@ from ..data import Dataset, load_dataset
 from ..data.batches import Batches, Normalizer
 from ..data.split import hold_out_val
 from ..errors import ImgclfError
+from ..fileio import remove_stale_temporaries
 from ..models import arch_args
 from ..report.run_dir import new_run_dir
 from ..report.tensorboard import TensorBoardLog
@@ -166,6 +167,8 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
         check_run_folder(Path(resume), run.run_id, int(ckpt.get("global_step", 0)))
         run.restore(ckpt, str(resume))
         run.run_dir = Path(resume).parent
+        if run.world.is_main:   # what a killed run was writing when it died: its files are intact, these not
+            remove_stale_temporaries(run.run_dir)
     elif run.world.is_main:
         run.run_dir = new_run_dir(run.cfg.out, run.cfg.name or f"{run.data.name}-{run.cfg.model}")
     else:
