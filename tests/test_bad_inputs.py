@@ -8,6 +8,7 @@ import json
 import pickle
 import re
 import struct
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -289,3 +290,16 @@ def test_predict_skips_an_unreadable_file_with_a_warning_unless_strict(trained, 
     assert code == 3 and f"first: {folder / 'b.png'}: not a readable image" in err and err.count("\n") == 1
     code, err = _cli(capsys, "predict", str(trained), str(folder / "b.png"))
     assert code == 3 and "no readable image was left" in err
+
+
+@pytest.mark.parametrize("shape, field", [([1, 100000, 100000], "model_args.image_size"),
+                                          ([0, 8, 8], "model_args.in_channels"), ("1x8x8", "input_shape")])
+def test_exported_file_metadata_is_checked_like_a_checkpoint(tmp_path, capsys, shape, field):
+    path = tmp_path / "m.torchscript.pt"
+    with warnings.catch_warnings():   # torch 2.13 calls TorchScript deprecated; its files still load
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(torch.nn.Flatten()), str(path))   # no metadata inside: the sidecar's is used
+    (tmp_path / "m.torchscript.pt.json").write_text(json.dumps(
+        {"classes": ["a", "b"], "input_shape": shape, "mean": [0.5], "std": [0.5]}))
+    code, err = _cli(capsys, "predict", str(path), str(tmp_path))
+    assert code == 3 and str(path) in err and field in err and err.count("\n") == 1, err
