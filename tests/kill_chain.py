@@ -95,3 +95,53 @@ def killed_run(out: Path, epochs: int, kills: int, rng: random.Random, log=print
 def same_weights(a: dict, b: dict) -> bool:
     return a["global_step"] == b["global_step"] and all(
         torch.equal(a[part][k], b[part][k]) for part in ("model", "ema") for k in a[part])
+
+
+# Kills in the middle of a file write: the child is killed as soon as one of imgclf's temporary files (written before
+# the rename that replaces the real file; fileio.temporary_name) appears, so it dies with the write under way.
+# A registered model carries a 32 MB buffer of ballast, so that each checkpoint write lasts long enough to be seen.
+BALLAST_CHILD = """
+import sys
+import torch
+from imgclf.cli import main
+from imgclf.models import MODELS, register_model
+
+def ballasted(**kw):
+    model = MODELS["fastcnn-tiny"].builder(**kw)
+    model.register_buffer("ballast", torch.zeros(8 << 20))
+    return model
+
+register_model("fastcnn-ballast", ballasted)
+sys.exit(main(sys.argv[1:]))
+"""
+BALLAST_ARGS = ["--data", "digits", "--model", "fastcnn-ballast", "--batch-size", "64", "--threads", "1"]
+
+
+def ballast_cmd(*args: str) -> list[str]:
+    """`imgclf ARGS` in a child that knows the ballasted model."""
+    return [sys.executable, "-c", BALLAST_CHILD, *args]
+
+
+def temporaries(folder: Path, pattern: str = ".*.tmp*") -> list[Path]:
+    """imgclf's temporary files below `folder` (see fileio.temporary_name)."""
+    return sorted(folder.rglob(pattern)) if folder.exists() else []
+
+
+def kill_mid_write(cmd: list[str], folder: Path, pattern: str, ready=lambda: True) -> list[Path] | None:
+    """Start `cmd`; SIGKILL it the moment a temporary file matching `pattern` appears below `folder` while `ready()`
+    holds. Returns the temporary files still there after the kill (empty: the write finished first), or None if the
+    process ended without writing one."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=CPU_ONLY)
+    try:
+        while proc.poll() is None:
+            if temporaries(folder, pattern) and ready():
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return temporaries(folder, pattern)
+            time.sleep(0.001)   # a polling interval: the kill itself waits on the file, never on a clock
+        return None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()

@@ -1,4 +1,5 @@
-"""Real interruptions in a child process: SIGKILL on progress at random steps, SIGINT/SIGTERM with a clean save."""
+"""Real interruptions in a child process: SIGKILL on progress at random steps and in the middle of checkpoint and plot
+writes, SIGINT/SIGTERM with a clean save."""
 
 import random
 import signal
@@ -7,7 +8,19 @@ import sys
 import time
 
 import pytest
-from kill_chain import ARGS, CPU_ONLY, STEPS_PER_EPOCH, killed_run, reference, same_weights
+import torch
+from kill_chain import (
+    ARGS,
+    BALLAST_ARGS,
+    CPU_ONLY,
+    STEPS_PER_EPOCH,
+    ballast_cmd,
+    kill_mid_write,
+    killed_run,
+    reference,
+    same_weights,
+    temporaries,
+)
 
 
 def test_sigkill_at_random_steps_then_resume_is_bitwise_exact(tmp_path):
@@ -34,3 +47,51 @@ def test_signal_saves_and_says_how_to_resume(tmp_path, sig):
     r = subprocess.run([sys.executable, "-c", "import torch,sys; c=torch.load(sys.argv[1], weights_only=True); "
                         "print(c['global_step'])", str(tmp_path / "s" / "last.pt")], capture_output=True, text=True)
     assert int(r.stdout) > 0
+
+
+def _everything_loads_and_resume_leaves_no_temporaries(run, tmp_path):
+    """Every .pt left on disk loads; resuming finishes the run; afterwards no temporary file is left, and the
+    plots are whole images."""
+    from PIL import Image
+
+    for pt in run.glob("*.pt"):
+        torch.load(pt, weights_only=True)
+    done = subprocess.run(ballast_cmd("train", "--resume", str(run / "last.pt"), "--threads", "1"),
+                          capture_output=True, text=True, env=CPU_ONLY, timeout=600)
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert temporaries(run) == []
+    for png in (run / "plots").glob("*.png"):
+        with Image.open(png) as im:
+            im.verify()
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 3
+
+
+def test_sigkill_during_a_checkpoint_write(tmp_path):
+    run = tmp_path / "k"
+    cmd = ballast_cmd("train", *BALLAST_ARGS, "--epochs", "3", "--out", str(tmp_path), "--name", "k")
+    for _ in range(6):   # a kill can land just after the rename: then try again at a later write
+        left = kill_mid_write(cmd, run, ".*.pt.tmp*", ready=lambda: (run / "last.pt").exists())
+        assert left is not None, "the run finished before a checkpoint write was caught"
+        if left:
+            break
+        cmd = ballast_cmd("train", "--resume", str(run / "last.pt"), "--threads", "1")
+    assert left and all(p.name.startswith((".last.pt.tmp", ".best.pt.tmp")) for p in left), left
+    _everything_loads_and_resume_leaves_no_temporaries(run, tmp_path)
+
+
+def test_sigkill_while_plots_are_written(tmp_path):
+    from PIL import Image
+
+    run = tmp_path / "p"
+    cmd = ballast_cmd("train", *BALLAST_ARGS, "--epochs", "3", "--out", str(tmp_path), "--name", "p")
+    for _ in range(4):   # the plots are drawn at the end of the run and again by each resume
+        left = kill_mid_write(cmd, run / "plots", ".*.png.tmp*")
+        assert left is not None, "the run finished before a plot write was caught"
+        if left:
+            break
+        cmd = ballast_cmd("train", "--resume", str(run / "last.pt"), "--threads", "1")
+    assert left, "every kill landed between two plot writes"
+    for png in (run / "plots").glob("*.png"):   # the plot being drawn is not there half-written
+        with Image.open(png) as im:
+            im.verify()
+    _everything_loads_and_resume_leaves_no_temporaries(run, tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from .config import check_image_size
 from .data import Dataset, load_dataset
 from .data.batches import Normalizer
 from .data.images import decode_image, fit_image, image_to_array, walk_images
 from .data.split import Split
 from .engine.checkpoint import arch_of, load_checkpoint, load_model_state
+from .engine.checkpoint_checks import require
 from .engine.evaluate import metrics_from_logits, predict_logits
 from .engine.setup import pick_device
 from .engine.train import train
@@ -68,13 +71,14 @@ class Classifier:
                                                          if len(self.classes) > 5 else "")
         return f"Classifier(model={self.model_name!r}, classes=[{shown}], input={c}×{h}×{w}, device={self.device})"
 
-    def predict(self, images: Any, topk: int = 1) -> list[dict[str, Any]]:
+    def predict(self, images: Any, topk: int = 1, strict_images: bool = False) -> list[dict[str, Any]]:
         """Classify images; returns one dict per image with 'class', 'probability' and the 'topk' list ('file'
         too for images read from paths). `images`: a path of an image file or folder (walked), a PIL image, a
         numpy array (H×W, H×W×C or C×H×W), a tensor (C×H×W, or an N×C×H×W batch), uint8 in 0–255 or float in
         [0, 1], or a list of any of these. Each is converted as training converts files (grayscale or RGB, alpha
-        over white) and resized with the one resizer to what the model expects."""
-        batch, files = self._gather(images)
+        over white) and resized with the one resizer to what the model expects. An unreadable image file is
+        skipped with a warning naming it, as training skips it (an error with `strict_images`)."""
+        batch, files = self._gather(images, strict_images)
         split = Split(batch, torch.zeros(len(batch), dtype=torch.int64), "predict")
         logits = predict_logits(self.model, split, self.normalize, self.device, self.tta, self.tta_shift)
         probs = torch.softmax(logits, 1)
@@ -102,7 +106,7 @@ class Classifier:
         return (f"the test split of {ds.name} has changed since this model was tested ({then['sizes'].get('test')} "
                 f"images then, {now['sizes']['test']} now, other files or contents)")
 
-    def _gather(self, images: Any) -> tuple[torch.Tensor, list[str | None]]:
+    def _gather(self, images: Any, strict: bool = False) -> tuple[torch.Tensor, list[str | None]]:
         """predict's input as one uint8 batch of the model's shape, and the file each image came from (or None)."""
         c, h, w = self.image_shape
         if isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.shape[1:] == (c, h, w) \
@@ -117,17 +121,20 @@ class Classifier:
         else:
             raise DataError(f"predict takes paths, PIL images, numpy arrays or tensors, or a list of them; got "
                             f"{type(images).__name__}")
-        arrays, files = [], []
+        arrays, files, skipped = [], [], []
         for item in items:
             if isinstance(item, (str, os.PathLike)):
                 for f in expand_image_paths([item]):
-                    arrays.append(torch.from_numpy(decode_image(f, (h, w), "L" if c == 1 else "RGB", fit=self.resize)))
-                    files.append(f)
+                    try:
+                        arrays.append(torch.from_numpy(decode_image(f, (h, w), "L" if c == 1 else "RGB",
+                                                                    fit=self.resize)))
+                        files.append(f)
+                    except DataError as e:
+                        skipped.append(str(e))
             else:
                 arrays.append(as_model_image(item, c, (h, w), self.resize))
                 files.append(None)
-        if not arrays:
-            raise DataError("predict was given no images")
+        report_unreadable(skipped, strict, given_none=not arrays)
         return torch.stack(arrays), files
 
     def evaluate(self, data: str | Dataset | None = None, data_dir: str | None = None, split: str = "test",
@@ -211,6 +218,20 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.uint8)
 
 
+def report_unreadable(skipped: list[str], strict: bool, given_none: bool = False) -> None:
+    """predict's unreadable files, as training reports them: an error with strict (--strict-images), else a
+    warning naming each (the first 10); an error too when nothing readable is left."""
+    if skipped and (strict or given_none):
+        how = " (drop --strict-images to skip them)" if strict else "; no readable image was left to classify"
+        raise DataError(f"{len(skipped)} unreadable image(s); first: {skipped[0]}{how}")
+    if given_none:
+        raise DataError("predict was given no images")
+    for msg in skipped[:10]:
+        warnings.warn(f"skipped {msg}", stacklevel=4)
+    if len(skipped) > 10:
+        warnings.warn(f"skipped {len(skipped) - 10} more unreadable images", stacklevel=4)
+
+
 def expand_image_paths(items: list[str | os.PathLike]) -> list[str]:
     """Files as given, folders walked as training walks them (image files only, hidden ones skipped, sorted);
     a missing path is a DataError."""
@@ -234,6 +255,7 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
     """Load an imgclf checkpoint, a file from `imgclf export` (.onnx, run by onnxruntime, or TorchScript), or a bare
     state_dict (then `model` names the network; `normalize` 'half' is the tutorial's (x-0.5)/0.5, 'none' leaves
     pixels in [0, 1])."""
+    check_image_size(image_size)
     fmt = exported_format(path)
     if fmt:  # the exported graph stands in for the network; its metadata gives classes, size and normalization
         e = open_exported(path, fmt, device)
@@ -242,6 +264,7 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
     ckpt = load_checkpoint(path)
     dev = pick_device(device)
     if ckpt["format_version"] >= 1:
+        require(ckpt, path, "model_name", "model_args", "classes", "normalization", "config")
         name = model or ckpt["model_name"]
         args = ckpt["model_args"]
         state = ckpt.get("ema") or ckpt["model"]
@@ -257,8 +280,7 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
         c = args["in_channels"]
         norm = {"mean": [0.5] * c, "std": [0.5] * c} if normalize == "half" else {"mean": [0.0] * c, "std": [1.0] * c}
         tta, config, channels_last = False, {}, False
-    net = build_model(name, args["in_channels"], args["num_classes"], tuple(args["image_size"]),
-                      **(arch_of(ckpt) if name == ckpt.get("model_name") else {}))
+    net = _build(name, args, arch_of(ckpt) if name == ckpt.get("model_name") else {}, path)
     load_model_state(net, state, str(path), name)
     if len(names) != args["num_classes"]:
         raise CheckpointError(f"{path}: {len(names)} class names for a model with {args['num_classes']} outputs")
@@ -266,6 +288,15 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
                      channels_last, name)
     clf.data_identity = ckpt.get("data")
     return clf
+
+
+def _build(name: str, args: dict[str, Any], arch: dict[str, Any], path: str | Path) -> torch.nn.Module:
+    """The network a checkpoint describes; a builder refusing its recorded arguments is the checkpoint's error."""
+    try:
+        return build_model(name, args["in_channels"], args["num_classes"], tuple(args["image_size"]), **arch)
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: cannot build {name!r} from the checkpoint's model_args {args} "
+                              f"({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})") from None
 
 
 def predict(checkpoint: str | Path, images: Any, topk: int = 1, **load_args: Any) -> list[dict[str, Any]]:

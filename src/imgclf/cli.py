@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON list (file, class, probability, topk)")
     p.add_argument("--csv", metavar="FILE", help="also write the predictions to FILE as CSV: file, class, "
                    "probability, topk (class:probability;class:probability…)")
+    p.add_argument("--strict-images", action="store_true", help=TRAIN_HELP["strict_images"] + " (default: off)")
 
     p = sub.add_parser("export", help="write a checkpoint as ONNX or TorchScript (+ FILE.json: classes, normalization)")
     p.add_argument("checkpoint", help="a checkpoint written by imgclf train (best.pt, last.pt)")
@@ -366,10 +367,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from .api import load
+    from .errors import ConfigError
 
+    if args.topk < 1:
+        raise ConfigError(f"--topk {args.topk}: how many classes to list must be at least 1")
     classes = args.classes.split(",") if args.classes else None
     clf = load(args.checkpoint, model=args.model, device=args.device, classes=classes, image_size=args.image_size)
-    results = clf.predict(args.images, topk=args.topk)
+    results = clf.predict(args.images, topk=args.topk, strict_images=args.strict_images)
     if args.csv:
         write_predictions_csv(Path(args.csv), results)
     if args.json:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +165,8 @@ def coerce(key: str, value: Any, where: str = "") -> Any:
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
                     raise ValueError("expected true or false")
                 return value.lower() in ("true", "1", "yes", "on")
+            if value not in (True, False):   # 0/1 and True/False only: bool(5) or bool([]) would hide a typo
+                raise ValueError("expected true or false")
             return bool(value)
         if ftype.startswith("int"):
             if isinstance(value, float) and not value.is_integer():
@@ -171,6 +174,8 @@ def coerce(key: str, value: Any, where: str = "") -> Any:
             return int(value)
         if ftype.startswith("float"):
             return float(value)
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ValueError(f"expected text, got a {type(value).__name__}")
         value = str(value)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}setting {key!r}: bad value {_short(value)} ({str(e)[:100]})") from None
@@ -295,7 +300,7 @@ def resolve(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int]
     if scaled is not None:
         merged["lr"] = scaled[0]
     cfg = TrainConfig(**{k: coerce(k, v) for k, v in merged.items()})
-    validate(cfg)
+    validate(cfg, shape)
     return cfg
 
 
@@ -336,12 +341,25 @@ def default_text(key: str, shown: str | None = None) -> str:
     return text
 
 
-def validate(cfg: TrainConfig) -> None:
-    """Range checks that a type alone cannot express."""
+IMAGE_SIZES = (4, 2048)   # --image-size: below 4 no model has a feature map left; above, memory runs out first
+
+
+def check_image_size(size: Any, flag: str = "--image-size") -> None:
+    """An image size given to any command (N or (H, W)): unset, or whole numbers in IMAGE_SIZES."""
+    sizes = size if isinstance(size, (tuple, list)) else (size,)
+    if size is not None and not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                    and IMAGE_SIZES[0] <= v <= IMAGE_SIZES[1] for v in sizes):
+        raise ConfigError(f"{flag} {_short(size)}: must be unset or in [{IMAGE_SIZES[0]}, {IMAGE_SIZES[1]}]")
+
+
+def validate(cfg: TrainConfig, shape: tuple[int, int, int] | None = None) -> None:
+    """Range checks that a type alone cannot express; with the data's (C, H, W) `shape`, also the augmentations
+    that must fit inside an image."""
+    lo, hi = IMAGE_SIZES
     checks = [("epochs", cfg.epochs >= 1, "at least 1"), ("steps", cfg.steps >= 0, "≥ 0 (0: epochs × steps/epoch)"),
               ("budget", cfg.budget is None or budget_ok(cfg.budget), "a time such as 90s, 5m or 1h (at least 10s)"),
               ("batch_size", cfg.batch_size >= 1, "at least 1"),
-              ("image_size", cfg.image_size is None or 4 <= cfg.image_size <= 2048, "unset or in [4, 2048]"),
+              ("image_size", cfg.image_size is None or lo <= cfg.image_size <= hi, f"unset or in [{lo}, {hi}]"),
               ("threads", 0 <= cfg.threads <= 1024, "in [0, 1024] (0: PyTorch's default)"),
               ("seed", 0 <= cfg.seed < 2**63, "in [0, 2**63)"),
               ("lr", 0 < cfg.lr < math.inf, "positive and finite"), ("patience", cfg.patience >= 0, "≥ 0"),
@@ -356,7 +374,17 @@ def validate(cfg: TrainConfig) -> None:
                                                                       "in [0, 1)"),
               ("eval_every", cfg.eval_every >= 1, "at least 1"),
               ("progressive_size", cfg.progressive_size == 0 or cfg.progressive_size >= 8, "0 (off) or at least 8"),
-              ("progressive_epochs", 0 <= cfg.progressive_epochs <= cfg.epochs, "in [0, epochs]")]
+              ("progressive_epochs", 0 <= cfg.progressive_epochs <= cfg.epochs, "in [0, epochs]"),
+              ("momentum", 0 <= cfg.momentum < 1, "in [0, 1)"),
+              ("weight_decay", 0 <= cfg.weight_decay < math.inf, "≥ 0 and finite"),
+              ("warmup", cfg.warmup < math.inf, "finite"),
+              ("log_every", cfg.log_every >= 0, "≥ 0 (0: off)"),
+              ("save_every_steps", cfg.save_every_steps >= 0, "≥ 0 (0: only at epoch ends)")]
+    if shape is not None:
+        side = min(shape[1:])
+        checks += [("crop_pad", cfg.crop_pad < side, f"below the images' side ({side} px)"),
+                   ("cutout", cfg.cutout <= side, f"at most the images' side ({side} px)"),
+                   ("tta_shift", cfg.tta_shift < side, f"below the images' side ({side} px)")]
     for key, ok, want in checks:
         if not ok:
             raise ConfigError(f"setting {key!r} must be {want}, got {_short(getattr(cfg, key))}")

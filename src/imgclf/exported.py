@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .engine.checkpoint_checks import check_archive, check_fields
 from .engine.setup import pick_device
 from .errors import CheckpointError, ImgclfError
 
@@ -125,6 +126,7 @@ def open_exported(path: str | Path, fmt: str, device: str = "auto") -> Exported:
             meta, dev = model.metadata(), torch.device("cpu")
         else:
             dev = pick_device(device)
+            check_archive(path)   # before torch.jit.load: a compressed member could expand to gigabytes
             extra = {EXTRA_FILE: ""}
             with warnings.catch_warnings():  # torch >= 2.13 calls torch.jit.load deprecated; it works as before
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -142,8 +144,14 @@ def open_exported(path: str | Path, fmt: str, device: str = "auto") -> Exported:
     if missing:
         raise CheckpointError(f"{path}: no {', '.join(missing)} in the file or in {side.name}; "
                               "export it with `imgclf export`")
-    c, h, w = (int(v) for v in meta["input_shape"])
-    args = {"in_channels": c, "num_classes": len(meta["classes"]), "image_size": [h, w]}
+    shape = meta["input_shape"]
+    if not (isinstance(shape, list) and len(shape) == 3 and isinstance(meta["classes"], list)):
+        raise CheckpointError(f"{path}: metadata 'input_shape' {str(shape)[:40]} or 'classes' is not a list of "
+                              "[C, H, W] / class names; export it again with `imgclf export`")
+    args = {"in_channels": shape[0], "num_classes": len(meta["classes"]), "image_size": shape[1:]}
+    # the same checks as a checkpoint's: a size of 100000 would make predict allocate gigabytes per image
+    check_fields({"model_args": args, "classes": meta["classes"],
+                  "normalization": {"mean": meta["mean"], "std": meta["std"]}}, path)
     return Exported(model, list(meta["classes"]), args, list(meta["mean"]), list(meta["std"]), dev,
                     bool(meta.get("tta", False)), dict(meta.get("config") or {}),
                     f"{meta.get('model_name', 'model')} ({fmt} export)")

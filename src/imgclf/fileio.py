@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -14,6 +15,29 @@ from typing import IO, Any
 def temporary_name(path: Path) -> Path:
     """The hidden temporary file beside `path` that this process writes before the rename."""
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files (see temporary_name) that killed processes left in `folder` and below; a file of
+    a process still running (other than this one) is kept. Returns what was removed."""
+    removed = []
+    for tmp in Path(folder).rglob(".*.tmp*"):
+        m = re.fullmatch(r"\..+\.tmp(\d+)", tmp.name)
+        if m and tmp.is_file() and (int(m.group(1)) == os.getpid() or not _alive(int(m.group(1)))):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
 
 def commit(tmp: Path, path: Path) -> None:

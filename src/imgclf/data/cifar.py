@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 import tarfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -51,19 +52,39 @@ def read_cifar_pickle(data: bytes, where: str) -> dict:
     return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
 
 
-def _batch_arrays(d: dict, label_key: str, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _batch_arrays(d: dict, label_key: str, n_classes: int, where: str) -> tuple[np.ndarray, np.ndarray]:
     if "data" not in d or label_key not in d:
         raise DataError(f"{where}: missing the 'data' or '{label_key}' field; is this the right CIFAR variant?")
     x = d["data"]
     if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072:
         raise DataError(f"{where}: 'data' must be a uint8 array of shape (N, 3072)")
-    try:
-        y = np.asarray(d[label_key], dtype=np.int64)
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: '{label_key}' is not a list of integers") from None
+    y = _labels(d[label_key], label_key, n_classes, where)
     if y.shape != (len(x),):
         raise DataError(f"{where}: {len(y)} labels for {len(x)} images")
     return x.reshape(-1, 3, 32, 32), y
+
+
+def _labels(raw: object, key: str, n_classes: int, where: str) -> np.ndarray:
+    """A batch's labels as int64, or a DataError naming the file, the field and the first bad value: labels are
+    whole numbers (a list of ints or a 1-D integer array: never floats, bools or text, which would be truncated or
+    converted silently) in 0..n_classes-1."""
+    if isinstance(raw, np.ndarray):
+        if raw.ndim != 1 or raw.dtype.kind not in "iu":
+            raise DataError(f"{where}: '{key}' is a {raw.ndim}-D {raw.dtype} array; labels must be a list of whole "
+                            "numbers (class indices)")
+        values: list = raw.tolist()
+    elif isinstance(raw, (list, tuple)):
+        values = list(raw)
+    else:
+        raise DataError(f"{where}: '{key}' is of type {type(raw).__name__}; labels must be a list of whole numbers")
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise DataError(f"{where}: '{key}'[{i}] is {repr(v)[:40]} ({type(v).__name__}); labels must be whole "
+                            "numbers (class indices), not truncated or converted")
+        if not 0 <= v < n_classes:
+            raise DataError(f"{where}: '{key}'[{i}] is {str(v)[:40]}: labels outside 0..{n_classes - 1} (the "
+                            f"{n_classes} class names in the meta file)")
+    return np.asarray(values, dtype=np.int64)
 
 
 def _read_members(source: Path, spec: dict) -> dict[str, tuple[bytes, str]]:
@@ -102,19 +123,30 @@ def load_cifar(name: str, source: Path) -> Dataset:
     names = meta.get(spec["names_key"])
     if not isinstance(names, list) or not names:
         raise DataError(f"{meta_where}: missing the class names field '{spec['names_key']}'")
-    classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    classes = _class_names(names, spec["names_key"], meta_where)
     splits = {}
     for split in ("train", "test"):
         xs, ys = [], []
         for batch in spec[split]:
             data, where = files[batch]
-            x, y = _batch_arrays(read_cifar_pickle(data, where), spec["label_key"], where)
-            if len(y) and (y.min() < 0 or y.max() >= len(classes)):
-                raise DataError(f"{where}: labels outside 0..{len(classes) - 1}")
+            x, y = _batch_arrays(read_cifar_pickle(data, where), spec["label_key"], len(classes), where)
             xs.append(x)
             ys.append(y)
         splits[split] = Split(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)), split)
     return Dataset(name, splits["train"], splits["test"], classes, source=str(source))
+
+
+def _class_names(names: list, key: str, where: str) -> list[str]:
+    """The meta file's class names as text: each decodable, none repeated (a class index must mean one class)."""
+    try:
+        classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    except UnicodeDecodeError:
+        raise DataError(f"{where}: '{key}' holds a name that is not UTF-8 text; is this a CIFAR meta file?") from None
+    repeated = sorted(c for c, n in Counter(classes).items() if n > 1)
+    if repeated:
+        raise DataError(f"{where}: '{key}' names the class {repeated[0][:40]!r} more than once; each class needs "
+                        "its own name")
+    return classes
 
 
 def write_cifar_batch(path: Path, images: np.ndarray, labels: list[int], label_key: str = "labels") -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import check_image_size
 from ..errors import DataError
 from . import cifar, idx
 from .digits import load_digits
@@ -130,6 +131,7 @@ def load_dataset(data: str | Path = "digits", data_dir: str | Path | None = None
                  auto_size_cap: int = 64) -> Dataset:
     """Load a named dataset (see NAMED) or an image folder; optionally resize and hold out a validation split
     (`val_split` of each train class, fixed `seed`) unless the data has its own val split."""
+    check_image_size(image_size)   # before loading: a size of 0 or 100000 must not reach the resizer
     size = (image_size, image_size) if isinstance(image_size, int) else (tuple(image_size) if image_size else None)
     key = str(data).lower()
     if key in NAMED:
@@ -141,6 +143,9 @@ def load_dataset(data: str | Path = "digits", data_dir: str | Path | None = None
                                 "or run without --no-download")
             folder = fetch(key, Path(data_dir) if data_dir else None, quiet=quiet)
         ds = NAMED[key].loader(folder)
+        if ds.train.images.shape[1:] != ds.test.images.shape[1:]:   # each loader checks too; this is the backstop
+            raise DataError(f"{key} in {folder}: train images are {tuple(ds.train.images.shape[1:])} but test images "
+                            f"are {tuple(ds.test.images.shape[1:])} (C, H, W); the files must come from one dataset")
     else:
         path = Path(data).expanduser()
         if not path.exists():

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..fileio import atomic_write
+from .checkpoint_checks import check_archive, check_fields, check_finite
 
 FORMAT_VERSION = 1
 
@@ -51,6 +52,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
+    check_archive(path)   # before torch.load: a compressed member could expand to gigabytes
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on odd pickle protocols: we report our own error
@@ -70,7 +72,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                                   f"({FORMAT_VERSION}); upgrade imgclf")
         if not isinstance(obj.get("model"), dict):
             raise CheckpointError(f"{path}: checkpoint has no 'model' weights")
-        return migrate(obj)
+        obj = migrate(obj)
+        check_fields(obj, path)
+        return obj
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return {"format_version": 0, "model": obj}
     if isinstance(obj, dict) and isinstance(obj.get("model_state_dict"), dict):  # the tutorials' resume dict
@@ -96,7 +100,7 @@ def arch_of(ckpt: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], where: str, model_name: str) -> None:
-    """Load weights strictly; a mismatch says which keys/shapes differ and what to do."""
+    """Load weights strictly; a mismatch says which keys/shapes differ and what to do, NaN/inf weights are refused."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -109,4 +113,5 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], where: st
             f"shape {', '.join(shapes[:3])} (file vs model)" if shapes else ""]))
         raise CheckpointError(f"{where}: weights do not fit model {model_name!r} for this data ({detail}); "
                               "pass the --model it was trained with, and data with the same classes and image size")
+    check_finite(state, where)
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})

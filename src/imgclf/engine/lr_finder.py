@@ -24,7 +24,7 @@ def find_lr(settings: dict[str, Any], steps: int = 100, min_lr: float = 1e-5, ma
     check_range(steps, min_lr, max_lr)
     run = build_run(settings, file, quiet)
     lrs, losses, smooth, best = [], [], 0.0, math.inf
-    step, epoch = 0, 0
+    step, epoch, diverged = 0, 0, False
     run.model.train()
     while step < steps:
         for x, y in run.batches.epoch(epoch):
@@ -39,9 +39,12 @@ def find_lr(settings: dict[str, Any], steps: int = 100, min_lr: float = 1e-5, ma
             best = min(best, debiased)
             step += 1
             if step >= steps or not math.isfinite(value) or debiased > 4 * best:
-                step = steps
+                diverged, step = step < steps, steps
                 break
         epoch += 1
+    if diverged and len(lrs) < 5:
+        raise ConfigError(f"the loss diverged within {len(lrs)} steps, at lr {lrs[-1]:.3g}, so there is no range "
+                          f"to choose from: lower --min-lr (now {min_lr:g})")
     suggested = suggest(lrs, losses)
     plot = None
     if out is not None:
@@ -65,7 +68,10 @@ def check_range(steps: int, min_lr: float, max_lr: float) -> None:
 
 
 def suggest(lrs: list[float], losses: list[float]) -> float:
-    """The lr at the steepest descent of loss against log(lr), ignoring the noisy first and exploded last tenth."""
+    """The lr at the steepest descent of loss against log(lr), ignoring the noisy first and exploded last tenth
+    (and a non-finite last loss, where the test stopped)."""
+    while losses and not math.isfinite(losses[-1]):
+        lrs, losses = lrs[:-1], losses[:-1]
     n = len(lrs)
     if n < 5:
         return lrs[int(torch.tensor(losses).argmin())] / 10 if lrs else 0.0

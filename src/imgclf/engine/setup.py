@@ -23,6 +23,7 @@ from ..data import Dataset, load_dataset
 from ..data.batches import Batches, Normalizer
 from ..data.split import hold_out_val
 from ..errors import ImgclfError
+from ..fileio import remove_stale_temporaries
 from ..models import arch_args
 from ..report.run_dir import new_run_dir
 from ..report.tensorboard import TensorBoardLog
@@ -39,6 +40,7 @@ from .builders import (
     normalization,
 )
 from .checkpoint import FORMAT_VERSION, arch_of, load_checkpoint, load_model_state, save_checkpoint
+from .checkpoint_checks import require
 from .data_policy import adapt_batch_size, check_same_data, class_weights, recorded_data_dir, val_noise_note
 from .device import Precision, pick_device, pick_precision
 from .ema import EMA, Lookahead
@@ -164,6 +166,7 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
             raise ImgclfError(f"{resume}: a bare state_dict holds no optimizer or progress; --resume needs a "
                               "last.pt written by imgclf train (to evaluate or predict with it, use imgclf eval / "
                               "predict with --model)")
+        require(ckpt, resume, "config", "model_name", "model_args", "normalization")
         user, file = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume)), None
         user = recorded_data_dir(user, ckpt.get("data"))
     else:
@@ -182,6 +185,8 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
         check_run_folder(Path(resume), run.run_id, int(ckpt.get("global_step", 0)))
         run.restore(ckpt, str(resume))
         run.run_dir = Path(resume).parent
+        if run.world.is_main:   # what a killed run was writing when it died: its files are intact, these not
+            remove_stale_temporaries(run.run_dir)
     elif run.world.is_main:
         run.run_dir = new_run_dir(run.cfg.out, run.cfg.name or f"{run.data.name}-{run.cfg.model}")
     else:
@@ -217,6 +222,7 @@ def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, 
     (the layers of config.py); loads the data (to choose its profile) but builds and trains nothing."""
     if resume is not None:
         ckpt = load_checkpoint(resume)
+        require(ckpt, resume, "config")
         user, file = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume)), None
         user = recorded_data_dir(user, ckpt.get("data"))
     data, _ = load_data(user, file, quiet=True)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..engine.checkpoint_checks import check_archive
 from ..errors import CheckpointError, ConfigError, ImgclfError
 from .imagenet import first_conv
 
@@ -122,6 +123,7 @@ def read_weights(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file not found")
+    check_archive(path)   # before torch.load: a compressed member could expand to gigabytes
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

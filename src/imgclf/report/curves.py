@@ -13,7 +13,19 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from ..fileio import atomic_write
+
 CHOSEN = "#2ca02c"
+
+
+def save_figure(fig: Any, path: str | Path | IO[bytes], dpi: int) -> None:
+    """Write `fig` in the format its file ending names (PNG if none), atomically: a kill mid-write leaves the
+    previous file or none, never half an image. A file object (a page's embedded image) is written directly."""
+    if not isinstance(path, (str, Path)):
+        fig.savefig(path, dpi=dpi, format="png")
+        return
+    with atomic_write(path) as f:
+        fig.savefig(f, dpi=dpi, format=Path(path).suffix[1:].lower() or "png")
 
 
 def smooth(values: list[float]) -> list[float]:
@@ -61,7 +73,7 @@ def curves(history: list[dict[str, Any]], path: Path, steps: list[dict[str, Any]
     for a in (a1, a2):
         a.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
 
 
@@ -118,5 +130,5 @@ def overlay(runs: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]], 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2 if len(runs) > 3 else 1)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)

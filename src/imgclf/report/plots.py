@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.split import Split
-from .curves import curves
+from .curves import curves, save_figure
 from .steps import read_steps
 
 
@@ -54,7 +54,7 @@ def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list
     if suptitle:
         fig.text(0.5, 1 - 4 / (canvas.shape[0] + top), suptitle, ha="center", va="top", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    save_figure(fig, path, dpi)
     plt.close(fig)
     return path
 
@@ -80,7 +80,7 @@ def confusion(cm: list[list[int]], classes: list[str], path: Path, normalize: bo
                 ax.text(j, i, f"{v:.2f}" if normalize else f"{int(v)}", ha="center", va="center", fontsize=7,
                         color="white" if v > m.max() * 0.6 else "black")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
 
 
@@ -129,5 +129,5 @@ def lr_plot(lrs: list[float], losses: list[float], suggested: float, path: str |
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)

@@ -1,0 +1,156 @@
+"""What a checkpoint file must be before we use it: an archive that cannot expand beyond a bound, fields of the
+right types and ranges, and finite weights. Each failure is a CheckpointError naming the file and the field."""
+
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CheckpointError, ConfigError
+
+# torch.save and torch.jit.save write every zip member stored (uncompressed), so their files always hold at least
+# as many bytes as they expand to. A re-zipped checkpoint may be deflated: weights compress by 1.1-1.5×, so 4×
+# the file's size (plus 16 MiB for small, text-heavy files) admits any honest one, and refuses a "zip bomb" that
+# declares a 2 GB tensor in a 2.5 MB file before anything is decompressed. $IMGCLF_MAX_CHECKPOINT_BYTES raises it.
+EXPANSION_RATIO, EXPANSION_SLACK = 4, 16 << 20
+MAX_BYTES_ENV = "IMGCLF_MAX_CHECKPOINT_BYTES"
+MAX_SIZE, MAX_CHANNELS, MAX_CLASSES = 2048, 64, 1_000_000
+
+
+def check_archive(path: Path) -> None:
+    """Refuse a zip archive (torch's format) whose members declare more uncompressed bytes than the bound above,
+    reading only its central directory. Files that are not zips (torch's legacy format) are left to torch.load."""
+    try:
+        size = path.stat().st_size
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as z:
+            members = z.infolist()
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
+    except Exception as e:  # a zip whose directory Python cannot parse: refused, not handed on to torch
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (damaged archive: "
+                              f"{str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+    for m in members:
+        if m.compress_type == zipfile.ZIP_STORED and m.file_size != m.compress_size:
+            raise CheckpointError(f"{path}: damaged archive: stored member {m.filename} declares {m.file_size:,} "
+                                  f"bytes but holds {m.compress_size:,}")
+    declared, cap = sum(m.file_size for m in members), _max_bytes(size)
+    if declared > cap:
+        packed = sum(m.compress_type != zipfile.ZIP_STORED for m in members)
+        raise CheckpointError(f"{path}: refused: its {len(members)} archive members ({packed} compressed) would "
+                              f"expand to {declared:,} bytes, more than {cap:,} for a {size:,}-byte file (torch.save "
+                              f"never compresses). If you trust it, set {MAX_BYTES_ENV}={declared} to allow it")
+
+
+def _max_bytes(size: int) -> int:
+    """The most bytes a checkpoint of `size` bytes may expand to: the bound above, or the environment's if larger."""
+    cap = size * EXPANSION_RATIO + EXPANSION_SLACK
+    raw = os.environ.get(MAX_BYTES_ENV, "").strip()
+    if raw:
+        if not raw.isdigit():
+            raise ConfigError(f"${MAX_BYTES_ENV}={raw[:40]!r}: expected a whole number of bytes")
+        cap = max(cap, int(raw))
+    return cap
+
+
+def _fail(path: Path, field: str, value: Any, want: str) -> CheckpointError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:60] + "…"
+    return CheckpointError(f"{path}: field {field!r} is {shown}; expected {want}. The file is damaged or was not "
+                           "written by imgclf train: use the run's best.pt or last.pt")
+
+
+def _whole(value: Any, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def _numbers(value: Any, n: int | None) -> bool:
+    """A list of finite numbers, `n` long (any length but 0 when n is None)."""
+    return (isinstance(value, (list, tuple)) and len(value) == (n or len(value) or -1) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
+
+
+def check_fields(ckpt: dict[str, Any], path: Path) -> None:
+    """Type- and range-check the fields of one of our checkpoints that are there (a field that is needed but
+    absent is for `require` to report): name, architecture, classes, normalization, settings."""
+    if "model_name" in ckpt and not (isinstance(ckpt["model_name"], str) and ckpt["model_name"]):
+        raise _fail(path, "model_name", ckpt["model_name"], "the network's name (see `imgclf models`)")
+    if "model_args" in ckpt:
+        _check_model_args(ckpt["model_args"], path)
+    for part in ("model", "ema"):
+        state = ckpt.get(part)
+        if state is not None and not isinstance(state, dict):
+            raise _fail(path, part, state, "a state_dict: names → tensors")
+        odd = next(((k, v) for k, v in (state or {}).items()
+                    if not (isinstance(k, str) and isinstance(v, torch.Tensor))), None)
+        if odd is not None:
+            raise _fail(path, f"{part}[{odd[0]!r}]", odd[1], "a tensor (a state_dict maps names to tensors)")
+    args = ckpt.get("model_args") or {}
+    if "classes" in ckpt:
+        names, n = ckpt["classes"], args.get("num_classes")
+        if not (isinstance(names, list) and names and all(isinstance(c, str) for c in names)
+                and len(names) == (n or len(names))):
+            raise _fail(path, "classes", names, f"a list of {n or 'the'} class names (model_args.num_classes)")
+    if "normalization" in ckpt:
+        norm, c = ckpt["normalization"], args.get("in_channels")
+        if not (isinstance(norm, dict) and _numbers(norm.get("mean"), c) and _numbers(norm.get("std"), c)
+                and all(s > 0 for s in norm["std"])):
+            want = f"{c or 'one per channel,'} finite numbers each, std positive"
+            raise _fail(path, "normalization", norm, f"{{'mean': [...], 'std': [...]}} with {want}")
+    if "config" in ckpt:
+        _check_config(ckpt["config"], path)
+
+
+def _check_model_args(args: Any, path: Path) -> None:
+    """model_args: channels, classes, (H, W) and the activation, each within what a model can be built for."""
+    from ..models.fastcnn import ACTIVATIONS
+
+    if not isinstance(args, dict):
+        raise _fail(path, "model_args", args, "a dict of in_channels, num_classes, image_size")
+    checks = [("in_channels", _whole(args.get("in_channels"), 1, MAX_CHANNELS), f"a whole number in 1..{MAX_CHANNELS}"),
+              ("num_classes", _whole(args.get("num_classes"), 1, MAX_CLASSES), f"a whole number in 1..{MAX_CLASSES:,}"),
+              ("image_size", isinstance(args.get("image_size"), (list, tuple)) and len(args["image_size"]) == 2
+               and all(_whole(v, 1, MAX_SIZE) for v in args["image_size"]), f"[height, width] in 1..{MAX_SIZE}"),
+              ("act", args.get("act") is None or args["act"] in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")]
+    for key, ok, want in checks:
+        if not ok:
+            raise _fail(path, f"model_args.{key}", args.get(key), want)
+
+
+def _check_config(config: Any, path: Path) -> None:
+    """The run's settings, as `imgclf train` would accept them (unknown keys, from other versions, are ignored)."""
+    from ..config import FIELDS, TrainConfig, coerce, validate
+
+    if not isinstance(config, dict):
+        raise _fail(path, "config", config, "a dict of the run's settings")
+    try:
+        known = {k: coerce(k, v) for k, v in config.items() if k in FIELDS}
+        validate(TrainConfig(**known))
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: field 'config': {e}; the file is damaged or was not written by imgclf "
+                              "train") from None
+
+
+def require(ckpt: dict[str, Any], path: str | Path, *fields: str) -> None:
+    """Say which needed field a checkpoint lacks (one that was not written by imgclf train, or was edited)."""
+    missing = [f for f in fields if f not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint has no {', '.join(map(repr, missing))} field"
+                              f"{'s' if len(missing) > 1 else ''}; it was not written by imgclf train or was edited. "
+                              "Use the run's best.pt or last.pt (a bare state_dict needs --model)")
+
+
+def check_finite(state: dict[str, Any], where: str) -> None:
+    """Refuse weights holding NaN or ±inf: every prediction would be meaningless (and `eval` print nan)."""
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(f"{where}: weights hold NaN or infinite values ({key}: {bad:,} of "
+                                  f"{value.numel():,}): every prediction from them would be meaningless. Use an "
+                                  "earlier checkpoint of the run, or train again (with a lower --lr if it diverged)")
