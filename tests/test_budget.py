@@ -184,3 +184,12 @@ def test_shift_tta_averages_six_views_and_is_used_by_eval(tmp_path):
     clf = imgclf.load(s["checkpoint"])
     assert clf.tta_shift == 1
     assert clf.evaluate("digits", split="test")["accuracy"] == s["test_accuracy"]    # eval reproduces the figure
+
+
+def test_a_budget_under_torchrun_is_refused_before_it_measures(tmp_path, monkeypatch):
+    """Each process would time its own steps and plan its own total: processes that stop at different steps wait on
+    each other for ever (a 20 s budget on 2 processes hung until killed)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match=r"torchrun.*--steps"):
+        imgclf.train(FAST | {"budget": "1m", "out": str(tmp_path)}, quiet=True)
+    assert not any(tmp_path.iterdir())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -146,6 +147,10 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
             raise ConfigError(f"--budget plans the run's length itself; drop --{fixed[0]} (or drop --budget)")
         return Plan({"budget": None})   # a recipe's budget gives way to your --epochs / --steps
     budget = budget_seconds(load_settings(user, file)["budget"])
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:   # each process would plan its own steps, then wait on the others
+        raise ConfigError("--budget measures and plans one process; under torchrun the processes would plan different "
+                          "step totals and hang. Give --steps N (or --epochs) instead, e.g. the steps a budgeted "
+                          "single-process run recorded in its config.yaml")
     first = build({})
     share = max(MIN_CALIBRATION_S, CALIBRATION_SHARE * budget)
     measured = []
