@@ -193,3 +193,27 @@ def test_a_budget_under_torchrun_is_refused_before_it_measures(tmp_path, monkeyp
     with pytest.raises(ConfigError, match=r"torchrun.*--steps"):
         imgclf.train(FAST | {"budget": "1m", "out": str(tmp_path)}, quiet=True)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_budget_and_a_config_file_follow_the_layers(tmp_path, monkeypatch):
+    """A run's own config.yaml is a --config file (README): a budgeted run's records both its budget and the steps
+    planned, and every run's records its epochs; the layers decide, an error only when flags give both."""
+    from imgclf.config import read_config_file
+
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.05))
+    s = imgclf.train(FAST | {"budget": "15s", "out": str(tmp_path), "name": "b"}, quiet=True)
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.5))    # a re-plan would see this
+    # the budgeted run's config.yaml replays its planned steps: the same run, measured nothing
+    again = imgclf.train({"name": "again"}, config_file=read_config_file(tmp_path / "b" / "config.yaml"), quiet=True)
+    assert again["steps"] == s["steps"] and again["test_accuracy"] == s["test_accuracy"] and again["budget"] is None
+    # your --budget over a run's config.yaml (with its epochs and steps 0) plans: a flag overrides the file
+    e = imgclf.train(FAST | {"epochs": 1, "out": str(tmp_path), "name": "e"}, quiet=True)
+    planned = imgclf.train({"budget": "15s", "name": "eb"}, config_file=read_config_file(tmp_path / "e" / "config.yaml"),
+                           quiet=True)
+    assert planned["budget"]["seconds"] == 15 and planned["steps"] > e["steps"]
+    # a config file's budget gives way to your --epochs, as a recipe's does
+    one = imgclf.train(FAST | {"epochs": 1, "name": "x", "out": str(tmp_path)}, config_file={"budget": "15s"},
+                       quiet=True)
+    assert one["epochs"] == 1 and one["budget"] is None
+    with pytest.raises(ConfigError, match="drop --epochs"):
+        imgclf.train(FAST | {"budget": "15s", "epochs": 1, "out": str(tmp_path)}, quiet=True)

@@ -28,7 +28,7 @@ from ..report.run_dir import new_run_dir
 from ..report.tensorboard import TensorBoardLog
 from ..report.tensorboard import require as require_tensorboard
 from . import distributed as dist
-from .budget import plan_budget
+from .budget import budget_file, plan_budget
 from .builders import (
     StartingWeights,
     auto_size_cap,
@@ -167,6 +167,7 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
         user, file = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume)), None
         user = recorded_data_dir(user, ckpt.get("data"))
     else:
+        file = budget_file(user, file)
         plan = plan_budget(user, file, time.perf_counter() if started is None else started,
                            lambda layer: build_run(user, file, True, None, layer, loaded))
     run = build_run(user, file, quiet, ckpt, plan.layer if plan else None, loaded)
@@ -219,6 +220,8 @@ def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, 
         ckpt = load_checkpoint(resume)
         user, file = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume)), None
         user = recorded_data_dir(user, ckpt.get("data"))
+    else:
+        file = budget_file(user, file)
     data, _ = load_data(user, file, quiet=True)
     c, h, w = data.shape
     lines = [f"# {data.name}: {len(data.train):,} train images of {c}×{h}×{w}, {data.num_classes} classes"]
