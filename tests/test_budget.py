@@ -208,8 +208,8 @@ def test_a_budget_and_a_config_file_follow_the_layers(tmp_path, monkeypatch):
     assert again["steps"] == s["steps"] and again["test_accuracy"] == s["test_accuracy"] and again["budget"] is None
     # your --budget over a run's config.yaml (with its epochs and steps 0) plans: a flag overrides the file
     e = imgclf.train(FAST | {"epochs": 1, "out": str(tmp_path), "name": "e"}, quiet=True)
-    planned = imgclf.train({"budget": "15s", "name": "eb"}, config_file=read_config_file(tmp_path / "e" / "config.yaml"),
-                           quiet=True)
+    file = read_config_file(tmp_path / "e" / "config.yaml")
+    planned = imgclf.train({"budget": "15s", "name": "eb"}, config_file=file, quiet=True)
     assert planned["budget"]["seconds"] == 15 and planned["steps"] > e["steps"]
     # a config file's budget gives way to your --epochs, as a recipe's does
     one = imgclf.train(FAST | {"epochs": 1, "name": "x", "out": str(tmp_path)}, config_file={"budget": "15s"},
@@ -217,3 +217,23 @@ def test_a_budget_and_a_config_file_follow_the_layers(tmp_path, monkeypatch):
     assert one["epochs"] == 1 and one["budget"] is None
     with pytest.raises(ConfigError, match="drop --epochs"):
         imgclf.train(FAST | {"budget": "15s", "epochs": 1, "out": str(tmp_path)}, quiet=True)
+
+
+def test_settings_counted_in_epochs_must_fit_the_epochs_that_steps_give(tmp_path):
+    """--freeze-epochs 5 with --steps 30 (2 epochs of digits) froze the backbone for the whole run, silently."""
+    for more in ({"freeze_epochs": 5}, {"progressive_size": 8, "progressive_epochs": 5}):
+        key = next(iter(more)) if "freeze_epochs" in more else "progressive_epochs"
+        with pytest.raises(ConfigError, match=rf"--{key.replace('_', '-')} 5 .*2 epochs"):
+            imgclf.train(FAST | {"steps": 30, "out": str(tmp_path)} | more, quiet=True)
+    assert not any(tmp_path.iterdir())
+
+
+def test_find_lr_steps_are_its_own_not_a_training_setting(monkeypatch):
+    from imgclf.cli import main
+    from imgclf.engine import lr_finder
+
+    seen = {}
+    monkeypatch.setattr(lr_finder, "find_lr", lambda flags, **kw: seen.update(flags) or
+                        {"suggested_lr": 0.1, "plot": None})
+    assert main(["find-lr", "--data", "digits", "--steps", "5"]) == 0
+    assert seen["data"] == "digits" and "steps" not in seen

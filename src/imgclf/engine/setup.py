@@ -22,7 +22,7 @@ from ..config import TrainConfig, explain, load_settings, resolve, resume_settin
 from ..data import Dataset, load_dataset
 from ..data.batches import Batches, Normalizer
 from ..data.split import hold_out_val
-from ..errors import ImgclfError
+from ..errors import ConfigError, ImgclfError
 from ..models import arch_args
 from ..report.run_dir import new_run_dir
 from ..report.tensorboard import TensorBoardLog
@@ -259,7 +259,7 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
                        arch=arch_of(ckpt) if ckpt is not None else None, start=start)
     batches, small = make_batches(cfg, data, norm, device, world)
     if cfg.steps:
-        cfg.epochs = math.ceil(cfg.steps / len(batches))   # the last one cut short at the step total
+        epochs_of_steps(cfg, len(batches))
     if small is not None:
         check_takes_size(model, data.shape[0], cfg, device, prec.channels_last)
     if world.size > 1:
@@ -273,6 +273,19 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
               class_weights(cfg, data, device), data.identity())
     run.lookahead = Lookahead(model) if cfg.lookahead else None
     return run
+
+
+def epochs_of_steps(cfg: TrainConfig, per_epoch: int) -> None:
+    """--steps (or a budget's plan) sets the epochs, the last one cut short; the settings counted in epochs must
+    still fit in them (validate() checked them against the epochs before the steps were known)."""
+    cfg.epochs = math.ceil(cfg.steps / per_epoch)
+    for key in ("freeze_epochs", "progressive_epochs"):
+        if getattr(cfg, key) > cfg.epochs:
+            flag = "--" + key.replace("_", "-")
+            planned = ", as --budget planned" if cfg.budget else ""
+            raise ConfigError(f"{flag} {getattr(cfg, key)} is more than the {cfg.epochs} epochs of the run's "
+                              f"{cfg.steps:,} steps ({per_epoch:,} an epoch{planned}); give a smaller {flag}, or more "
+                              "steps")
 
 
 def load_data(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: bool = False,
