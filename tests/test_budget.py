@@ -237,3 +237,11 @@ def test_find_lr_steps_are_its_own_not_a_training_setting(monkeypatch):
                         {"suggested_lr": 0.1, "plot": None})
     assert main(["find-lr", "--data", "digits", "--steps", "5"]) == 0
     assert seen["data"] == "digits" and "steps" not in seen
+
+
+def test_a_run_shorter_than_its_warm_up_still_ends_its_schedule(tmp_path):
+    """Warm-up is counted in epochs (0.5: 11 steps of digits at batch 64); --steps 10, or a short budget on a big
+    folder, made the whole run warm-up: it ended at the peak learning rate."""
+    s = imgclf.train(FAST | {"steps": 10, "out": str(tmp_path)}, quiet=True)
+    ckpt = load_checkpoint(s["checkpoint"])
+    assert ckpt["global_step"] == 10 and ckpt["history"][-1]["lr"] <= 0.2 * ckpt["config"]["lr"] + 1e-9

@@ -107,6 +107,8 @@ class Run:
 
     def lr(self, step: int) -> float:
         warmup = min(self.total_steps, round(self.cfg.warmup * self.steps_per_epoch))
+        if self.cfg.steps:   # a run of steps shorter than its warm-up (in epochs) still decays: half at most
+            warmup = min(warmup, self.total_steps // 2)
         return lr_at(step, self.total_steps, self.cfg.lr, self.cfg.schedule, warmup)
 
     def batches_for(self, epoch: int) -> Batches:
