@@ -245,3 +245,19 @@ def test_a_run_shorter_than_its_warm_up_still_ends_its_schedule(tmp_path):
     s = imgclf.train(FAST | {"steps": 10, "out": str(tmp_path)}, quiet=True)
     ckpt = load_checkpoint(s["checkpoint"])
     assert ckpt["global_step"] == 10 and ckpt["history"][-1]["lr"] <= 0.2 * ckpt["config"]["lr"] + 1e-9
+
+
+def test_shift_tta_on_images_no_larger_than_the_shift(tmp_path):
+    """F.pad's reflect mode needs the pad below the size: a 4×4 folder with --tta-shift 4 trained the whole run,
+    then the test pass died with an internal error and no summary. The views now reflect the way --crop-pad does."""
+    from conftest import make_image_folder
+
+    from imgclf.engine.evaluate import tta_logits
+
+    for shape, shift in (((2, 3, 2, 2), 2), ((1, 1, 1, 1), 1), ((1, 3, 4, 4), 4)):
+        x = torch.rand(shape)
+        assert tta_logits(lambda v: v.mean((2, 3)), x, shift).shape == shape[:2]
+    root = make_image_folder(tmp_path / "tiny", per_class=6, size=4)
+    s = imgclf.train(data=str(root), model="mlp", epochs=1, tta=True, tta_shift=4, val_split=0.0, plots=False,
+                     device="cpu", out=str(tmp_path / "r"), quiet=True)
+    assert s["tta_shift"] == 4 and imgclf.load(s["checkpoint"]).evaluate(str(root))["accuracy"] == s["test_accuracy"]
