@@ -88,7 +88,9 @@ def test_a_budgeted_run_resumes_bitwise(tmp_path, monkeypatch):
     planned = load_checkpoint(tmp_path / "stopped" / "last.pt")["config"]["steps"]
     assert planned > 60
     monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.5))   # a resume that re-planned would see this
-    imgclf.train(resume=tmp_path / "stopped" / "last.pt", quiet=True)
+    resumed = imgclf.train(resume=tmp_path / "stopped" / "last.pt", quiet=True)
+    # this command's seconds are not the run's: whether the run kept to its budget is not known
+    assert resumed["budget"] == {"seconds": 15, "within": None}
     # the same run with the plan's steps given outright, never interrupted
     imgclf.train(base | {"steps": planned, "name": "full", "model": "fastcnn-tiny"}, quiet=True)
     a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "stopped" / "last.pt")
