@@ -105,7 +105,7 @@ def test_a_budgeted_run_resumes_bitwise(tmp_path, monkeypatch):
 def test_lookahead_pulls_toward_slow_weights_harder_as_the_run_ends():
     from imgclf.engine.ema import Lookahead
 
-    net = torch.nn.Linear(2, 1, bias=False)
+    net = torch.nn.Linear(1, 1, bias=False)
     torch.nn.init.zeros_(net.weight)
     la = Lookahead(net, every=5)
     with torch.no_grad():
