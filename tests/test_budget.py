@@ -88,7 +88,9 @@ def test_a_budgeted_run_resumes_bitwise(tmp_path, monkeypatch):
     planned = load_checkpoint(tmp_path / "stopped" / "last.pt")["config"]["steps"]
     assert planned > 60
     monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.5))   # a resume that re-planned would see this
-    imgclf.train(resume=tmp_path / "stopped" / "last.pt", quiet=True)
+    resumed = imgclf.train(resume=tmp_path / "stopped" / "last.pt", quiet=True)
+    # this command's seconds are not the run's: whether the run kept to its budget is not known
+    assert resumed["budget"] == {"seconds": 15, "within": None}
     # the same run with the plan's steps given outright, never interrupted
     imgclf.train(base | {"steps": planned, "name": "full", "model": "fastcnn-tiny"}, quiet=True)
     a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "stopped" / "last.pt")
@@ -103,7 +105,7 @@ def test_a_budgeted_run_resumes_bitwise(tmp_path, monkeypatch):
 def test_lookahead_pulls_toward_slow_weights_harder_as_the_run_ends():
     from imgclf.engine.ema import Lookahead
 
-    net = torch.nn.Linear(2, 1, bias=False)
+    net = torch.nn.Linear(1, 1, bias=False)
     torch.nn.init.zeros_(net.weight)
     la = Lookahead(net, every=5)
     with torch.no_grad():
@@ -184,3 +186,80 @@ def test_shift_tta_averages_six_views_and_is_used_by_eval(tmp_path):
     clf = imgclf.load(s["checkpoint"])
     assert clf.tta_shift == 1
     assert clf.evaluate("digits", split="test")["accuracy"] == s["test_accuracy"]    # eval reproduces the figure
+
+
+def test_a_budget_under_torchrun_is_refused_before_it_measures(tmp_path, monkeypatch):
+    """Each process would time its own steps and plan its own total: processes that stop at different steps wait on
+    each other for ever (a 20 s budget on 2 processes hung until killed)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match=r"torchrun.*--steps"):
+        imgclf.train(FAST | {"budget": "1m", "out": str(tmp_path)}, quiet=True)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_budget_and_a_config_file_follow_the_layers(tmp_path, monkeypatch):
+    """A run's own config.yaml is a --config file (README): a budgeted run's records both its budget and the steps
+    planned, and every run's records its epochs; the layers decide, an error only when flags give both."""
+    from imgclf.config import read_config_file
+
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.05))
+    s = imgclf.train(FAST | {"budget": "15s", "out": str(tmp_path), "name": "b"}, quiet=True)
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.5))    # a re-plan would see this
+    # the budgeted run's config.yaml replays its planned steps: the same run, measured nothing
+    again = imgclf.train({"name": "again"}, config_file=read_config_file(tmp_path / "b" / "config.yaml"), quiet=True)
+    assert again["steps"] == s["steps"] and again["test_accuracy"] == s["test_accuracy"] and again["budget"] is None
+    # your --budget over a run's config.yaml (with its epochs and steps 0) plans: a flag overrides the file
+    e = imgclf.train(FAST | {"epochs": 1, "out": str(tmp_path), "name": "e"}, quiet=True)
+    file = read_config_file(tmp_path / "e" / "config.yaml")
+    planned = imgclf.train({"budget": "15s", "name": "eb"}, config_file=file, quiet=True)
+    assert planned["budget"]["seconds"] == 15 and planned["steps"] > e["steps"]
+    # a config file's budget gives way to your --epochs, as a recipe's does
+    one = imgclf.train(FAST | {"epochs": 1, "name": "x", "out": str(tmp_path)}, config_file={"budget": "15s"},
+                       quiet=True)
+    assert one["epochs"] == 1 and one["budget"] is None
+    with pytest.raises(ConfigError, match="drop --epochs"):
+        imgclf.train(FAST | {"budget": "15s", "epochs": 1, "out": str(tmp_path)}, quiet=True)
+
+
+def test_settings_counted_in_epochs_must_fit_the_epochs_that_steps_give(tmp_path):
+    """--freeze-epochs 5 with --steps 30 (2 epochs of digits) froze the backbone for the whole run, silently."""
+    for more in ({"freeze_epochs": 5}, {"progressive_size": 8, "progressive_epochs": 5}):
+        key = next(iter(more)) if "freeze_epochs" in more else "progressive_epochs"
+        with pytest.raises(ConfigError, match=rf"--{key.replace('_', '-')} 5 .*2 epochs"):
+            imgclf.train(FAST | {"steps": 30, "out": str(tmp_path)} | more, quiet=True)
+    assert not any(tmp_path.iterdir())
+
+
+def test_find_lr_steps_are_its_own_not_a_training_setting(monkeypatch):
+    from imgclf.cli import main
+    from imgclf.engine import lr_finder
+
+    seen = {}
+    monkeypatch.setattr(lr_finder, "find_lr", lambda flags, **kw: seen.update(flags) or
+                        {"suggested_lr": 0.1, "plot": None})
+    assert main(["find-lr", "--data", "digits", "--steps", "5"]) == 0
+    assert seen["data"] == "digits" and "steps" not in seen
+
+
+def test_a_run_shorter_than_its_warm_up_still_ends_its_schedule(tmp_path):
+    """Warm-up is counted in epochs (0.5: 11 steps of digits at batch 64); --steps 10, or a short budget on a big
+    folder, made the whole run warm-up: it ended at the peak learning rate."""
+    s = imgclf.train(FAST | {"steps": 10, "out": str(tmp_path)}, quiet=True)
+    ckpt = load_checkpoint(s["checkpoint"])
+    assert ckpt["global_step"] == 10 and ckpt["history"][-1]["lr"] <= 0.2 * ckpt["config"]["lr"] + 1e-9
+
+
+def test_shift_tta_on_images_no_larger_than_the_shift(tmp_path):
+    """F.pad's reflect mode needs the pad below the size: a 4×4 folder with --tta-shift 4 trained the whole run,
+    then the test pass died with an internal error and no summary. The views now reflect the way --crop-pad does."""
+    from conftest import make_image_folder
+
+    from imgclf.engine.evaluate import tta_logits
+
+    for shape, shift in (((2, 3, 2, 2), 2), ((1, 1, 1, 1), 1), ((1, 3, 4, 4), 4)):
+        x = torch.rand(shape)
+        assert tta_logits(lambda v: v.mean((2, 3)), x, shift).shape == shape[:2]
+    root = make_image_folder(tmp_path / "tiny", per_class=6, size=4)
+    s = imgclf.train(data=str(root), model="mlp", epochs=1, tta=True, tta_shift=4, val_split=0.0, plots=False,
+                     device="cpu", out=str(tmp_path / "r"), quiet=True)
+    assert s["tta_shift"] == 4 and imgclf.load(s["checkpoint"]).evaluate(str(root))["accuracy"] == s["test_accuracy"]

@@ -414,6 +414,7 @@ def cmd_find_lr(args: argparse.Namespace) -> None:
 
     flags, file = _train_settings(args)
     out, name = flags.pop("out"), flags.pop("name", None)      # where the plot goes, not training settings
+    flags.pop("steps", None)                                   # the range test's length, not the training's
     result = find_lr(flags, steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr, out=out, name=name, file=file,
                      quiet=args.quiet)
     print(f"suggested lr {result['suggested_lr']:.3g} (steepest descent of the smoothed loss); "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ SAFETY = 0.04           # of the training time, for a machine that drifts while 
 CALIBRATION_SHARE = 0.015   # of the budget, per candidate, spent measuring steps (at least MIN_CALIBRATION_S)
 MIN_CALIBRATION_S = 0.4
 EPOCH_SECONDS = 0.01    # an epoch's end besides checkpoints and validation: metrics.csv, the console line
+LENGTH_KEYS = ("epochs", "steps")   # what a budget plans: set above it (a file's, your flags), the budget gives way
 
 
 @dataclass
@@ -133,6 +135,14 @@ class Plan:
     note: str = ""
 
 
+def budget_file(user: dict[str, Any], file: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The --config file's settings under your --budget flag: the flag plans the run's length, so the file's epochs
+    and steps (every run's own config.yaml has both) give way to it, as flags override the file everywhere else."""
+    if file and "budget" in user:
+        return {k: v for k, v in file.items() if k not in LENGTH_KEYS}
+    return file
+
+
 def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: float,
                 build: Callable[[dict[str, Any]], Any]) -> Plan | None:
     """The "budget plan" for a new run (None without a budget): calibrates each candidate on a throw-away run
@@ -140,12 +150,16 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
     given = {**(file or {}), **user}
     if load_settings(user, file)["budget"] is None:
         return None
-    fixed = [k for k in ("epochs", "steps") if k in given]
+    fixed = [k for k in LENGTH_KEYS if k in given]
     if fixed:
-        if "budget" in given:
+        if "budget" in user:   # budget_file took the file's epochs and steps away: these are your flags
             raise ConfigError(f"--budget plans the run's length itself; drop --{fixed[0]} (or drop --budget)")
-        return Plan({"budget": None})   # a recipe's budget gives way to your --epochs / --steps
+        return Plan({"budget": None})   # a recipe's or a file's budget gives way to epochs / steps set above it
     budget = budget_seconds(load_settings(user, file)["budget"])
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:   # each process would plan its own steps, then wait on the others
+        raise ConfigError("--budget measures and plans one process; under torchrun the processes would plan different "
+                          "step totals and hang. Give --steps N (or --epochs) instead, e.g. the steps a budgeted "
+                          "single-process run recorded in its config.yaml")
     first = build({})
     share = max(MIN_CALIBRATION_S, CALIBRATION_SHARE * budget)
     measured = []

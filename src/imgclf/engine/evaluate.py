@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.augment import reflect_index
 from ..data.batches import Batches, Normalizer
 from ..data.split import Split
 
@@ -15,16 +16,23 @@ from ..data.split import Split
 def tta_logits(model: nn.Module, x: torch.Tensor, shift: int = 0) -> torch.Tensor:
     """Test-time augmentation: the mean of the image's and its mirror's logits; with `shift`, airbench's six views:
     that pair weighted 1/2, and the pairs of the image translated by `shift` pixels up-left and down-right
-    (reflect-padded) 1/4 each."""
+    (reflected at the edges as --crop-pad's translations are, so any shift works on any size) 1/4 each."""
     def pair(v: torch.Tensor) -> torch.Tensor:
         return 0.5 * (model(v).float() + model(v.flip(3)).float())
 
     logits = pair(x)
     if shift:
-        h, w = x.shape[-2:]
-        padded = F.pad(x, (shift,) * 4, mode="reflect")
-        logits = 0.5 * logits + 0.25 * (pair(padded[..., :h, :w]) + pair(padded[..., 2 * shift:, 2 * shift:]))
+        logits = 0.5 * logits + 0.25 * (pair(translated(x, -shift)) + pair(translated(x, shift)))
     return logits
+
+
+def translated(x: torch.Tensor, d: int) -> torch.Tensor:
+    """x with pixel (i, j) taken from (i + d, j + d), reflected back in where that runs off the image (F.pad's
+    reflect mode for |d| below the size, which it requires)."""
+    h, w = x.shape[-2:]
+    rows = reflect_index(torch.arange(h, device=x.device) + d, h)
+    cols = reflect_index(torch.arange(w, device=x.device) + d, w)
+    return x[..., rows[:, None], cols]
 
 
 @torch.inference_mode()

@@ -22,14 +22,14 @@ from ..config import TrainConfig, explain, load_settings, resolve, resume_settin
 from ..data import Dataset, load_dataset
 from ..data.batches import Batches, Normalizer
 from ..data.split import hold_out_val
-from ..errors import ImgclfError
+from ..errors import ConfigError, ImgclfError
 from ..fileio import remove_stale_temporaries
 from ..models import arch_args
 from ..report.run_dir import new_run_dir
 from ..report.tensorboard import TensorBoardLog
 from ..report.tensorboard import require as require_tensorboard
 from . import distributed as dist
-from .budget import plan_budget
+from .budget import budget_file, plan_budget
 from .builders import (
     StartingWeights,
     auto_size_cap,
@@ -109,6 +109,8 @@ class Run:
 
     def lr(self, step: int) -> float:
         warmup = min(self.total_steps, round(self.cfg.warmup * self.steps_per_epoch))
+        if self.cfg.steps:   # a run of steps shorter than its warm-up (in epochs) still decays: half at most
+            warmup = min(warmup, self.total_steps // 2)
         return lr_at(step, self.total_steps, self.cfg.lr, self.cfg.schedule, warmup)
 
     def batches_for(self, epoch: int) -> Batches:
@@ -170,6 +172,7 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
         user, file = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume)), None
         user = recorded_data_dir(user, ckpt.get("data"))
     else:
+        file = budget_file(user, file)
         plan = plan_budget(user, file, time.perf_counter() if started is None else started,
                            lambda layer: build_run(user, file, True, None, layer, loaded))
     run = build_run(user, file, quiet, ckpt, plan.layer if plan else None, loaded)
@@ -225,6 +228,8 @@ def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, 
         require(ckpt, resume, "config")
         user, file = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume)), None
         user = recorded_data_dir(user, ckpt.get("data"))
+    else:
+        file = budget_file(user, file)
     data, _ = load_data(user, file, quiet=True)
     c, h, w = data.shape
     lines = [f"# {data.name}: {len(data.train):,} train images of {c}×{h}×{w}, {data.num_classes} classes"]
@@ -262,7 +267,7 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
                        arch=arch_of(ckpt) if ckpt is not None else None, start=start)
     batches, small = make_batches(cfg, data, norm, device, world)
     if cfg.steps:
-        cfg.epochs = math.ceil(cfg.steps / len(batches))   # the last one cut short at the step total
+        epochs_of_steps(cfg, len(batches))
     if small is not None:
         check_takes_size(model, data.shape[0], cfg, device, prec.channels_last)
     if world.size > 1:
@@ -276,6 +281,19 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
               class_weights(cfg, data, device), data.identity())
     run.lookahead = Lookahead(model) if cfg.lookahead else None
     return run
+
+
+def epochs_of_steps(cfg: TrainConfig, per_epoch: int) -> None:
+    """--steps (or a budget's plan) sets the epochs, the last one cut short; the settings counted in epochs must
+    still fit in them (validate() checked them against the epochs before the steps were known)."""
+    cfg.epochs = math.ceil(cfg.steps / per_epoch)
+    for key in ("freeze_epochs", "progressive_epochs"):
+        if getattr(cfg, key) > cfg.epochs:
+            flag = "--" + key.replace("_", "-")
+            planned = ", as --budget planned" if cfg.budget else ""
+            raise ConfigError(f"{flag} {getattr(cfg, key)} is more than the {cfg.epochs} epochs of the run's "
+                              f"{cfg.steps:,} steps ({per_epoch:,} an epoch{planned}); give a smaller {flag}, or more "
+                              "steps")
 
 
 def load_data(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: bool = False,

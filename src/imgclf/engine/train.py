@@ -234,7 +234,7 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         if run.tensorboard is not None:
             run.tensorboard.close(summary)  # reads the plots just drawn
         summary["total_seconds"] = round(time.perf_counter() - t_start, 3)
-        if summary["budget"]:
+        if summary["budget"] and not run.resumed:   # a resumed command's seconds are not the whole run's
             summary["budget"]["within"] = summary["total_seconds"] <= summary["budget"]["seconds"]
         write_summary(run.run_dir, summary)
     return summary
