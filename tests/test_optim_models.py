@@ -1,13 +1,18 @@
-"""Our SGD against torch.optim.SGD, and the model registry on every input shape."""
+"""Our SGD against torch.optim.SGD, Muon's orthogonalisation and groups, and the model registry on every input
+shape."""
+
+import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from imgclf.engine.optim import SGD
+from imgclf.engine.optim import SGD, Muon, muon_groups, orthogonalize
 from imgclf.engine.schedule import lr_at
+from imgclf.engine.step import set_lr
 from imgclf.errors import ConfigError
 from imgclf.models import MODELS, build_model
+from imgclf.models.pretrained import head_parameters
 
 
 @pytest.mark.parametrize("momentum, nesterov, wd", [(0.0, False, 0.0), (0.9, False, 5e-4), (0.9, True, 5e-4)])
@@ -31,6 +36,68 @@ def test_sgd_matches_torch(momentum, nesterov, wd):
     fresh.load_state_dict(state)
     assert all((x is None and y is None) or torch.equal(x, y)
                for x, y in zip(fresh.momentum_buffers[0], ours.momentum_buffers[0]))
+
+
+def _with_singular_values(rows: int, cols: int, values: torch.Tensor) -> torch.Tensor:
+    """A random rows × cols matrix whose singular values are `values`."""
+    u, _ = torch.linalg.qr(torch.randn(rows, len(values)))
+    v, _ = torch.linalg.qr(torch.randn(cols, len(values)))
+    return u @ torch.diag(values) @ v.T
+
+
+@pytest.mark.parametrize("rows, cols", [(64, 576), (32, 32), (300, 20)])   # a conv's (out, in·k·k), square, tall
+def test_newton_schulz_gives_a_nearly_orthogonal_matrix_in_the_same_directions(rows, cols):
+    """Singular values spread 30× (and scaled far from 1) all land in the quintic iteration's band, about
+    [0.68, 1.2] (exactly 1 is not its aim), and the result points where the exact U Vᵀ does."""
+    torch.manual_seed(0)
+    k = min(rows, cols)
+    g = _with_singular_values(rows, cols, 50 * torch.logspace(0, -torch.log10(torch.tensor(30.0)).item(), k))
+    o = orthogonalize(g)
+    s = torch.linalg.svdvals(o)
+    assert o.shape == g.shape and o.dtype == torch.float32
+    assert s.min() >= 0.67 and s.max() <= 1.21, (s.min(), s.max())
+    u, _, vh = torch.linalg.svd(g, full_matrices=False)
+    polar = u @ vh
+    assert (o * polar).sum() / (o.norm() * polar.norm()) > 0.97
+
+
+def test_muon_takes_the_hidden_weights_and_leaves_sgd_the_rest():
+    """fastcnn-tiny: Muon for the trained convolution filters, SGD for the BN shifts and the head; the frozen
+    whitening conv in neither. One --lr sets both (the Muon group's lr_mult); the state round-trips bitwise."""
+    torch.manual_seed(0)
+    model = build_model("fastcnn-tiny", 1, 10, (8, 8))
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = muon_groups([{"params": [p for p in params if p.ndim > 1], "weight_decay": 5e-4},
+                          {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}],
+                         {id(p) for p in head_parameters(model)}, lr_mult=0.5)
+    muon = [g for g in groups if g.get("muon")]
+    convs = [m.weight for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and n != "whiten"]
+    assert len(muon) == 1 and {id(p) for p in muon[0]["params"]} == {id(p) for p in convs}
+    sgd_ids = {id(p) for g in groups if not g.get("muon") for p in g["params"]}
+    assert id(model.head.weight) in sgd_ids and id(model.whiten.weight) not in sgd_ids | {id(p) for p in convs}
+
+    def run(opt, xs):
+        for x in xs:
+            opt.zero_grad()
+            F.cross_entropy(model(x), torch.arange(len(x)) % 10).backward()
+            opt.step()
+
+    opt = Muon(groups, lr=0.1, momentum=0.9, nesterov=True)
+    set_lr(opt, 0.2)
+    assert sorted(g["lr"] for g in opt.param_groups) == [0.1, 0.2, 0.2]
+    xs = torch.randn(4, 16, 1, 8, 8)
+    before = convs[0].detach().clone()
+    run(opt, xs[:2])
+    assert not torch.equal(before, convs[0])
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    state = copy.deepcopy(opt.state_dict())   # as a checkpoint holds it (the live one's buffers move on)
+    run(opt, xs[2:])
+    after = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(saved)
+    fresh = Muon(groups, lr=0.1, momentum=0.9, nesterov=True)
+    fresh.load_state_dict(state)
+    run(fresh, xs[2:])
+    assert all(torch.equal(after[k], v) for k, v in model.state_dict().items())
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -106,15 +106,17 @@ def test_predict_files_and_tensors(digits_run, tmp_path):
     assert sum(r["class"] == str(int(y)) for r, y in zip(from_tensor, ds.test.labels[:6])) >= 4
 
 
-@pytest.mark.parametrize("stop_step", [22, 33])   # 22 steps/epoch: the end of epoch 1, and mid-epoch 2
-def test_interrupt_and_resume_matches_an_uninterrupted_run(tmp_path, stop_step):
+# 22 steps/epoch: the end of epoch 1, and mid-epoch 2; Muon (momentum buffers of its own kind of group) mid-epoch
+@pytest.mark.parametrize("stop_step, optimizer", [(22, "sgd"), (33, "sgd"), (33, "muon")])
+def test_interrupt_and_resume_matches_an_uninterrupted_run(tmp_path, stop_step, optimizer):
     from imgclf.engine.train import TrainingStopped
 
-    base = FAST | {"val_split": 0.0, "batch_size": 64, "out": str(tmp_path), "ema": 0.9, "crop_pad": 1}
+    base = FAST | {"val_split": 0.0, "batch_size": 64, "out": str(tmp_path), "ema": 0.9, "crop_pad": 1,
+                   "optimizer": optimizer}
     full = imgclf.train(base | {"name": "full"}, quiet=True)
-    register_interrupting_model(f"tiny-ctrl-c-{stop_step}", stop_step - 1)
+    register_interrupting_model(f"tiny-ctrl-c-{stop_step}-{optimizer}", stop_step - 1)
     with pytest.raises(TrainingStopped, match="--resume"):
-        imgclf.train(base | {"name": "stopped", "model": f"tiny-ctrl-c-{stop_step}"}, quiet=True)
+        imgclf.train(base | {"name": "stopped", "model": f"tiny-ctrl-c-{stop_step}-{optimizer}"}, quiet=True)
     saved = load_checkpoint(tmp_path / "stopped" / "last.pt")
     assert saved["global_step"] == stop_step
     resumed = imgclf.train(resume=tmp_path / "stopped" / "last.pt", quiet=True)
@@ -126,6 +128,12 @@ def test_interrupt_and_resume_matches_an_uninterrupted_run(tmp_path, stop_step):
     assert resumed["test_accuracy"] == full["test_accuracy"]
     rows = [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")} for r in b["history"]]
     assert rows == [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")} for r in a["history"]]
+
+
+def test_a_digits_run_with_muon_learns(tmp_path):
+    """--optimizer muon at the digits profile's --lr: 3 epochs well above chance (SGD: ~0.92; Muon ~0.96)."""
+    s = imgclf.train(FAST | {"optimizer": "muon", "out": str(tmp_path)}, quiet=True)
+    assert s["test_accuracy"] >= 0.85
 
 
 def test_a_second_interrupt_stops_at_once_and_keeps_the_last_save(tmp_path):

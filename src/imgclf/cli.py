@@ -53,9 +53,11 @@ TRAIN_HELP = {
               "learning-rate schedule ends in time; --resume replays the plan",
     "batch_size": "images per training step",
     "lr": "peak learning rate (the schedule scales it step by step)",
-    "optimizer": "sgd (with --momentum, --nesterov) or adamw",
-    "momentum": "SGD momentum",
-    "nesterov": "Nesterov momentum for SGD",
+    "optimizer": "sgd (with --momentum, --nesterov), adamw, or muon: SGD whose hidden weights (convolution "
+                 "filters, hidden linear layers) take orthogonalised steps (Newton–Schulz), at the same --lr; "
+                 "biases, norm shifts and the head stay SGD",
+    "momentum": "SGD (and Muon) momentum",
+    "nesterov": "Nesterov momentum for SGD (and Muon)",
     "weight_decay": "weight decay on weights (not on biases and norm shifts)",
     "label_smoothing": "label smoothing of the training loss (0 = plain cross-entropy)",
     "schedule": "learning rate over the run: constant, onecycle (warm up, then anneal to 0), cosine, or step",

@@ -70,7 +70,7 @@ class TrainConfig:
                                     # 32×32 colour data the model and size (engine/budget.py)
     batch_size: int = 256
     lr: float = 0.05
-    optimizer: str = "sgd"          # sgd | adamw
+    optimizer: str = "sgd"          # sgd | adamw | muon (SGD, hidden weights orthogonalised: optim.py)
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
@@ -141,7 +141,7 @@ TrainConfig.__init__ = _init_recording_given  # type: ignore[method-assign]
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 CHOICES = {
-    "optimizer": ("sgd", "adamw"), "schedule": ("constant", "onecycle", "cosine", "step"),
+    "optimizer": ("sgd", "adamw", "muon"), "schedule": ("constant", "onecycle", "cosine", "step"),
     "flip": ("none", "random", "alternate"), "normalize": ("dataset", "half"),
     "precision": ("auto", "fp32", "amp-bf16", "amp-fp16"), "select": ("val_accuracy", "val_loss"),
     "resize": ("crop", "squash", "pad"),
@@ -274,8 +274,8 @@ def explain(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int]
 def _batch_scaled_lr(named: list[tuple[str, dict[str, Any]]]) -> tuple[float, int] | None:
     """When you set the batch size (flag or config file) but not the learning rate, the lr the lower layers (defaults,
     profile, model, recipe, budget) run with is scaled from their batch size to yours: linearly for SGD (the same
-    decay and progress per example), by the square root for AdamW. Returns (scaled lr, their batch size), or None
-    when nothing scales."""
+    decay and progress per example) and Muon (whose --lr is its SGD groups'), by the square root for AdamW. Returns
+    (scaled lr, their batch size), or None when nothing scales."""
     mine = ("config file", "yours")
     base: dict[str, Any] = {}
     for name, layer in named:
@@ -286,7 +286,7 @@ def _batch_scaled_lr(named: list[tuple[str, dict[str, Any]]]) -> tuple[float, in
     if "lr" in yours or "batch_size" not in yours or yours["batch_size"] == base["batch_size"]:
         return None
     ratio = yours["batch_size"] / base["batch_size"]
-    return float(merged["lr"]) * (ratio if merged["optimizer"] == "sgd" else ratio ** 0.5), base["batch_size"]
+    return float(merged["lr"]) * (ratio if merged["optimizer"] != "adamw" else ratio ** 0.5), base["batch_size"]
 
 
 def resolve(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],

@@ -16,7 +16,7 @@ from ..data.split import Split
 from ..errors import ImgclfError
 from ..models import build_model, pretrained
 from . import distributed as dist
-from .optim import SGD
+from .optim import SGD, Muon, muon_groups
 
 
 def auto_size_cap(device: str) -> int:
@@ -79,15 +79,20 @@ def make_model(cfg: TrainConfig, data: Dataset, mean: list[float], std: list[flo
 
 
 def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """SGD (ours, see optim.py) or AdamW; weight decay on weights only, not on biases and norm shifts."""
+    """SGD (ours, see optim.py), Muon (SGD with Muon steps for the hidden weights) or AdamW; weight decay on weights
+    only, not on biases and norm shifts."""
     if cfg.backbone_lr_mult != 1.0:   # discriminative rates: the backbone's groups carry lr_mult (step.set_lr)
         groups = pretrained.param_groups(model, cfg.weight_decay, cfg.backbone_lr_mult)
     else:
         params = [p for p in model.parameters() if p.requires_grad]
         groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
                   {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    nesterov = cfg.nesterov and cfg.momentum > 0
     if cfg.optimizer == "sgd":
-        return SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+        return SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov)
+    if cfg.optimizer == "muon":   # the head stays with SGD: its rows are the classes (optim.py)
+        head = {id(p) for p in pretrained.head_parameters(model)}
+        return Muon(muon_groups(groups, head), lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov)
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 

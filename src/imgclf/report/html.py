@@ -70,7 +70,7 @@ def settings_rows(c: dict[str, Any]) -> list[tuple[str, str]]:
         return [("config.yaml", "not in this run folder")]
     g = c.get
     opt = f"{g('optimizer')}, lr {g('lr'):g}" if isinstance(g("lr"), (int, float)) else str(g("optimizer"))
-    if g("optimizer") == "sgd" and g("momentum"):
+    if g("optimizer") in ("sgd", "muon") and g("momentum"):
         opt += f", momentum {g('momentum'):g}{' (Nesterov)' if g('nesterov') else ''}"
     augment = [f"random-resized crop of {g('crop_scale'):.0%}–100% of the area" if g("crop_scale") else
                f"shift ±{g('crop_pad')} px" if g("crop_pad") else "no shift",
