@@ -383,8 +383,7 @@ def validate(cfg: TrainConfig, shape: tuple[int, int, int] | None = None) -> Non
     if shape is not None:
         side = min(shape[1:])
         checks += [("crop_pad", cfg.crop_pad < side, f"below the images' side ({side} px)"),
-                   ("cutout", cfg.cutout <= side, f"at most the images' side ({side} px)"),
-                   ("tta_shift", cfg.tta_shift < side, f"below the images' side ({side} px)")]
+                   ("cutout", cfg.cutout <= side, f"at most the images' side ({side} px)")]
     for key, ok, want in checks:
         if not ok:
             raise ConfigError(f"setting {key!r} must be {want}, got {_short(getattr(cfg, key))}")
