@@ -152,3 +152,53 @@ def test_a_tiny_folder_gets_no_empty_val_split(tmp_path):
     ds = imgclf.data.load_dataset(str(root), test_split=0.3, val_split=0.1)
     assert ds.val is None or len(ds.val) > 0
     assert len(ds.train) > 0
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Two finished 1-epoch digits runs, a and b (each test copies them before touching anything)."""
+    out = tmp_path_factory.mktemp("two-runs")
+    for name in ("a", "b"):
+        imgclf.train(data="digits", model="fastcnn-tiny", epochs=1, out=str(out), name=name, plots=False, quiet=True)
+    return out
+
+
+def files_of(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("damage", ["deleted", "garbage", "no run_id"])
+def test_resume_refuses_another_runs_folder_whose_config_yaml_cannot_say_whose_it_is(two_runs, tmp_path, damage):
+    """The folder's own checkpoints say whose it is when its config.yaml is gone, damaged or has no run id."""
+    import re
+    import shutil
+
+    from imgclf.errors import ImgclfError
+
+    shutil.copytree(two_runs, tmp_path / "runs")
+    a, b = tmp_path / "runs" / "a", tmp_path / "runs" / "b"
+    config = b / "config.yaml"
+    if damage == "deleted":
+        config.unlink()
+    elif damage == "garbage":
+        config.write_text("{{{ not yaml")
+    else:
+        config.write_text(re.sub(r"(?m)^run_id: .*\n", "", config.read_text()))
+    shutil.copy(a / "last.pt", b / "copied.pt")
+    before = files_of(b)
+    with pytest.raises(ImgclfError, match=r"belongs to run \w+, but .* holds run \w+ \(its (last|best)\.pt\)"):
+        imgclf.train(resume=b / "copied.pt", quiet=True)
+    assert files_of(b) == before                                         # nothing of run b was touched
+    (a / "config.yaml").unlink()                                          # its own folder, config.yaml gone: resumes
+    imgclf.train(resume=a / "last.pt", quiet=True)
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "/tmp/elsewhere", "", ".", ".."])
+def test_a_run_name_that_is_not_one_folder_name_is_refused(tmp_path, name):
+    from imgclf.errors import ImgclfError
+    from imgclf.report.run_dir import new_run_dir
+
+    with pytest.raises(ImgclfError, match="must be one folder name"):
+        new_run_dir(tmp_path / "runs", name)
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "runs").exists()
+    assert new_run_dir(tmp_path / "runs", "a..b-2").name == "a..b-2"      # dots inside a name are fine

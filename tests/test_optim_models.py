@@ -109,6 +109,16 @@ def test_every_model_adapts_to_the_data(name, shape):
     out.sum().backward()
 
 
+@pytest.mark.parametrize("name", ["fastcnn", "fastcnn-small", "fastcnn-tiny"])
+def test_fastcnn_refuses_images_smaller_than_its_first_layer(name):
+    from imgclf.errors import ConfigError
+
+    for size in [(1, 1), (1, 28), (0, 0), (-8, -8)]:
+        with pytest.raises(ConfigError, match="need images of at least 2×2 pixels"):
+            build_model(name, 1, 10, size)
+    assert build_model(name, 1, 10, (2, 2))(torch.randn(3, 1, 2, 2)).shape == (3, 10)   # the smallest that works
+
+
 def test_tutorial_net_is_exactly_the_tutorials():
     m = build_model("tutorial-net", 3, 10, (32, 32))
     shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}

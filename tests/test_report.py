@@ -5,6 +5,7 @@ import base64
 import csv
 import io
 import json
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -201,6 +202,28 @@ def test_imgclf_report_rebuilds_and_compares_runs(run_dir, tmp_path, capsys):
     assert "no plots/curves.png" in no_plots and 'id="per-class"' in no_plots
     assert main(["report", str(tmp_path)]) == 3                   # not a run folder: one-line error, code 3
     assert "no summary.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage, message", [
+    (("summary.json", "[1, 2]"), "summary.json: holds a JSON list, not the object imgclf writes"),
+    (("summary.json", '{"test_accuracy": "high", "classes": ["a"], "confusion_matrix": "x"}'),
+     "its files do not make a report .*damaged or was not written by imgclf"),
+    (("metrics.csv", "\udcff"), "metrics.csv: cannot read it"),
+])
+def test_a_damaged_run_folder_is_a_one_line_report_error(run_dir, tmp_path, capsys, damage, message):
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    name, text = damage
+    (run / name).write_bytes(text.encode("utf-8", "surrogateescape"))
+    assert main(["report", str(run)]) == 3
+    err = capsys.readouterr().err
+    assert re.search(message, err) and len(err.strip().splitlines()) == 1, err
+
+
+def test_metrics_csv_cells_beyond_its_header_are_ignored(run_dir, tmp_path):
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    with (run / "metrics.csv").open("a") as f:
+        f.write("3,0.5,0.5,0.1,9,9,9,9,9,9,9,9,9\n")                   # more cells than columns
+    assert main(["report", str(run)]) == 0 and (run / "report.html").is_file()
 
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)

@@ -199,18 +199,38 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
     return run
 
 
+def run_owners(folder: Path, resume: Path) -> list[tuple[str, str]]:
+    """(run id, which file says so) for the run(s) a folder belongs to: its config.yaml's run_id and the run_id of
+    its last.pt and best.pt (other than `resume`). Unreadable files and files without an id say nothing."""
+    owners = []
+    try:
+        recorded = yaml.safe_load((folder / "config.yaml").read_text())
+        if isinstance(recorded, dict) and recorded.get("run_id"):
+            owners.append((str(recorded["run_id"]), "config.yaml"))
+    except (OSError, ValueError, yaml.YAMLError):
+        pass
+    for name in ("last.pt", "best.pt"):
+        path = folder / name
+        try:
+            if path.is_file() and not path.samefile(resume):
+                owner = load_checkpoint(path).get("run_id")
+                if owner:
+                    owners.append((str(owner), name))
+        except (OSError, ImgclfError):
+            continue
+    return owners
+
+
 def check_run_folder(resume: Path, run_id: str, step: int) -> None:
     """Resume writes into the checkpoint's folder: refuse when that folder belongs to another run (a last.pt copied
-    into it would overwrite that run's last.pt, best.pt, metrics and summary), or when the folder's last.pt is
-    further on (resuming from best.pt would silently discard the epochs after it)."""
-    try:
-        recorded = (yaml.safe_load((resume.parent / "config.yaml").read_text()) or {}).get("run_id")
-    except (OSError, yaml.YAMLError, AttributeError):
-        recorded = None
-    if recorded and recorded != run_id:
-        raise ImgclfError(f"{resume}: this checkpoint belongs to run {run_id}, but {resume.parent} holds run "
-                          f"{recorded}; resuming here would overwrite that run's files. Copy the whole run folder "
-                          "and resume from the copy's last.pt")
+    into it would overwrite that run's last.pt, best.pt, metrics and summary) — as its config.yaml says, or, when
+    that is gone, damaged or from before run ids, its own checkpoints — or when the folder's last.pt is further on
+    (resuming from best.pt would silently discard the epochs after it)."""
+    for owner, said_by in run_owners(resume.parent, resume):
+        if owner != run_id:
+            raise ImgclfError(f"{resume}: this checkpoint belongs to run {run_id}, but {resume.parent} holds run "
+                              f"{owner} (its {said_by}); resuming here would overwrite that run's files. Copy the "
+                              "whole run folder and resume from the copy's last.pt")
     last = resume.parent / "last.pt"
     if last.is_file() and not last.samefile(resume):
         later = load_checkpoint(last).get("global_step", 0)

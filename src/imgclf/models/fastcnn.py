@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 # ReLU works in place: it follows BatchNorm, whose backward needs its input, not its output; saving the
 # write of a new activation map measured +5-15% images/s for fastcnn-tiny/-small on our CPU.
 ACTIVATIONS = {"gelu": nn.GELU, "relu": lambda: nn.ReLU(inplace=True)}
@@ -49,6 +51,10 @@ class FastCNN(nn.Module):
             raise ValueError(f"act must be one of {', '.join(ACTIVATIONS)}, got {act!r}")
         self.act_name = act
         k = 2
+        if min(image_size) < k:   # the 2×2 whitening conv has nothing to slide over: training would crash mid-step
+            raise ConfigError(f"the fastcnn models need images of at least {k}×{k} pixels, these are "
+                              f"{image_size[0]}×{image_size[1]}; pass --image-size 8 (or larger) or pick another "
+                              "--model")
         self.whiten = nn.Conv2d(in_channels, 2 * in_channels * k * k, k, padding=0, bias=True)
         self.whiten.weight.requires_grad = False
         self.whiten.bias.requires_grad = False

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ..errors import ImgclfError
 from .htmlkit import esc, num, page, pct, png_img, seconds, split_tag, table
 from .run_dir import write_text
 from .runfiles import RunFiles, class_metrics, most_confused, read_run
@@ -188,7 +189,12 @@ def write_report(run_dir: str | Path) -> Path:
     """Build RUN_DIR/report.html from the run folder's files; returns its path."""
     run = read_run(run_dir)
     out = run.path / "report.html"
-    write_text(out, run_page(run))
+    try:
+        text = run_page(run)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:  # values of the wrong kind
+        raise ImgclfError(f"{run.path}: its files do not make a report ({type(e).__name__}: {str(e)[:120]}); "
+                          "summary.json or metrics.csv is damaged or was not written by imgclf") from None
+    write_text(out, text)
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,12 @@ from ..fileio import write_text_atomic
 
 
 def new_run_dir(out: str | Path, name: str) -> Path:
-    """Create and return out/name, or out/name-2, -3, … if it already exists."""
+    """Create and return out/name, or out/name-2, -3, … if it already exists. `name` must be one folder name: a
+    name with a path in it ('../x', 'a/b', '/tmp/x') would put the run outside --out."""
+    if not name or name in (".", "..") or any(sep and sep in name for sep in ("/", os.sep, os.altsep)) \
+            or "\0" in name:
+        raise ImgclfError(f"--name {name!r}: a run folder name must be one folder name, without '/' or '..' (the run "
+                          f"goes into --out {out}); use --out to choose where runs go")
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)

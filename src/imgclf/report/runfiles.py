@@ -41,14 +41,20 @@ def read_run(run_dir: str | Path) -> RunFiles:
         raise ImgclfError(f"{path}: no summary.json here (not a run folder, or the run has not finished)") from None
     except (OSError, ValueError) as e:
         raise ImgclfError(f"{path / 'summary.json'}: cannot read it ({e})") from None
+    if not isinstance(summary, dict):
+        raise ImgclfError(f"{path / 'summary.json'}: holds a JSON {type(summary).__name__}, not the object imgclf "
+                          "writes (a damaged or foreign file)")
     try:
         config = yaml.safe_load((path / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
         config = {}
     history = []
     if (path / "metrics.csv").is_file():
-        history = [{k: _number(v) for k, v in r.items() if v not in ("", None)}
-                   for r in csv.DictReader((path / "metrics.csv").read_text().splitlines())]
+        try:    # cells beyond the header (key None) are dropped
+            history = [{k: _number(v) for k, v in r.items() if k is not None and isinstance(v, str) and v != ""}
+                       for r in csv.DictReader((path / "metrics.csv").read_text().splitlines())]
+        except (OSError, ValueError, csv.Error) as e:
+            raise ImgclfError(f"{path / 'metrics.csv'}: cannot read it ({type(e).__name__}: {str(e)[:120]})") from None
     plots = {p.stem: p.read_bytes() for p in sorted((path / "plots").glob("*.png"))}
     return RunFiles(path, summary, config if isinstance(config, dict) else {}, history, read_steps(path), plots)
 
