@@ -2,6 +2,7 @@
 into a memory-mapped file (skips, mixed channels and sizes, a full disk), and a first decode killed at any moment."""
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -98,6 +99,46 @@ def test_a_large_cache_checks_its_first_and_last_blocks_and_a_random_sample(monk
     monkeypatch.setattr(foldercache, "SAMPLED_BLOCKS", 10)
     with pytest.raises(ValueError, match="bytes 5,120–6,144"):
         foldercache._verify_blocks(middle, crcs)
+
+
+def _damage_notices(load) -> tuple[object, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = load()
+    return result, [str(w.message) for w in caught if "damaged cache entry" in str(w.message)]
+
+
+@pytest.mark.parametrize("field, value", [("skipped", 5), ("skipped", [3]), ("kept", [2, 1]), ("kept", [-1]),
+                                          ("shape", "big"), ("crc32", None), (None, [1, 2])])
+def test_a_meta_json_with_a_field_of_the_wrong_kind_is_a_damaged_entry(tmp_path, monkeypatch, field, value):
+    """Valid JSON is not a valid record: a number where the list of skipped files goes is damage like a cut file."""
+    root = make_image_folder(tmp_path / "imgs", per_class=6)
+    first = load_dataset(root)
+    [meta] = _cache().glob("*.meta.json")
+    record = json.loads(meta.read_text())
+    meta.write_text(json.dumps(value if field is None else {**record, field: value}))
+    again, [notice] = _damage_notices(lambda: load_dataset(root))
+    assert "decoding again" in notice and "\n" not in notice and (field is None or repr(field) in notice)
+    assert np.array_equal(again.train.images.numpy(), first.train.images.numpy())
+    assert json.loads(meta.read_text()) == record                          # rebuilt as it was
+    _no_decoding(monkeypatch)
+    assert not _damage_notices(lambda: load_dataset(root))[1]
+
+
+@pytest.mark.parametrize("record", ['{"size": "big"}', '{"size": 16}', '{"size": 16, "median": 16, "cap": 64, '
+                                    '"widths": [16], "heights": [16, 20]}', "[16]", "\xff\x00garbage"])
+def test_a_damaged_size_choice_is_removed_and_measured_again(tmp_path, record):
+    root = make_image_folder(tmp_path / "imgs", per_class=6)                # 16×16 images and one 20×20
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(root / "circle" / "big.png")
+    first = load_dataset(root)
+    [choice] = _cache().glob("*.size.json")
+    kept = choice.read_text()
+    choice.write_bytes(record.encode("latin-1"))
+    again, [notice] = _damage_notices(lambda: load_dataset(root))
+    assert "size.json" in notice and "measuring the image sizes again" in notice and "\n" not in notice
+    assert again.shape == first.shape and again.notes == first.notes
+    assert np.array_equal(again.train.images.numpy(), first.train.images.numpy())
+    assert choice.read_text() == kept                                        # written again, as it was
 
 
 @pytest.mark.parametrize("gray", ["circle", "square"])     # circle: grayscale first (the array is widened to RGB)

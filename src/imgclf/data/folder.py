@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -208,9 +209,8 @@ def choose_size(fl: FileList, cap: int, cache_dir: Path) -> tuple[tuple[int, int
     median shorter side (rounded down to a multiple of 8, at least 16) capped at `cap`. Reads only the files'
     headers, once: the choice is cached under the file list's key. Returns (size or None, a note saying why)."""
     path = cache_dir / f"{_cache_key(fl, ['auto', cap])}.size.json"
-    try:
-        chosen = json.loads(path.read_text())
-    except (OSError, ValueError):
+    chosen = _read_size_choice(path)
+    if chosen is None:
         dims = [d for d in map(image_dims, fl.files) if d is not None]
         chosen = {"size": None}
         if len(set(dims)) > 1:
@@ -228,6 +228,44 @@ def choose_size(fl: FileList, cap: int, cache_dir: Path) -> tuple[tuple[int, int
     return (s, s), (f"images differ in size ({chosen['widths'][0]}–{chosen['widths'][1]} px wide, "
                     f"{chosen['heights'][0]}–{chosen['heights'][1]} high): chose {s}×{s}, the median shorter side "
                     f"{chosen['median']} px capped at {chosen['cap']} for this device (--image-size N to choose)")
+
+
+def _read_size_choice(path: Path) -> dict[str, Any] | None:
+    """choose_size's cached record, or None when there is none; a damaged one (not JSON, a field missing or not a
+    positive integer) is removed with a one-line notice, like a damaged cache entry, and the sizes measured again."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        chosen = json.loads(raw)
+        _check_size_choice(chosen)
+        return chosen
+    except ValueError as e:
+        warnings.warn(f"damaged cache entry {path.name} ({str(e)[:120]}): removed, measuring the image sizes again",
+                      stacklevel=4)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+
+
+def _check_size_choice(chosen: Any) -> None:
+    """Raise ValueError naming the first field of a size record that is not as choose_size writes it."""
+    if not isinstance(chosen, dict) or "size" not in chosen:
+        raise ValueError("not a record with a 'size'")
+    if chosen["size"] is None:
+        return
+    checks = {k: _positive(chosen.get(k)) for k in ("size", "median", "cap")}
+    for k in ("widths", "heights"):
+        v = chosen.get(k)
+        checks[k] = isinstance(v, list) and len(v) == 2 and all(map(_positive, v))
+    bad = next((k for k, ok in checks.items() if not ok), None)
+    if bad is not None:
+        raise ValueError(f"its {bad!r} is {json.dumps(chosen.get(bad))[:40]}, not as imgclf writes it")
+
+
+def _positive(value: Any) -> bool:
+    return type(value) is int and value > 0      # JSON's true is no size
 
 
 def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None = None,

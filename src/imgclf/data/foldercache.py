@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import itertools
 import json
 import os
 import random
@@ -17,6 +18,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +80,7 @@ def open_entry(entry: Entry, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray
         return None
     try:
         meta = json.loads(entry.meta.read_text())
+        _check_meta(meta)
         want = labels if meta["kept"] is None else labels[np.asarray(meta["kept"], dtype=np.int64)]
         images, got = np.load(entry.images, mmap_mode="c"), np.load(entry.labels)
         if images.dtype != np.uint8 or list(images.shape) != meta["shape"] or len(images) != len(want):
@@ -91,6 +94,26 @@ def open_entry(entry: Entry, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray
                       stacklevel=3)
         entry.remove()
         return None
+
+
+def _check_meta(meta: Any) -> None:
+    """Raise ValueError naming the first field of a meta.json that is not as write_entry writes it (a record
+    edited or damaged by hand): a JSON error is not the only damage a cache entry can have."""
+    if not isinstance(meta, dict):
+        raise ValueError(f"meta.json holds a {type(meta).__name__}, not a record")
+    kept = meta.get("kept")
+    checks = {"kept": kept is None or (_ints(kept) and all(a < b for a, b in itertools.pairwise(kept))),
+              "skipped": isinstance(meta.get("skipped"), list) and all(isinstance(s, str) for s in meta["skipped"]),
+              "shape": _ints(meta.get("shape")) and len(meta["shape"]) == 4,
+              "crc32": _ints(meta.get("crc32"))}
+    bad = next((k for k, ok in checks.items() if not ok), None)
+    if bad is not None:
+        raise ValueError(f"meta.json's {bad!r} is {json.dumps(meta.get(bad))[:40]}, not as imgclf writes it")
+
+
+def _ints(value: Any) -> bool:
+    """A list of integers from 0 up (JSON's true and false are no integers here)."""
+    return isinstance(value, list) and all(type(v) is int and v >= 0 for v in value)
 
 
 def write_entry(entry: Entry, labels: np.ndarray, meta: dict) -> bool:
