@@ -191,6 +191,23 @@ def test_a_files_split_depends_on_its_own_name_alone(old, added, fraction, seed)
     assert all(after[k] == before[k] for k in after if k in before)
 
 
+def test_a_file_name_that_is_not_utf8_trains_and_is_cached(tmp_path, monkeypatch):
+    """Linux allows any bytes in a name; Python holds them with surrogate escapes, which .encode() refuses."""
+    root = make_image_folder(tmp_path / "imgs", per_class=6)
+    odd = os.fsencode(root / "circle") + b"/\xff\xfe.png"
+    try:
+        with open(odd, "wb") as f:
+            f.write((root / "circle" / "000.png").read_bytes())
+    except OSError:
+        pytest.skip("this file system refuses a file name that is not UTF-8")
+    first = load_dataset(root)
+    key = os.fsdecode(b"circle/\xff\xfe.png")
+    assert key in first.train.keys + first.test.keys and first.identity()["test_fingerprint"]
+    monkeypatch.setattr(folder_mod, "iter_decoded", lambda *a, **k: pytest.fail("decoded again despite the cache"))
+    again = load_dataset(root)
+    assert again.test.keys == first.test.keys and np.array_equal(again.train.images.numpy(), first.train.images.numpy())
+
+
 @pytest.mark.parametrize("damage", ["empty", "truncated", "other shape"])
 def test_a_damaged_cache_is_removed_and_rebuilt(tmp_path, damage):
     root = make_image_folder(tmp_path / "imgs", per_class=6)

@@ -27,7 +27,7 @@ from ..errors import DataError
 from ..fileio import atomic_write
 from .foldercache import Entry, ImageSink, open_entry, remove_orphans, write_entry
 from .images import decode_image, image_dims, walk_images
-from .split import Dataset, Split, stable_holdout
+from .split import Dataset, Split, name_bytes, stable_holdout
 
 CACHE_VERSION = 4  # 4: ctime and inode in the key, checksums in meta.json; 3: the files kept and skipped in meta
 _CHUNK = 256
@@ -81,7 +81,7 @@ def _check_classes(train: FileList) -> None:
 
 def _cache_key(fl: FileList, image_size: tuple[int, int] | None) -> str:
     h = hashlib.sha256(json.dumps([CACHE_VERSION, str(fl.root.resolve()), image_size, fl.classes]).encode())
-    h.update("\n".join(fl.signature).encode())
+    h.update(name_bytes("\n".join(fl.signature)))
     return h.hexdigest()[:24]
 
 

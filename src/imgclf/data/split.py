@@ -77,7 +77,7 @@ class Dataset:
         fingerprint of the test split (its files' paths and labels for a folder, its pixels for a named set)."""
         h = hashlib.sha256(self.test.labels.numpy().tobytes())
         if self.test.keys is not None:
-            h.update("\0".join(self.test.keys).encode())
+            h.update(name_bytes("\0".join(self.test.keys)))
         else:
             images = self.test.images
             for i in range(0, len(images), 4096):
@@ -126,6 +126,12 @@ def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> tupl
     return torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(held)).values
 
 
+def name_bytes(text: str) -> bytes:
+    """File names as bytes to hash: UTF-8, and a name that is not valid UTF-8 (which Python holds with surrogate
+    escapes, os.fsdecode) as its raw bytes, as os.fsencode gives them; a valid name hashes as it always did."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def stable_holdout(keys: list[str], fraction: float, seed: int, purpose: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (keep, held_out): a sample is held out when a hash of (purpose, seed, its key) falls below
     `fraction`. Each sample's side depends on its own key alone, so adding or removing files never moves another
@@ -133,7 +139,7 @@ def stable_holdout(keys: list[str], fraction: float, seed: int, purpose: str) ->
     if not 0.0 < fraction < 1.0:
         raise DataError(f"a held-out fraction must be between 0 and 1, got {fraction}")
     scale = float(1 << 64)
-    held = [int.from_bytes(hashlib.blake2b(f"{purpose}\0{seed}\0{k}".encode(), digest_size=8).digest(), "big")
+    held = [int.from_bytes(hashlib.blake2b(name_bytes(f"{purpose}\0{seed}\0{k}"), digest_size=8).digest(), "big")
             / scale < fraction for k in keys]
     mask = torch.tensor(held, dtype=torch.bool)
     return torch.nonzero(~mask).flatten(), torch.nonzero(mask).flatten()
