@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import pickle
 import re
 import struct
@@ -290,6 +291,28 @@ def test_predict_skips_an_unreadable_file_with_a_warning_unless_strict(trained, 
     assert code == 3 and f"first: {folder / 'b.png'}: not a readable image" in err and err.count("\n") == 1
     code, err = _cli(capsys, "predict", str(trained), str(folder / "b.png"))
     assert code == 3 and "no readable image was left" in err
+
+
+def test_predict_prints_a_file_name_that_is_not_utf8(trained, tmp_path, capsys):
+    """A name of raw bytes (Linux allows any) comes back with surrogate escapes that a UTF-8 stream refuses: the
+    table and the CSV show its odd bytes as \\xNN, the JSON keeps the escapes (json.loads + os.fsencode: the name)."""
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "a.png")
+    odd = os.fsencode(folder) + b"/\xff\xfe.png"
+    try:
+        with open(odd, "wb") as f:
+            f.write((folder / "a.png").read_bytes())
+    except OSError:
+        pytest.skip("this file system refuses a file name that is not UTF-8")
+    assert main(["predict", str(trained), str(folder), "--csv", str(tmp_path / "p.csv")]) == 0
+    out = capsys.readouterr().out
+    assert f"{folder}/\\xff\\xfe.png: " in out and f"{folder}/a.png: " in out
+    assert f"{folder}/\\xff\\xfe.png," in (tmp_path / "p.csv").read_text(encoding="utf-8")
+    assert main(["predict", str(trained), str(folder), "--json"]) == 0
+    assert odd in [os.fsencode(r["file"]) for r in json.loads(capsys.readouterr().out)]
 
 
 @pytest.mark.parametrize("shape, field", [([1, 100000, 100000], "model_args.image_size"),

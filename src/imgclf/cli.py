@@ -383,9 +383,15 @@ def cmd_predict(args: argparse.Namespace) -> None:
         return
     for r in results:
         alts = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["topk"][1:])
-        print(f"{r['file']}: {r['class']} ({r['probability']:.1%}){'  [' + alts + ']' if alts else ''}")
+        print(f"{printable(r['file'])}: {r['class']} ({r['probability']:.1%}){'  [' + alts + ']' if alts else ''}")
     if args.csv and not args.quiet:
         print(f"wrote {args.csv} ({len(results)} predictions)")
+
+
+def printable(name: str) -> str:
+    """A file name as text that any output can take: a name that is not valid UTF-8 (held with surrogate escapes,
+    os.fsdecode) shows its odd bytes as \\xNN escapes, where printing or writing it as UTF-8 would raise."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def write_predictions_csv(path: Path, results: list[dict[str, Any]]) -> None:
@@ -399,7 +405,7 @@ def write_predictions_csv(path: Path, results: list[dict[str, Any]]) -> None:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["file", "class", "probability", "topk"])
     for r in results:
-        writer.writerow([r.get("file", ""), r["class"], r["probability"],
+        writer.writerow([printable(r.get("file", "")), r["class"], r["probability"],
                          ";".join(f"{t['class']}:{t['probability']}" for t in r["topk"])])
     write_text(path, buf.getvalue())
 
