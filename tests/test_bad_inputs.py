@@ -24,7 +24,7 @@ from imgclf.data import load_dataset
 from imgclf.data.cifar import load_cifar
 from imgclf.data.idx import read_idx, write_idx
 from imgclf.engine.checkpoint import load_checkpoint
-from imgclf.errors import CheckpointError, DataError
+from imgclf.errors import CheckpointError, DataError, ImgclfError
 from imgclf.exported import open_exported
 from imgclf.models.pretrained import read_weights
 
@@ -238,6 +238,9 @@ BAD_COMMANDS = [
     (["show", "--n", "0"], "--n 0: how many images to draw must be at least 1"),
     (["show", "--image-size", "100000"], "--image-size 100000: must be unset or in [4, 2048]"),
     (["show", "--image-size", "0"], "--image-size 0: must be unset or in [4, 2048]"),
+    (["show", "--seed", str(2**70)], f"--seed {2**70}: which images to draw must be a seed in [0, 2**63)"),
+    (["show", "--seed", "-1"], "--seed -1: which images to draw must be a seed in [0, 2**63)"),
+    (["show", "--augmented", "--seed", str(2**63)], f"--seed {2**63}: which images to draw must be a seed in"),
 ]
 
 
@@ -253,6 +256,20 @@ def test_bad_flags_and_settings_are_one_line_errors_before_any_work(tmp_path, ca
         assert code == 3 and err.startswith("error: ") and message in err, (argv, err)
         assert err.count("\n") == 1 and len(err) < 400, (argv, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(CONFIG_FILES)        # no run folder, no grid
+
+
+def test_a_plot_out_that_is_a_folder_is_a_one_line_error_naming_it(tmp_path, capsys):
+    from imgclf.report.curves import plt, save_figure
+
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    code, err = _cli(capsys, "show", "--data", "digits", "--out", str(folder))
+    assert code == 3 and f"--out {folder}: is a folder; name the PNG file" in err and err.count("\n") == 1
+    fig = plt.figure()
+    with pytest.raises(ImgclfError, match=f"{folder}: is a folder, not a file to write the plot to"):
+        save_figure(fig, folder, 50)        # every plot (training curves, confusion matrices), not only show's
+    plt.close(fig)
+    assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["adir"]
 
 
 def test_predict_and_eval_flags(trained, tmp_path, capsys):

@@ -302,6 +302,11 @@ def cmd_show(args: argparse.Namespace) -> None:
 
     if args.n < 1:
         raise ConfigError(f"--n {args.n}: how many images to draw must be at least 1")
+    if not 0 <= args.seed < 2**63:
+        raise ConfigError(f"--seed {args.seed}: which images to draw must be a seed in [0, 2**63) (default 0)")
+    if Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out}: is a folder; name the PNG file to write (e.g. --out "
+                          f"{Path(args.out) / 'grid.png'})")
     if args.augmented:
         from .engine.builders import augmented_batch
         from .engine.setup import load_data

@@ -13,6 +13,7 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from ..errors import ImgclfError
 from ..fileio import atomic_write
 
 CHOSEN = "#2ca02c"
@@ -24,6 +25,8 @@ def save_figure(fig: Any, path: str | Path | IO[bytes], dpi: int) -> None:
     if not isinstance(path, (str, Path)):
         fig.savefig(path, dpi=dpi, format="png")
         return
+    if Path(path).is_dir():     # the rename over it would fail only after the figure was drawn
+        raise ImgclfError(f"{path}: is a folder, not a file to write the plot to; remove or rename it")
     with atomic_write(path) as f:
         fig.savefig(f, dpi=dpi, format=Path(path).suffix[1:].lower() or "png")
 
