@@ -101,6 +101,52 @@ def test_checkpoints_record_the_data_and_eval_refuses_a_changed_test_split(tmp_p
         imgclf.train(resume=tmp_path / "r" / "a" / "last.pt", quiet=True)
 
 
+def test_eval_finds_a_test_image_given_other_pixels_and_another_folder_of_the_same_name(tmp_path, monkeypatch):
+    """The file list alone misses a test file rewritten under its name, and a ./shapes that is another folder; the
+    pixels do not. New mtimes alone change nothing; a checkpoint recorded without `test_pixels` is checked as then."""
+    import shutil
+    import warnings
+
+    from conftest import make_image_folder
+
+    from imgclf.engine.checkpoint import load_checkpoint, save_checkpoint
+    from imgclf.errors import DataError, ImgclfError
+
+    root = make_image_folder(tmp_path / "a" / "shapes", per_class=12, size=12)
+    s = imgclf.train(data=str(root), model="fastcnn-tiny", epochs=1, out=str(tmp_path / "r"), name="a", plots=False,
+                     quiet=True)
+    ckpt = s["checkpoint"]
+    assert len(load_checkpoint(ckpt)["data"]["test_pixels"]) == 16
+    for f in root.rglob("*.png"):
+        os.utime(f, (1e9, 1e9))                                 # touched: the same pixels
+    assert "data_changed" not in imgclf.evaluate(ckpt)
+    shutil.copytree(root, tmp_path / "b" / "shapes")            # an exact copy elsewhere: evaluates, with a note
+    monkeypatch.chdir(tmp_path / "b")
+    with pytest.warns(UserWarning, match=f"evaluating the folder {tmp_path / 'b' / 'shapes'}; the model was tested on "
+                                         f"{root.resolve()} \\(the same test files and pixels\\)"):
+        assert "data_changed" not in imgclf.evaluate(ckpt, data="shapes")
+    test_file = next(f for f in sorted((root / "circle").iterdir())
+                     if f"circle/{f.name}" in load_dataset(str(root)).test.keys)
+    old = test_file.stat()
+    Image.fromarray(np.full((12, 12, 3), 9, np.uint8)).save(test_file)
+    os.utime(test_file, ns=(old.st_atime_ns, old.st_mtime_ns))
+    with pytest.raises(DataError, match="test split of shapes has changed.*the same file names with other pixels"):
+        imgclf.evaluate(ckpt)
+    assert "other pixels" in imgclf.evaluate(ckpt, allow_changed_data=True)["data_changed"]
+    with pytest.raises(ImgclfError, match=r"the test split \(the same file names with other pixels\)"):
+        imgclf.train(resume=tmp_path / "r" / "a" / "last.pt", quiet=True)
+    make_image_folder(tmp_path / "c" / "shapes", per_class=12, size=12, seed=1)   # same names, other images
+    monkeypatch.chdir(tmp_path / "c")
+    with pytest.raises(DataError, match=f"other pixels; in {root.resolve()} then, {tmp_path / 'c' / 'shapes'} now"):
+        imgclf.evaluate(ckpt, data="shapes")
+    old_format = load_checkpoint(ckpt)
+    del old_format["data"]["test_pixels"]                       # saved before the pixels were recorded
+    save_checkpoint(old_format, tmp_path / "old.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "data_changed" not in imgclf.evaluate(tmp_path / "old.pt", data=str(root))
+
+
 def test_resume_refuses_a_checkpoint_copied_into_another_runs_folder(tmp_path):
     import shutil
 

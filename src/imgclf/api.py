@@ -16,7 +16,7 @@ from .config import check_image_size
 from .data import Dataset, load_dataset
 from .data.batches import Normalizer
 from .data.images import decode_image, fit_image, image_to_array, walk_images
-from .data.split import Split
+from .data.split import Split, test_split_changes
 from .engine.checkpoint import arch_of, load_checkpoint, load_model_state
 from .engine.checkpoint_checks import require
 from .engine.evaluate import metrics_from_logits, predict_logits
@@ -101,10 +101,16 @@ class Classifier:
         if not then or then.get("name") != ds.name:
             return None
         now = ds.identity()
-        if now["test_fingerprint"] == then.get("test_fingerprint"):
+        changes = test_split_changes(then, now)
+        moved = bool(then.get("source")) and "test_pixels" in now and then["source"] != now["source"]
+        if not changes:
+            if moved:   # a copy of the folder elsewhere: the same test images, so the figure compares
+                warnings.warn(f"{ds.name}: evaluating the folder {now['source']}; the model was tested on "
+                              f"{then['source']} (the same test files and pixels)", stacklevel=3)
             return None
+        where = f"; in {then['source']} then, {now['source']} now" if moved else ""
         return (f"the test split of {ds.name} has changed since this model was tested ({then['sizes'].get('test')} "
-                f"images then, {now['sizes']['test']} now, other files or contents)")
+                f"images then, {now['sizes']['test']} now: {', '.join(changes)}{where})")
 
     def _gather(self, images: Any, strict: bool = False) -> tuple[torch.Tensor, list[str | None]]:
         """predict's input as one uint8 batch of the model's shape, and the file each image came from (or None)."""

@@ -74,23 +74,45 @@ class Dataset:
     def identity(self) -> dict[str, Any]:
         """What a model was trained and tested on, recorded in checkpoints and config.yaml so that eval and
         --resume can tell when the data has changed: name, resolved location, classes, split sizes and a
-        fingerprint of the test split (its files' paths and labels for a folder, its pixels for a named set)."""
+        fingerprint of the test split (its files' paths and labels for a folder, its pixels for a named set); for
+        a folder also `test_pixels`, a digest of the decoded test images, so that a file given other pixels
+        under the same name is found (a file's mtime alone changes on a mere copy or touch; its pixels do not)."""
         h = hashlib.sha256(self.test.labels.numpy().tobytes())
         if self.test.keys is not None:
             h.update(name_bytes("\0".join(self.test.keys)))
         else:
-            images = self.test.images
-            for i in range(0, len(images), 4096):
-                h.update(images[i:i + 4096].contiguous().numpy().tobytes())
+            _hash_images(h, self.test.images)
         source = str(Path(self.source).resolve()) if self.source else ""
-        return {"name": self.name, "source": source, "classes": list(self.classes),
-                "sizes": {k: len(v) for k, v in self.splits().items()}, "test_fingerprint": h.hexdigest()[:16]}
+        out = {"name": self.name, "source": source, "classes": list(self.classes),
+               "sizes": {k: len(v) for k, v in self.splits().items()}, "test_fingerprint": h.hexdigest()[:16]}
+        if self.test.keys is not None:
+            out["test_pixels"] = _hash_images(hashlib.sha256(), self.test.images).hexdigest()[:16]
+        return out
 
     def split(self, name: str) -> Split:
         splits = self.splits()
         if name not in splits:
             raise DataError(f"dataset {self.name!r} has no {name!r} split (it has: {', '.join(splits)})")
         return splits[name]
+
+
+def test_split_changes(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """How the test split of identity `now` differs from the one recorded `then` (Dataset.identity()), in words;
+    empty when the same. Only what was recorded is compared: a checkpoint saved before `test_pixels` was kept is
+    checked on its file list alone."""
+    changes = []
+    if "test_fingerprint" in then and then["test_fingerprint"] != now["test_fingerprint"]:
+        changes.append("other files or labels" if "test_pixels" in now else "other images or labels")
+    elif "test_pixels" in then and then["test_pixels"] != now.get("test_pixels"):
+        changes.append("the same file names with other pixels")
+    return changes
+
+
+def _hash_images(h: Any, images: torch.Tensor) -> Any:
+    """Feed uint8 images to hash `h` 4096 at a time (a memory-mapped split is read, never copied whole)."""
+    for i in range(0, len(images), 4096):
+        h.update(images[i:i + 4096].contiguous().numpy())
+    return h
 
 
 def channel_stats(images: torch.Tensor, max_samples: int = 10000) -> tuple[list[float], list[float]]:

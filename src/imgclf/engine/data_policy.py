@@ -12,6 +12,7 @@ import torch
 
 from ..config import TrainConfig
 from ..data import Dataset
+from ..data.split import test_split_changes
 from ..errors import ImgclfError
 
 
@@ -36,10 +37,11 @@ def check_same_data(then: dict[str, Any] | None, now: dict[str, Any], where: str
     folder) the same place. Checkpoints from before this record was kept are not checked."""
     if not then:
         return
+    test = test_split_changes(then, now)
     changed = [what for what, differs in (
         (f"classes {then['classes'][:6]} → {now['classes'][:6]}", then["classes"] != now["classes"]),
         (f"split sizes {then['sizes']} → {now['sizes']}", then["sizes"] != now["sizes"]),
-        ("the test split's files or contents", then["test_fingerprint"] != now["test_fingerprint"]),
+        (f"the test split ({', '.join(test)})", bool(test)),
         (f"the folder {then['source']} → {now['source']}", then["source"] != now["source"]
          and Path(then["source"]).is_dir())) if differs]
     if changed:
