@@ -30,8 +30,8 @@ def test_steps_within_fits_the_whole_run_in_the_time():
     c = Calibration(step_seconds=0.01, eval_seconds=0.001, save_seconds=0.05, setup_seconds=1.0)
     steps = steps_within(60.0, c, steps_per_epoch=100, n_val=500, n_test=1000, eval_every=1, plots=True)
     epochs = -(-steps // 100)
-    used = (1.0 + 1000 * 0.001 + budget.PLOTS_SECONDS + steps * 0.01 * (1 + budget.SAFETY) + epochs * 500 * 0.001
-            + 2 * epochs * 0.05)
+    used = (1.0 + 1000 * 0.001 + budget.PLOTS_SECONDS + budget.EXIT_SECONDS + steps * 0.01 * (1 + budget.SAFETY)
+            + epochs * 500 * 0.001 + 2 * epochs * 0.05)
     assert 0 < used <= 60.0
     one_more = steps_within(60.0 + 0.05, c, 100, 500, 1000, 1, True)
     assert steps <= one_more <= steps + 5            # more time never plans fewer steps

@@ -31,8 +31,10 @@ from .evaluate import predict_logits
 from .step import EpochTotals, set_lr, train_step
 
 PLOTS_SECONDS = 4.0     # plots and report.html: matplotlib's import and ~8 figures (Zen 4: ~2.5 s; slack for slower)
-SAFETY = 0.04           # of the training time, for a machine that drifts while the run goes on
-CALIBRATION_SHARE = 0.015   # of the budget, per candidate, spent measuring steps (at least MIN_CALIBRATION_S)
+SAFETY = 0.10           # of the training time: the loop's steps ran 12% slower than calibrated on a quiet Zen 4
+                        # (progress bar, per-epoch reshuffles), and a machine drifts while the run goes on
+EXIT_SECONDS = 1.5      # after the summary: the result line, the interpreter's exit (Zen 4: ~2 s wall after it)
+CALIBRATION_SHARE = 0.01    # of the budget, per candidate, spent measuring steps (at least MIN_CALIBRATION_S)
 MIN_CALIBRATION_S = 0.4
 EPOCH_SECONDS = 0.01    # an epoch's end besides checkpoints and validation: metrics.csv, the console line
 LENGTH_KEYS = ("epochs", "steps")   # what a budget plans: set above it (a file's, your flags), the budget gives way
@@ -101,7 +103,7 @@ def steps_within(seconds: float, c: Calibration, steps_per_epoch: int, n_val: in
                  plots: bool) -> int:
     """The most training steps whose run, with its validations, checkpoints (last and best each epoch), test pass
     and report, fits in `seconds` (0 if none does)."""
-    fixed = c.setup_seconds + n_test * c.eval_seconds + (PLOTS_SECONDS if plots else 0.0)
+    fixed = c.setup_seconds + n_test * c.eval_seconds + (PLOTS_SECONDS if plots else 0.0) + EXIT_SECONDS
 
     def cost(steps: int) -> float:
         epochs = math.ceil(steps / steps_per_epoch)
@@ -123,6 +125,13 @@ def choose(options: list[tuple[dict[str, Any], int, int]]) -> int:
         if steps > 0 and steps / per_epoch >= cand["min_epochs"]:
             best = i
     return best
+
+
+def _steps_left(budget: float, started: float, cal: Calibration, run: Any) -> int:
+    """steps_within the time left now for `run` as calibrated."""
+    left = budget - (time.perf_counter() - started)
+    return steps_within(left, cal, run.steps_per_epoch, len(run.data.val or []), len(run.data.test),
+                        run.cfg.eval_every, run.cfg.plots)
 
 
 @dataclass
@@ -160,23 +169,27 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
         raise ConfigError("--budget measures and plans one process; under torchrun the processes would plan different "
                           "step totals and hang. Give --steps N (or --epochs) instead, e.g. the steps a budgeted "
                           "single-process run recorded in its config.yaml")
+    t0 = time.perf_counter()
     first = build({})
+    first_setup = time.perf_counter() - t0
     share = max(MIN_CALIBRATION_S, CALIBRATION_SHARE * budget)
-    measured = []
+    measured, options = [], []
     for cand in candidates(user, file, first.data.name, first.data.shape):
         layer = {k: v for k, v in cand.items() if k != "min_epochs"}
         t0 = time.perf_counter()
-        run = build(layer) if layer else first
+        reuse = all(getattr(first.cfg, k) == v for k, v in layer.items())
+        run = first if reuse else build(layer)
+        setup = first_setup if reuse else time.perf_counter() - t0
         cal = calibrate(run, share, run.cfg.out)
-        cal.setup_seconds = max(time.perf_counter() - t0 - share if layer else 0.0, 0.2)
+        cal.setup_seconds = max(setup, 0.2)
         measured.append((cand, layer, cal, run))
-    left = budget - (time.perf_counter() - started)
-    options = [(cand, steps_within(left, cal, run.steps_per_epoch, len(run.data.val or []), len(run.data.test),
-                                   run.cfg.eval_every, run.cfg.plots), run.steps_per_epoch)
-               for cand, _, cal, run in measured]
+        options.append((cand, _steps_left(budget, started, cal, run), run.steps_per_epoch))
+        if options[-1][1] < cand["min_epochs"] * run.steps_per_epoch:
+            break   # the costlier candidates after it need more epochs still: not worth measuring
     pick = choose(options)
     cand, layer, cal, run = measured[pick]
-    steps, spe = options[pick][1], options[pick][2]
+    spe = options[pick][2]
+    steps = _steps_left(budget, started, cal, run)   # with the time the measuring took since
     if steps < min(20, spe):
         raise ConfigError(f"--budget {budget:g}s is too short for this data on this machine: start-up and "
                           f"calibration took {time.perf_counter() - started:.1f} s and a training step takes "
