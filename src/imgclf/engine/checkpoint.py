@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import pickle
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..fileio import atomic_write
-from .checkpoint_checks import check_archive, check_fields, check_finite
+from .checkpoint_checks import check_fields, check_finite, safe_torch_load
 
 FORMAT_VERSION = 1
 
@@ -50,21 +48,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint (ours, any format version) or a plain state_dict such as the tutorial's cifar_net.pth.
     Plain state_dicts come back as {'format_version': 0, 'model': state_dict}. Never unpickles code."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    check_archive(path)   # before torch.load: a compressed member could expand to gigabytes
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's notes on odd pickle protocols: we report our own error
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).splitlines()[0][:200]
-        raise CheckpointError(f"{path}: refused to load: the file holds Python objects beyond tensors and plain "
-                              f"values, which could run code ({first}). Only load checkpoints you trust, "
-                              "re-saved as a state_dict") from None
-    except Exception as e:  # corrupt zip, truncated file, random bytes: all one clear message
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:160] if str(e) else 'no detail'})") from None
+    obj = safe_torch_load(path, "checkpoint")
     if isinstance(obj, dict) and "format_version" in obj:
         version = obj["format_version"]
         if not isinstance(version, int) or version > FORMAT_VERSION:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,25 @@ from ..errors import CheckpointError, ConfigError
 EXPANSION_RATIO, EXPANSION_SLACK = 4, 16 << 20
 MAX_BYTES_ENV = "IMGCLF_MAX_CHECKPOINT_BYTES"
 MAX_SIZE, MAX_CHANNELS, MAX_CLASSES = 2048, 64, 1_000_000
+
+
+def safe_torch_load(path: Path, what: str = "checkpoint") -> Any:
+    """torch.load(weights_only=True) of an existing file after check_archive: a file that would run code, or that is
+    not a PyTorch file at all, is a CheckpointError naming it (`what`: "checkpoint", "weights file")."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: {what} file not found")
+    check_archive(path)   # before torch.load: a compressed member could expand to gigabytes
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on odd pickle protocols: we report our own error
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path}: refused to load: the file holds Python objects beyond tensors and plain "
+                              f"values, which could run code ({str(e).splitlines()[0][:160]}). Only load files you "
+                              "trust, re-saved as a state_dict") from None
+    except Exception as e:  # corrupt zip, truncated file, random bytes: all one clear message
+        raise CheckpointError(f"{path}: not a readable PyTorch {what} ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:160] if str(e) else 'no detail'})") from None
 
 
 def check_archive(path: Path) -> None:

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 import urllib.error
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..engine.checkpoint_checks import check_archive
+from ..engine.checkpoint_checks import safe_torch_load
 from ..errors import CheckpointError, ConfigError, ImgclfError
 from .imagenet import first_conv
 
@@ -121,20 +119,7 @@ def read_weights(path: str | Path) -> dict[str, Any]:
     """Read a weights file (.pth state_dict, an imgclf .pt checkpoint, ...) with torch.load(weights_only=True):
     a file that would run code is refused."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weights file not found")
-    check_archive(path)   # before torch.load: a compressed member could expand to gigabytes
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path}: refused to load: the file holds Python objects beyond tensors and plain "
-                              f"values, which could run code ({str(e).splitlines()[0][:160]}); re-save it as a "
-                              "state_dict") from None
-    except Exception as e:
-        raise CheckpointError(f"{path}: not a readable PyTorch weights file ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:160] if str(e) else 'no detail'})") from None
+    obj = safe_torch_load(path, "weights file")
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state_dict")
     return obj
