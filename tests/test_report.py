@@ -158,28 +158,23 @@ def test_a_resumed_run_writes_the_rows_of_an_uninterrupted_one(tmp_path):
     assert resumed == full                                         # parsed values: float formatting aside
 
 
-def test_top_losses_are_sorted_by_loss_and_show_both_probabilities(tmp_path, monkeypatch):
+def test_top_losses_are_sorted_by_loss_and_show_both_probabilities(tmp_path):
     from imgclf.data.split import Split
-    from imgclf.report import plots
+    from imgclf.report.figures import run_figures
 
-    grids = {}
-
-    def capture(images, titles, path, colors=None, suptitle="", ncol=None, cell_px=96):
-        grids[path.name] = (titles, suptitle)
-        return path
-
-    monkeypatch.setattr(plots, "image_grid", capture)
     classes = ["a", "b", "c"]
     labels = torch.tensor([0, 0, 1, 2, 1])
     # wrong: image 1 (p(true) 0.30, p(pred) 0.45), 3 (p(true) 0.05, p(pred) 0.50: most wrong), 4 (p(true) 0.10,
     # p(pred) 0.85: the most confident, but not the highest loss)
     probs = torch.tensor([[.9, .05, .05], [.30, .45, .25], [.1, .8, .1], [.45, .50, .05], [.05, .10, .85]])
-    split = Split(torch.zeros(5, 1, 4, 4, dtype=torch.uint8), labels, "test")
+    split = Split(torch.arange(5, dtype=torch.uint8).view(5, 1, 1, 1).expand(5, 1, 4, 4).contiguous(), labels, "test")
     test = {"confusion_matrix": [[1, 1, 0], [0, 1, 1], [0, 1, 0]]}
-    plots.write_run_plots(tmp_path, [], test, probs.log(), split, classes)
-    titles, suptitle = grids["top_losses.png"]
-    assert suptitle.startswith("top losses: wrong test images with the highest loss")
-    assert titles == ["pred b 50%\ntrue c 5%", "pred c 85%\ntrue b 10%", "pred b 45%\ntrue a 30%"]
+    grids = {f.path.name: f.args for f in run_figures(tmp_path, [], test, probs.log(), split, classes)}
+    top = grids["top_losses.png"]
+    assert top["suptitle"].startswith("top losses: wrong test images with the highest loss")
+    assert top["titles"] == ["pred b 50%\ntrue c 5%", "pred c 85%\ntrue b 10%", "pred b 45%\ntrue a 30%"]
+    assert top["images"][:, 0, 0, 0].tolist() == [3, 4, 1]      # the images themselves, in the same order
+    assert sorted(grids) == ["confusion.png", "confusion_normalized.png", "predictions.png", "top_losses.png"]
 
 
 def test_imgclf_report_rebuilds_and_compares_runs(run_dir, tmp_path, capsys):

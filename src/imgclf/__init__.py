@@ -7,19 +7,34 @@
     clf.evaluate("digits")                                   # → metrics dict on the test split
 """
 
+from __future__ import annotations
+
 import gc as _gc
+from typing import Any
 
 from ._version import __version__
 
-# Importing torch creates a few hundred thousand objects, and the cyclic garbage collector walks them all
-# several times while it does: pausing it for our imports saves 0.3-0.45 s of every command's start on our
-# 2-core CPU. It is switched back on (if it was on) as soon as they are done.
-_gc_was_on = _gc.isenabled()
-_gc.disable()
-try:
-    from .api import Classifier, evaluate, load, predict, train
-finally:
-    if _gc_was_on:
-        _gc.enable()
-
 __all__ = ["Classifier", "__version__", "evaluate", "load", "predict", "train"]
+
+
+def import_api() -> Any:
+    """Import imgclf.api (and torch with it) with the cyclic garbage collector paused: importing torch creates a
+    few hundred thousand objects, and the collector walks them all several times while it does (0.3-0.45 s of
+    every command's start on our 2-core CPU). It is switched back on (if it was on) as soon as they are done."""
+    was_on = _gc.isenabled()
+    _gc.disable()
+    try:
+        from . import api
+    finally:
+        if was_on:
+            _gc.enable()
+    return api
+
+
+def __getattr__(name: str) -> Any:
+    """The public API loads on first use, so that `import imgclf.report.plots` (the plot painter) or the `imgclf`
+    command's first steps do not import torch."""
+    if name in __all__:
+        value = globals()[name] = getattr(import_api(), name)
+        return value
+    raise AttributeError(f"module 'imgclf' has no attribute {name!r}")

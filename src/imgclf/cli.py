@@ -504,10 +504,18 @@ def process_started() -> float:
 
 
 def entry() -> int:
-    """The `imgclf` command (console script and `python -m imgclf`): main(), then move every object into the
-    permanent GC generation, so that the interpreter's exit skips collecting torch's hundreds of thousands of
-    objects (~0.5 s of a 10 s run on our 2-core CPU). Everything is written and closed by then."""
-    code = main(started=process_started())   # a --budget counts Python's start-up and imports too
+    """The `imgclf` command (console script and `python -m imgclf`): start the plot painter for a train command
+    (report/painter.py), import torch with the GC paused, main(), then move every object into the permanent GC
+    generation, so that the interpreter's exit skips collecting torch's hundreds of thousands of objects (~0.5 s
+    of a 10 s run on our 2-core CPU). Everything is written and closed by then."""
+    started = process_started()              # a --budget counts Python's start-up and imports too
+    argv = sys.argv[1:]
+    if argv[:1] == ["train"] and not {"--no-plots", "-h", "--help"} & set(argv) and os.environ.get("RANK", "0") == "0":
+        from .report import painter
+        painter.start()                      # matplotlib's import on the core that torch's import leaves idle
+    from . import import_api
+    import_api()
+    code = main(argv, started=started)
     sys.stdout.flush()
     gc.freeze()
     return code

@@ -5,12 +5,10 @@ the next run opens in about a second."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import itertools
 import json
 import os
-import signal
 import sys
 import warnings
 from collections import deque
@@ -25,6 +23,7 @@ import torch
 
 from ..errors import DataError
 from ..fileio import atomic_write
+from ..procs import die_with_parent
 from .foldercache import Entry, ImageSink, open_entry, remove_orphans, write_entry
 from .images import decode_image, image_dims, walk_images
 from .split import Dataset, Split, name_bytes, stable_holdout
@@ -89,9 +88,7 @@ def _worker_init() -> None:
     """Decode workers are forked from a process that may have used torch's thread pool: one thread each. On
     Linux each asks to be killed when its parent dies, so a killed first decode leaves no orphan workers."""
     torch.set_num_threads(1)
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    die_with_parent()
 
 
 def _decode_chunk(args: tuple[list[str], tuple[int, int] | None, str]) -> list[np.ndarray | str]:

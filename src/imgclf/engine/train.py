@@ -171,15 +171,18 @@ def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
 def write_pictures(run: Run, test: dict[str, Any], logits: torch.Tensor) -> None:
     """plots/ (curves, confusion matrices, predictions, top losses, an augmented training batch) and report.html.
     Best-effort: a failure (a full disk, say) is a one-line warning; the test figures are already written."""
+    from ..report.figures import grid, run_figures
     from ..report.html import write_report_or_warn
-    from ..report.plots import image_grid, write_run_plots  # matplotlib loads only when plots are drawn
+    from ..report.painter import draw_all
 
     data, p = run.data, run.progress
     try:
-        write_run_plots(run.run_dir, p.history, test, logits, data.test, data.classes, best_epoch=p.best_epoch)
+        figures = run_figures(run.run_dir, p.history, test, logits, data.test, data.classes, best_epoch=p.best_epoch)
         images, labels = augmented_batch(run.cfg, data)
-        image_grid(images, [data.classes[int(y)] for y in labels], run.run_dir / "plots" / "train_batch.png",
-                   suptitle="a training batch as the model sees it (augmented)")
+        figures.append(grid(run.run_dir / "plots" / "train_batch.png", images, [data.classes[int(y)] for y in labels],
+                            suptitle="a training batch as the model sees it (augmented)"))
+        (run.run_dir / "plots").mkdir(parents=True, exist_ok=True)
+        draw_all(figures)    # in the plot painter the command started, if it did (report/painter.py)
     except (OSError, RuntimeError, ValueError) as e:
         warnings.warn(f"plots not written to {run.run_dir / 'plots'} ({e}); the test figures above and "
                       "summary.json are complete", stacklevel=2)

@@ -1,28 +1,29 @@
-"""The run's pictures (PNG, Agg backend, no screen needed): curves, confusion matrices, a grid of test images with
-truth and prediction, and the wrong test images with the highest loss ("top losses")."""
+"""Drawing the run's pictures (PNG, Agg backend, no screen needed): labelled image grids, confusion matrices, the
+learning-rate test. No torch here: the plot painter (painter.py) imports this in a process of its own; what to
+draw is decided in figures.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from ..data.split import Split
 from .curves import curves, save_figure
-from .steps import read_steps
+
+if TYPE_CHECKING:
+    from .painter import Figure
 
 
-def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list[str] | None = None,
+def image_grid(images: Any, titles: list[str], path: Path, colors: list[str] | None = None,
                suptitle: str = "", ncol: int | None = None, cell_px: int = 96) -> Path:
-    """A labelled grid of uint8 C×H×W images (the tutorial's imshow(make_grid(...)) with names under each),
-    drawn as one canvas in one axes so it takes a fraction of a second."""
+    """A labelled grid of uint8 N×C×H×W images (an array or a CPU tensor; the tutorial's imshow(make_grid(...))
+    with names under each), drawn as one canvas in one axes so it takes a fraction of a second."""
+    images = np.asarray(images)
     n = len(images)
     ncol = ncol or min(8, max(1, int(np.ceil(np.sqrt(n)))))
     nrow = int(np.ceil(n / ncol))
@@ -38,7 +39,7 @@ def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list
     canvas = np.full((nrow * cell_h + pad, ncol * cell_w + 2 * left - pad, 3), 255, dtype=np.uint8)
     for i in range(n):
         r, q = divmod(i, ncol)
-        img = images[i].cpu().numpy().transpose(1, 2, 0).repeat(scale, 0).repeat(scale, 1)
+        img = images[i].transpose(1, 2, 0).repeat(scale, 0).repeat(scale, 1)
         y, x = pad + r * cell_h, left + q * cell_w + (cell_w - pad - iw) // 2
         canvas[y:y + ih, x:x + iw] = img if c == 3 else np.repeat(img, 3, axis=2)
     top = 16 * (suptitle.count("\n") + 1) + 8 if suptitle else 0
@@ -60,17 +61,24 @@ def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list
 
 
 def confusion(cm: list[list[int]], classes: list[str], path: Path, normalize: bool) -> None:
+    """The confusion matrix (counts, or each row divided by its class's images), numbers in the cells up to 20
+    classes. Laid out by hand from the label lengths: tight_layout would draw the figure twice."""
     m = np.asarray(cm, dtype=np.float64)
     if normalize:
         m = m / np.maximum(m.sum(1, keepdims=True), 1)
     k = len(classes)
-    size = max(5.0, 0.5 * k + 2)
-    fig, ax = plt.subplots(figsize=(size, size * 0.9))
-    im = ax.imshow(m, cmap="Blues")
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    names = [c if len(c) <= 24 else c[:23] + "…" for c in classes]
+    label = max((len(c) for c in names), default=1) * 8 * 0.5 / 72   # widest tick label, inches (~½ em a char)
+    side = max(3.5, 0.45 * k)                                          # the matrix, inches
+    left, bottom, top, right = label + 0.6, 0.87 * label + 0.6, 0.45, 0.95
+    width, height = left + side + right, bottom + side + top
+    fig = plt.figure(figsize=(width, height))
+    ax = fig.add_axes((left / width, bottom / height, side / width, side / height))
+    im = ax.imshow(m, cmap="Blues", aspect="auto")
+    fig.colorbar(im, cax=fig.add_axes(((left + side + 0.12) / width, bottom / height, 0.15 / width, side / height)))
     ticks = np.arange(k)
-    ax.set_xticks(ticks, classes, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(ticks, classes, fontsize=8)
+    ax.set_xticks(ticks, names, rotation=60, ha="right", rotation_mode="anchor", fontsize=8)
+    ax.set_yticks(ticks, names, fontsize=8)
     ax.set(xlabel="predicted", ylabel="true",
            title=f"confusion matrix, test split{' (row-normalized)' if normalize else ''}")
     if k <= 20:
@@ -79,45 +87,8 @@ def confusion(cm: list[list[int]], classes: list[str], path: Path, normalize: bo
                 v = m[i, j]
                 ax.text(j, i, f"{v:.2f}" if normalize else f"{int(v)}", ha="center", va="center", fontsize=7,
                         color="white" if v > m.max() * 0.6 else "black")
-    fig.tight_layout()
     save_figure(fig, path, 110)
     plt.close(fig)
-
-
-def write_run_plots(run_dir: Path, history: list[dict[str, Any]], test: dict[str, Any], logits: torch.Tensor,
-                    split: Split, classes: list[str], n: int = 32, best_epoch: int | None = None) -> list[Path]:
-    """Write every plot of a run into run_dir/plots/ and return their paths (the curves use steps.csv when the
-    run has one, and mark `best_epoch`, the epoch whose checkpoint was tested)."""
-    out = run_dir / "plots"
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    if history:
-        curves(history, out / "curves.png", read_steps(run_dir), best_epoch)
-        paths.append(out / "curves.png")
-    confusion(test["confusion_matrix"], classes, out / "confusion.png", normalize=False)
-    confusion(test["confusion_matrix"], classes, out / "confusion_normalized.png", normalize=True)
-    paths += [out / "confusion.png", out / "confusion_normalized.png"]
-    probs = F.softmax(logits, 1)
-    pred = probs.argmax(1)
-    labels = split.labels
-    idx = torch.linspace(0, len(labels) - 1, min(n, len(labels))).long()
-    ok = (pred[idx] == labels[idx]).tolist()
-    titles = [f"{'✓' if g else '✗'} {classes[int(p)]}\n(true {classes[int(t)]})"
-              for g, p, t in zip(ok, pred[idx], labels[idx])]
-    paths.append(image_grid(split.images[idx], titles, out / "predictions.png",
-                            ["green" if g else "red" for g in ok], "test images: prediction (truth)",
-                            ncol=min(8, len(idx))))
-    losses = F.cross_entropy(logits, labels, reduction="none")
-    wrong = torch.nonzero(pred != labels).flatten()
-    if len(wrong):
-        worst = wrong[losses[wrong].argsort(descending=True)[:min(n // 2, 16)]]
-        titles = [f"pred {classes[int(pred[i])]} {probs[i, pred[i]]:.0%}\ntrue {classes[int(labels[i])]} "
-                  f"{probs[i, labels[i]]:.0%}" for i in worst]
-        paths.append(image_grid(split.images[worst], titles, out / "top_losses.png", ["red"] * len(worst),
-                                "top losses: wrong test images with the highest loss, highest first\n"
-                                "(predicted class and its probability; true class and its probability)",
-                                ncol=min(8, len(worst))))
-    return paths
 
 
 def lr_plot(lrs: list[float], losses: list[float], suggested: float, path: str | Path) -> None:
@@ -131,3 +102,12 @@ def lr_plot(lrs: list[float], losses: list[float], suggested: float, path: str |
     fig.tight_layout()
     save_figure(fig, path, 110)
     plt.close(fig)
+
+
+DRAWERS = {"curves": curves, "confusion": confusion, "grid": image_grid}
+
+
+def draw(figure: Figure) -> Path:
+    """Draw one Figure into its file (atomically, as every plot is written)."""
+    DRAWERS[figure.kind](path=figure.path, **figure.args)
+    return figure.path
