@@ -3,6 +3,7 @@ painter that dies or is missing costs nothing but time; a write failure there is
 `imgclf train` command uses it."""
 
 import gc
+import os
 import sys
 
 import numpy as np
@@ -60,6 +61,19 @@ def test_a_painter_that_died_costs_only_time(tmp_path):
     drawn = painter.draw_all(figures(tmp_path))
     assert all(pixels(p).shape[2] == 3 for p in drawn)
     assert painter._started is None          # used once, then gone
+
+
+def test_a_share_whose_forked_copy_died_is_drawn_by_the_painter_itself(tmp_path):
+    parent, drawn = os.getpid(), []
+
+    def draw(figure):
+        if os.getpid() != parent:
+            os._exit(3)                       # the forked copy dies before drawing anything
+        drawn.append(figure.path.name)
+
+    figs = figures(tmp_path)
+    assert painter._draw_in_two(figs, draw) is None
+    assert sorted(drawn) == sorted(f.path.name for f in figs)
 
 
 def test_a_write_failure_in_the_painter_is_the_error_drawing_here_raises(tmp_path, no_drawing_here):

@@ -83,14 +83,56 @@ def serve() -> None:
     if not data:
         return
     figures = pickle.loads(data)
-    reply: dict[str, Any] = {"done": True, "error": None}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
-        try:
-            for f in figures:
-                draw(f)
-        except RAISED as e:
-            reply["error"] = (next(k.__name__ for k in RAISED if isinstance(e, k)), str(e))
-    reply["warnings"] = [str(w.message) for w in caught]
+        error = _draw_in_two(figures, draw)
+    reply = {"done": True, "error": error, "warnings": [str(w.message) for w in caught]}
     reply_to.write(pickle.dumps(reply))
     reply_to.close()
+
+
+def _draw_in_two(figures: list[Figure], draw: Any) -> tuple[str, str] | None:
+    """Draw every other figure in a forked copy of this process (it has matplotlib loaded and no threads, so the
+    fork is safe and instant) and the rest here: the two cores the run used are free again. Returns the first
+    failure as (exception name, message). Where fork is missing or the copy dies, this process draws its share."""
+    mine, theirs = figures[::2], figures[1::2]
+    read_end, write_end = os.pipe() if hasattr(os, "fork") and theirs else (None, None)
+    pid = os.fork() if read_end is not None else -1
+    if pid == 0:                          # the copy: draw its share, report, leave without cleanup handlers
+        code = 1                          # anything unexpected: the painter draws this share itself, and sees it
+        try:
+            os.close(read_end)
+            with warnings.catch_warnings(record=True) as caught, os.fdopen(write_end, "wb") as out:
+                warnings.simplefilter("default")
+                error = _draw_each(theirs, draw)
+                out.write(pickle.dumps((error, [str(c.message) for c in caught])))
+            code = 0
+        finally:
+            os._exit(code)
+    if pid < 0:
+        mine, theirs = figures, []
+    else:
+        os.close(write_end)
+    error = _draw_each(mine, draw)
+    if pid > 0:
+        with os.fdopen(read_end, "rb") as r:
+            out = r.read()
+        _, status = os.waitpid(pid, 0)
+        if status == 0 and out:
+            their_error, their_warnings = pickle.loads(out)
+            for message in their_warnings:
+                warnings.warn(message, stacklevel=2)
+        else:
+            their_error = _draw_each(theirs, draw)
+        error = error or their_error
+    return error
+
+
+def _draw_each(figures: list[Figure], draw: Any) -> tuple[str, str] | None:
+    """Draw the figures; the first error that writing a file can raise (RAISED), as (name, message)."""
+    for f in figures:
+        try:
+            draw(f)
+        except RAISED as e:
+            return next(k.__name__ for k in RAISED if isinstance(e, k)), str(e)
+    return None

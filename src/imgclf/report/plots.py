@@ -5,7 +5,7 @@ draw is decided in figures.py."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .painter import Figure
 
 
-def image_grid(images: Any, titles: list[str], path: Path, colors: list[str] | None = None,
+def image_grid(images: Any, titles: list[str], path: Path | IO[bytes], colors: list[str] | None = None,
                suptitle: str = "", ncol: int | None = None, cell_px: int = 96) -> Path:
     """A labelled grid of uint8 N×C×H×W images (an array or a CPU tensor; the tutorial's imshow(make_grid(...))
     with names under each), drawn as one canvas in one axes so it takes a fraction of a second."""
@@ -54,13 +54,14 @@ def image_grid(images: Any, titles: list[str], path: Path, colors: list[str] | N
                 fontsize=7.5, color=(colors[i] if colors else "black"), linespacing=1.1)
     if suptitle:
         fig.text(0.5, 1 - 4 / (canvas.shape[0] + top), suptitle, ha="center", va="top", fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, path, dpi)
     plt.close(fig)
     return path
 
 
-def confusion(cm: list[list[int]], classes: list[str], path: Path, normalize: bool) -> None:
+def confusion(cm: list[list[int]], classes: list[str], path: Path | IO[bytes], normalize: bool) -> None:
     """The confusion matrix (counts, or each row divided by its class's images), numbers in the cells up to 20
     classes. Laid out by hand from the label lengths: tight_layout would draw the figure twice."""
     m = np.asarray(cm, dtype=np.float64)
