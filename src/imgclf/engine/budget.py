@@ -30,7 +30,7 @@ from .checkpoint import save_checkpoint
 from .evaluate import predict_logits
 from .step import EpochTotals, set_lr, train_step
 
-PLOTS_SECONDS = 4.0     # plots and report.html: matplotlib's import and ~8 figures (Zen 4: ~2.5 s; slack for slower)
+PLOTS_SECONDS = 2.5     # plots and report.html: six figures in the painter, two processes (Zen 4: 0.8-1.0 s; slack)
 SAFETY = 0.10           # of the training time: the loop's steps ran 12% slower than calibrated on a quiet Zen 4
                         # (progress bar, per-epoch reshuffles), and a machine drifts while the run goes on
 EXIT_SECONDS = 1.5      # after the summary: the result line, the interpreter's exit (Zen 4: ~2 s wall after it)

@@ -22,6 +22,7 @@ class Figure(NamedTuple):
     path: Path
     args: dict[str, Any]
 
+
 _started: subprocess.Popen | None = None
 RAISED = (OSError, RuntimeError, ValueError)   # what a full disk or an unwritable folder raises while drawing
 TIMEOUT_SECONDS = 600
@@ -33,12 +34,14 @@ def start() -> None:
     global _started
     if _started is not None:
         return
-    package_root = str(Path(__file__).resolve().parents[2])   # the same imgclf this process runs
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
-           "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    # isolated (-I): neither the working folder nor PYTHONPATH can put another imgclf first; this one's folder is
+    # put on the path instead. One thread: nothing here computes in parallel, and the fork in serve() needs none.
+    package_root = str(Path(__file__).resolve().parents[2])
+    code = f"import sys; sys.path.insert(0, {package_root!r}); from imgclf.report.painter import serve; serve()"
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     try:
-        _started = subprocess.Popen([sys.executable, "-c", "from imgclf.report.painter import serve; serve()"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        _started = subprocess.Popen([sys.executable, "-I", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, env=env)
     except OSError:
         _started = None
 
