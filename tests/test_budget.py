@@ -130,13 +130,19 @@ def test_the_ladder_chooses_model_and_size_on_32px_colour_data(tmp_path, monkeyp
     from conftest import make_image_folder
 
     root = make_image_folder(tmp_path / "c32", per_class=30, size=32, classes=("a", "b", "c"))
-    monkeypatch.setattr(budget, "calibrate", fixed_calibration({"fastcnn-tiny": 0.01, "fastcnn-small": 0.02}))
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration({"fastcnn-tiny": 0.01, "fastcnn-small": 0.02,
+                                                                 "fastcnn-medium": 0.04, "fastcnn-wide": 5.0}))
     s = imgclf.train(data=str(root), budget="30s", out=str(tmp_path / "r"), plots=False, device="cpu", quiet=True)
     ckpt = load_checkpoint(s["checkpoint"])
-    chosen = [c for c in ckpt["budget_plan"]["calibration"] if c["chosen"]]
-    assert len(ckpt["budget_plan"]["calibration"]) == 3 and len(chosen) == 1
-    # 90 images, batch adapted small: hundreds of epochs fit, so the largest candidate (32×32 small) is taken
-    assert ckpt["config"]["model"] == "fastcnn-small" and ckpt["model_args"]["image_size"] == [32, 32]
+    calibration = ckpt["budget_plan"]["calibration"]
+    chosen = [c for c in calibration if c["chosen"]]
+    assert [c["model"] for c in calibration] == ["fastcnn-tiny", "fastcnn-small", "fastcnn-small", "fastcnn-medium",
+                                                 "fastcnn-wide"] and len(chosen) == 1
+    # 90 images, batch adapted small: hundreds of epochs fit for all but the wide net (5 s a step: too few epochs),
+    # so the medium one at 32×32 is taken, with the settings its rung names
+    assert calibration[-1]["planned_steps"] < 8 * calibration[-1]["steps_per_epoch"]
+    assert ckpt["config"]["model"] == "fastcnn-medium" and ckpt["model_args"]["image_size"] == [32, 32]
+    assert ckpt["config"]["optimizer"] == "muon" and ckpt["config"]["tta_shift"] == 1
     # naming a model keeps it: only the steps are planned
     s2 = imgclf.train(data=str(root), budget="30s", model="fastcnn-tiny", out=str(tmp_path / "r"), plots=False,
                       device="cpu", quiet=True)

@@ -98,9 +98,9 @@ def orthogonalize(g: torch.Tensor, steps: int = NEWTON_SCHULZ_STEPS) -> torch.Te
     if tall:             # iterate on the wide form: X Xᵀ is then the smaller square
         x = x.T
     x = x / (x.norm() + 1e-7)    # every singular value ≤ 1, inside the iteration's basin
-    for _ in range(steps):
-        xxt = x @ x.T
-        x = a * x + (b * xxt + c * xxt @ xxt) @ x
+    for _ in range(steps):     # x ← a·x + (b·A + c·A²)·x with A = x xᵀ: three fused ops (a small layer's step is
+        xxt = x @ x.T          # dominated by per-op cost on a CPU: 8 separate ops took ~5 ms a step on fastcnn-tiny)
+        x = torch.addmm(x, torch.addmm(xxt, xxt, xxt, beta=b, alpha=c), x, beta=a)
     return (x.T if tall else x).to(g.dtype)
 
 
@@ -138,16 +138,19 @@ class Muon(SGD):
         if not g.get("muon"):
             super()._step_group(g, bufs)
             return
-        for i, p in enumerate(g["params"]):
-            if p.grad is None:
-                continue
-            grad = p.grad
-            if g["momentum"]:
+        live = [i for i, p in enumerate(g["params"]) if p.grad is not None]
+        if not live:
+            return
+        params = [g["params"][i] for i in live]
+        grads = [p.grad for p in params]
+        if g["momentum"]:           # as SGD's, on the raw gradient, for the whole group at once
+            for k, i in enumerate(live):
                 if bufs[i] is None:
-                    bufs[i] = torch.clone(grad).detach()
-                else:
-                    bufs[i].mul_(g["momentum"]).add_(grad)
-                grad = grad.add(bufs[i], alpha=g["momentum"]) if g["nesterov"] else bufs[i]
-            if g["weight_decay"]:
-                p.mul_(1 - g["lr"] * g["weight_decay"])
-            p.add_(muon_update(grad), alpha=-g["lr"])
+                    bufs[i] = torch.zeros_like(grads[k])
+            mom = [bufs[i] for i in live]
+            torch._foreach_mul_(mom, g["momentum"])
+            torch._foreach_add_(mom, grads)
+            grads = torch._foreach_add(grads, mom, alpha=g["momentum"]) if g["nesterov"] else mom
+        if g["weight_decay"]:
+            torch._foreach_mul_(params, 1 - g["lr"] * g["weight_decay"])
+        torch._foreach_add_(params, [muon_update(d) for d in grads], alpha=-g["lr"])
