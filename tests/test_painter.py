@@ -78,7 +78,7 @@ def test_a_share_whose_forked_copy_died_is_drawn_by_the_painter_itself(tmp_path)
 
 def test_a_write_failure_in_the_painter_is_the_error_drawing_here_raises(tmp_path, no_drawing_here):
     painter.start()
-    with pytest.raises(OSError, match="missing"):
+    with pytest.raises(FileNotFoundError, match="missing"):   # its class too, as drawing here raises it
         painter.draw_all(figures(tmp_path / "missing"))     # the folder does not exist
 
 
@@ -108,3 +108,20 @@ def test_no_painter_without_plots(tmp_path, monkeypatch):
     finally:
         gc.unfreeze()
     assert not (tmp_path / "r" / "plots").exists()
+
+
+def test_a_class_folder_named_in_bytes_that_are_not_utf8_gets_its_plots_and_report(tmp_path):
+    from conftest import make_image_folder
+
+    import imgclf
+
+    root = make_image_folder(tmp_path / "imgs", per_class=12)
+    odd = os.fsencode(root) + b"/sq\xff\xfeare"
+    try:
+        os.rename(root / "square", odd)
+    except OSError:
+        pytest.skip("this file system refuses a name that is not UTF-8")
+    s = imgclf.train(data=str(root), epochs=1, out=str(tmp_path / "r"), device="cpu", quiet=True)
+    run = tmp_path / "r" / os.path.basename(s["run_dir"])
+    assert len(list((run / "plots").glob("*.png"))) >= 5          # drawn: the name shows as sq\xff\xfeare
+    assert "sq\\xff\\xfeare" in (run / "report.html").read_text(encoding="utf-8")

@@ -38,3 +38,8 @@ def __getattr__(name: str) -> Any:
         value = globals()[name] = getattr(import_api(), name)
         return value
     raise AttributeError(f"module 'imgclf' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API too, though it loads on first use (tab completion, help())."""
+    return sorted(set(globals()) | set(__all__))

@@ -16,6 +16,7 @@ from typing import Any
 from ._version import __version__
 from .config import CHOICES, FIELDS, default_text, read_config_file
 from .errors import ImgclfError
+from .fileio import printable
 from .recipes import PROFILES
 
 TRAIN_HELP = {
@@ -391,12 +392,6 @@ def cmd_predict(args: argparse.Namespace) -> None:
         print(f"{printable(r['file'])}: {r['class']} ({r['probability']:.1%}){'  [' + alts + ']' if alts else ''}")
     if args.csv and not args.quiet:
         print(f"wrote {args.csv} ({len(results)} predictions)")
-
-
-def printable(name: str) -> str:
-    """A file name as text that any output can take: a name that is not valid UTF-8 (held with surrogate escapes,
-    os.fsdecode) shows its odd bytes as \\xNN escapes, where printing or writing it as UTF-8 would raise."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def write_predictions_csv(path: Path, results: list[dict[str, Any]]) -> None:

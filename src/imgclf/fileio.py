@@ -72,3 +72,10 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Atomically replace a text file's contents."""
     with atomic_write(path, text=True) as f:
         f.write(text)
+
+
+def printable(name: str) -> str:
+    """A file or class name as text that any output can take: a name that is not valid UTF-8 (held with surrogate
+    escapes, os.fsdecode) shows its odd bytes as \\xNN escapes, where printing, drawing or writing it as UTF-8
+    would raise."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

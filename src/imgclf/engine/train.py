@@ -16,6 +16,7 @@ import torch
 
 from .._version import __version__
 from ..config import TrainConfig, user_settings
+from ..fileio import printable
 from ..models import count_parameters
 from ..models.pretrained import freeze_backbone
 from ..report import console
@@ -179,7 +180,8 @@ def write_pictures(run: Run, test: dict[str, Any], logits: torch.Tensor) -> None
     try:
         figures = run_figures(run.run_dir, p.history, test, logits, data.test, data.classes, best_epoch=p.best_epoch)
         images, labels = augmented_batch(run.cfg, data)
-        figures.append(grid(run.run_dir / "plots" / "train_batch.png", images, [data.classes[int(y)] for y in labels],
+        figures.append(grid(run.run_dir / "plots" / "train_batch.png", images,
+                            [printable(data.classes[int(y)]) for y in labels],
                             suptitle="a training batch as the model sees it (augmented)"))
         (run.run_dir / "plots").mkdir(parents=True, exist_ok=True)
         draw_all(figures)    # in the plot painter the command started, if it did (report/painter.py)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.split import Split
+from ..fileio import printable
 from .painter import Figure
 from .steps import read_steps
 
@@ -20,6 +21,7 @@ def run_figures(run_dir: Path, history: list[dict[str, Any]], test: dict[str, An
     """The pictures of a run's plots/ folder (the curves use steps.csv when the run has one, and mark `best_epoch`,
     the epoch whose checkpoint was tested)."""
     out = run_dir / "plots"
+    classes = [printable(c) for c in classes]      # a folder name that is not UTF-8 cannot be drawn as it is
     figures = []
     if history:
         figures.append(Figure("curves", out / "curves.png", dict(history=history, steps=read_steps(run_dir),

@@ -7,6 +7,8 @@ import base64
 import html
 from typing import Any
 
+from ..fileio import printable
+
 STYLE = """
 :root { --fg:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f5f7fa; --card:#fff; --accent:#2563eb;
   --test:#7c3aed; --val:#d97706; --train:#0891b2; --good:#15803d; }
@@ -58,7 +60,8 @@ code { font-family:ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fon
 """
 
 def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    """`value` as HTML text; a file or class name that is not UTF-8 shows its odd bytes as \\xNN."""
+    return html.escape(printable(str(value)), quote=True)
 
 
 def pct(v: float | None, digits: int = 2) -> str:
