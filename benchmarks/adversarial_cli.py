@@ -804,11 +804,7 @@ def images_npy_is_a_folder(ctx: Ctx) -> Result:
 
 @case("cache", "ok", what="the cache folder made read-only (files 444, folder 555): nothing breaks")
 def read_only_cache_folder(ctx: Ctx) -> Result:
-    def mutate(_: Path) -> None:
-        for p in ctx.p("cache").iterdir():
-            p.chmod(0o444)
-        ctx.p("cache").chmod(0o555)
-    return cache_case(ctx, mutate)
+    return cache_case(ctx, lambda _: make_read_only(ctx.p("cache")))
 
 
 @case("cache", "ok", what="a read-only cache folder holding a truncated entry: decoded again, from memory")
@@ -816,10 +812,15 @@ def read_only_cache_folder_damaged_entry(ctx: Ctx) -> Result:
     def mutate(_: Path) -> None:
         p = cache_entry(ctx, "images.npy")
         p.write_bytes(p.read_bytes()[:100])
-        for q in ctx.p("cache").iterdir():
-            q.chmod(0o444)
-        ctx.p("cache").chmod(0o555)
+        make_read_only(ctx.p("cache"))
     return cache_case(ctx, mutate)
+
+
+def make_read_only(folder: Path) -> None:
+    """Files 444, the folder 555."""
+    for p in folder.iterdir():
+        p.chmod(0o444)
+    folder.chmod(0o555)
 
 
 @case("cache", "ok", what="IMGCLF_CACHE_DIR below a regular file (cannot be created): works from memory, warns")
