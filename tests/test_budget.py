@@ -195,6 +195,34 @@ def test_shift_tta_averages_six_views_and_is_used_by_eval(tmp_path):
     assert clf.evaluate("digits", split="test")["accuracy"] == s["test_accuracy"]    # eval reproduces the figure
 
 
+def test_tta_of_a_model_trained_without_flips_has_no_mirrors(tmp_path):
+    """A mirrored digit is another glyph: with --flip none the views are the image and its shifts (weights 1/2,
+    1/4, 1/4), in training's figures and in `imgclf.load(...).evaluate` and export alike."""
+    from imgclf.engine.evaluate import tta_logits
+
+    calls = []
+
+    def model(x):
+        calls.append(x.clone())
+        return x.mean((2, 3))
+
+    x = torch.rand(2, 1, 6, 6)
+    out = tta_logits(model, x, 1, mirror=False)
+    assert len(calls) == 3 and torch.equal(calls[0], x)
+    assert not any(torch.equal(c, x.flip(3)) for c in calls)
+    assert torch.allclose(out, 0.5 * model(x) + 0.25 * (model(calls[1]) + model(calls[2])))
+    s = imgclf.train(FAST | {"epochs": 2, "tta": True, "tta_shift": 1, "flip": "none", "out": str(tmp_path)},
+                     quiet=True)
+    assert s["tta_mirror"] is False and load_checkpoint(s["checkpoint"])["tta_mirror"] is False
+    clf = imgclf.load(s["checkpoint"])
+    assert clf.tta_mirror is False
+    assert clf.evaluate("digits", split="test")["accuracy"] == s["test_accuracy"]
+    mirrored = imgclf.load(s["checkpoint"])
+    mirrored.tta_mirror = True          # what the run would have reported with mirrors: a different set of views
+    with_mirrors = mirrored.evaluate("digits", split="test")
+    assert with_mirrors["loss"] != clf.evaluate("digits", split="test")["loss"]
+
+
 def test_a_budget_under_torchrun_is_refused_before_it_measures(tmp_path, monkeypatch):
     """Each process would time its own steps and plan its own total: processes that stop at different steps wait on
     each other for ever (a 20 s budget on 2 processes hung until killed)."""

@@ -45,7 +45,7 @@ class Classifier:
     def __init__(self, model: torch.nn.Module, classes: list[str], model_args: dict[str, Any],
                  mean: list[float], std: list[float], device: torch.device, tta: bool = False,
                  source: str = "", config: dict[str, Any] | None = None, channels_last: bool = False,
-                 model_name: str = "") -> None:
+                 model_name: str = "", tta_mirror: bool = True) -> None:
         self.model, self.classes, self.model_args = model.eval(), classes, model_args
         self.mean, self.std, self.device, self.tta = mean, std, device, tta
         self.source, self.config, self.model_name = source, config or {}, model_name or type(model).__name__
@@ -54,6 +54,7 @@ class Classifier:
             self.model.to(memory_format=torch.channels_last)
         self.normalize = Normalizer(mean, std, device, channels_last=channels_last)
         self.tta_shift = int(self.config.get("tta_shift", 0)) if tta else 0   # the run's TTA views (evaluate.py)
+        self.tta_mirror = tta_mirror   # False: trained without flips, its TTA has no mirrored views
 
     @property
     def resize(self) -> str:
@@ -80,7 +81,8 @@ class Classifier:
         skipped with a warning naming it, as training skips it (an error with `strict_images`)."""
         batch, files = self._gather(images, strict_images)
         split = Split(batch, torch.zeros(len(batch), dtype=torch.int64), "predict")
-        logits = predict_logits(self.model, split, self.normalize, self.device, self.tta, self.tta_shift)
+        logits = predict_logits(self.model, split, self.normalize, self.device, self.tta, self.tta_shift,
+                                self.tta_mirror)
         probs = torch.softmax(logits, 1)
         k = max(1, min(topk, len(self.classes)))
         top_p, top_i = probs.topk(k, 1)
@@ -173,7 +175,8 @@ class Classifier:
             raise DataError(f"{self.source}: {changed}; the figure would not be comparable with the run's. Pass "
                             "--allow-changed-data to evaluate anyway (the result then says the test split differs)")
         part = ds.split(split)
-        logits = predict_logits(self.model, part, self.normalize, self.device, self.tta, self.tta_shift)
+        logits = predict_logits(self.model, part, self.normalize, self.device, self.tta, self.tta_shift,
+                                self.tta_mirror)
         m = metrics_from_logits(logits, part.labels, ds.classes)
         if changed:
             m["data_changed"] = changed
@@ -266,7 +269,7 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
     if fmt:  # the exported graph stands in for the network; its metadata gives classes, size and normalization
         e = open_exported(path, fmt, device)
         return Classifier(e.model, e.classes, e.model_args, e.mean, e.std, e.device, e.tta, str(path), e.config,
-                          model_name=e.model_name)
+                          model_name=e.model_name, tta_mirror=e.tta_mirror)
     ckpt = load_checkpoint(path)
     dev = pick_device(device)
     if ckpt["format_version"] >= 1:
@@ -276,6 +279,7 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
         state = ckpt.get("ema") or ckpt["model"]
         names, norm, tta, config = ckpt["classes"], ckpt["normalization"], ckpt.get("tta", False), ckpt["config"]
         channels_last = bool(ckpt.get("channels_last")) and dev.type != "mps"
+        mirror = bool(ckpt.get("tta_mirror", True))   # checkpoints from before it always mirrored
     else:
         if model is None:
             raise CheckpointError(f"{path}: a bare state_dict does not say which network it is; pass --model "
@@ -285,13 +289,13 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
         names = classes or [str(i) for i in range(args["num_classes"])]
         c = args["in_channels"]
         norm = {"mean": [0.5] * c, "std": [0.5] * c} if normalize == "half" else {"mean": [0.0] * c, "std": [1.0] * c}
-        tta, config, channels_last = False, {}, False
+        tta, config, channels_last, mirror = False, {}, False, True
     net = _build(name, args, arch_of(ckpt) if name == ckpt.get("model_name") else {}, path)
     load_model_state(net, state, str(path), name)
     if len(names) != args["num_classes"]:
         raise CheckpointError(f"{path}: {len(names)} class names for a model with {args['num_classes']} outputs")
     clf = Classifier(net.to(dev), list(names), args, norm["mean"], norm["std"], dev, tta, str(path), config,
-                     channels_last, name)
+                     channels_last, name, mirror)
     clf.data_identity = ckpt.get("data")
     return clf
 

@@ -72,7 +72,8 @@ TRAIN_HELP = {
     "ema": "average weights with this decay per step (e.g. 0.999); evaluation uses the average",
     "lookahead": "airbench94's lookahead: every 5 steps the weights are pulled back toward slow weights that follow "
                  "them, more strongly as the run ends; the last step takes the slow weights",
-    "tta": "test-time augmentation: average predictions over each image and its mirror",
+    "tta": "test-time augmentation: average predictions over each image and its mirror (no mirror when training did "
+           "not flip: --flip none)",
     "tta_shift": "with --tta, also over the pair translated by N pixels up-left and down-right (airbench's 6 views: "
                  "N = 1); 0 = mirror only",
     "eval_every": "validate every N epochs (the last epoch always)",

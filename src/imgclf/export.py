@@ -54,11 +54,13 @@ def export_metadata(ckpt: dict[str, Any], clf: Any, fmt: str, dynamic_batch: boo
         "format": fmt, "imgclf_version": __version__, "torch_version": torch.__version__,
         "model_name": ckpt["model_name"], "classes": list(clf.classes), "input_shape": list(clf.image_shape),
         "mean": [float(v) for v in clf.mean], "std": [float(v) for v in clf.std], "tta": bool(clf.tta),
+        "tta_mirror": bool(clf.tta_mirror),
         "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
         "input": "float32 NCHW, (x/255 - mean)/std per channel, x = uint8 pixels (RGB, or L for 1 channel), "
                  "resized to input_shape",
         "output": "float32 N x len(classes) logits; softmax gives probabilities. If tta is true, imgclf averages "
-                  "the logits of each image and its horizontal mirror, and with config.tta_shift N > 0 also of the "
+                  "the logits of each image and its horizontal mirror (if tta_mirror is false: the image alone), "
+                  "and with config.tta_shift N > 0 also of the "
                   "pairs translated by N pixels up-left and down-right (weights 1/2, 1/4, 1/4; not part of the graph)",
         "batch_size": None if dynamic_batch or fmt == "torchscript" else 1,
         "dataset": ckpt.get("dataset"), "checkpoint": str(clf.source),

@@ -112,6 +112,7 @@ class Exported:
     std: list[float]
     device: torch.device
     tta: bool = False
+    tta_mirror: bool = True
     config: dict[str, Any] = field(default_factory=dict)
     model_name: str = ""
 
@@ -153,8 +154,8 @@ def open_exported(path: str | Path, fmt: str, device: str = "auto") -> Exported:
     check_fields({"model_args": args, "classes": meta["classes"],
                   "normalization": {"mean": meta["mean"], "std": meta["std"]}}, path)
     return Exported(model, list(meta["classes"]), args, list(meta["mean"]), list(meta["std"]), dev,
-                    bool(meta.get("tta", False)), dict(meta.get("config") or {}),
-                    f"{meta.get('model_name', 'model')} ({fmt} export)")
+                    bool(meta.get("tta", False)), bool(meta.get("tta_mirror", True)),
+                    dict(meta.get("config") or {}), f"{meta.get('model_name', 'model')} ({fmt} export)")
 
 
 __all__ = ["Exported", "MissingExtraError", "OnnxModel", "exported_format", "open_exported", "require", "sidecar_path"]

@@ -89,8 +89,7 @@ def calibrate(run: Any, seconds: float, out: str | None = None) -> Calibration:
     step_seconds = (time.perf_counter() - t0) / n
     test = run.data.test.subset(torch.arange(min(len(run.data.test), 256)))   # one batch: six TTA views are costly
     t0 = time.perf_counter()
-    predict_logits(run.eval_model, test, run.norm, run.device, tta=run.cfg.tta,
-                   tta_shift=run.cfg.tta_shift)
+    predict_logits(run.eval_model, test, run.norm, run.device, **run.views)
     eval_seconds = (time.perf_counter() - t0) / max(len(test), 1)
     folder = Path(out) if out and Path(out).is_dir() else None
     with tempfile.TemporaryDirectory(dir=folder, prefix=".imgclf-calibration-") as tmp:

@@ -13,12 +13,13 @@ from ..data.batches import Batches, Normalizer
 from ..data.split import Split
 
 
-def tta_logits(model: nn.Module, x: torch.Tensor, shift: int = 0) -> torch.Tensor:
+def tta_logits(model: nn.Module, x: torch.Tensor, shift: int = 0, mirror: bool = True) -> torch.Tensor:
     """Test-time augmentation: the mean of the image's and its mirror's logits; with `shift`, airbench's six views:
     that pair weighted 1/2, and the pairs of the image translated by `shift` pixels up-left and down-right
-    (reflected at the edges as --crop-pad's translations are, so any shift works on any size) 1/4 each."""
+    (reflected at the edges as --crop-pad's translations are, so any shift works on any size) 1/4 each.
+    `mirror=False` (a model trained without flips: a mirrored digit is another glyph) leaves the mirrors out."""
     def pair(v: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (model(v).float() + model(v.flip(3)).float())
+        return 0.5 * (model(v).float() + model(v.flip(3)).float()) if mirror else model(v).float()
 
     logits = pair(x)
     if shift:
@@ -37,7 +38,7 @@ def translated(x: torch.Tensor, d: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def predict_logits(model: nn.Module, split: Split, normalize: Normalizer, device: torch.device, tta: bool = False,
-                   tta_shift: int = 0) -> torch.Tensor:
+                   tta_shift: int = 0, tta_mirror: bool = True) -> torch.Tensor:
     """Float32 logits (N, K) for every image of `split`, in order, computed in fp32 (so a figure reproduces on any
     machine, whatever precision trained the model); `tta` averages over views (tta_logits).
     Batches of 1024 on GPUs, 256 on CPU (measured faster there than 1024)."""
@@ -46,7 +47,7 @@ def predict_logits(model: nn.Module, split: Split, normalize: Normalizer, device
     model.eval()
     out = []
     for x, _ in Batches(split, batch_size, normalize, device=device).epoch(0):
-        out.append(tta_logits(model, x, tta_shift) if tta else model(x).float())
+        out.append(tta_logits(model, x, tta_shift, tta_mirror) if tta else model(x).float())
     model.train(was_training)
     return torch.cat(out).cpu() if out else torch.empty(0)
 

@@ -107,6 +107,11 @@ class Run:
         """What validation and testing run: the weight average when there is one."""
         return self.ema.module if self.ema is not None else self.model
 
+    @property
+    def views(self) -> dict[str, Any]:
+        """predict_logits' test-time views: the run's --tta and --tta-shift, mirrors only if training flipped."""
+        return {"tta": self.cfg.tta, "tta_shift": self.cfg.tta_shift, "tta_mirror": self.cfg.flip != "none"}
+
     def lr(self, step: int) -> float:
         warmup = min(self.total_steps, round(self.cfg.warmup * self.steps_per_epoch))
         if self.cfg.steps:   # a run of steps shorter than its warm-up (in epochs) still decays: half at most
@@ -134,6 +139,7 @@ class Run:
             "config": self.cfg.to_dict(), "classes": self.data.classes, "dataset": self.data.name,
             "data": self.data_identity, "run_id": self.run_id,
             "normalization": {"mean": list(self.mean), "std": list(self.std)}, "tta": self.cfg.tta,
+            "tta_mirror": self.views["tta_mirror"],
             "channels_last": self.prec.channels_last, "budget_plan": self.budget_plan,
         }
 

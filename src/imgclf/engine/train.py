@@ -141,8 +141,7 @@ def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
     cfg, p, val = run.cfg, run.progress, run.data.val
     epoch = row["epoch"]
     if val is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-        logits = predict_logits(run.eval_model, val, run.norm, run.device, tta=cfg.tta,  # fp32: see finish()
-                                tta_shift=cfg.tta_shift)
+        logits = predict_logits(run.eval_model, val, run.norm, run.device, **run.views)  # fp32: see finish()
         m = metrics_from_logits(logits, val.labels, run.data.classes)
         row.update({"val_loss": m["loss"], "val_accuracy": m["accuracy"]})
     best_row = p.history[p.best_epoch - 1] if p.best_epoch else None
@@ -200,7 +199,7 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         load_model_state(run.eval_model, saved["ema"] or saved["model"], str(run.run_dir / "best.pt"), cfg.model)
     t_test = time.perf_counter()
     # in fp32 whatever precision trained: `imgclf eval` then reproduces the figure exactly, on any machine
-    logits = predict_logits(run.eval_model, data.test, run.norm, run.device, tta=cfg.tta, tta_shift=cfg.tta_shift)
+    logits = predict_logits(run.eval_model, data.test, run.norm, run.device, **run.views)
     test = metrics_from_logits(logits, data.test.labels, data.classes)
     test_seconds = time.perf_counter() - t_test
     images_seen = sum(r["images_per_second"] * r["seconds"] for r in p.history)
@@ -225,6 +224,7 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         "compute_precision": str(run.prec.autocast_dtype or "fp32").replace("torch.", ""),
         "precision_mode": run.prec.name, "precision_reason": run.prec.reason,
         "parameters": count_parameters(run.model), "tta": cfg.tta, "tta_shift": cfg.tta_shift if cfg.tta else 0,
+        "tta_mirror": cfg.tta and run.views["tta_mirror"],
         "ema": cfg.ema, "steps": p.global_step,
         "budget": run.budget_plan and {"seconds": run.budget_plan["budget_seconds"], "within": None},
         "normalization": {"mean": run.mean, "std": run.std}, "seed": cfg.seed,

@@ -85,11 +85,22 @@ def settings_rows(c: dict[str, Any]) -> list[tuple[str, str]]:
             ("augmentation", ", ".join(augment))]
     if g("progressive_size") and g("progressive_epochs"):
         rows.append(("progressive resizing", f"{g('progressive_size')} px for {g('progressive_epochs')} epochs"))
-    rows += [("weight average (EMA)", g("ema") or "off"), ("test-time flip (TTA)", "on" if g("tta") else "off"),
+    rows += [("weight average (EMA)", g("ema") or "off"),
+             ("test-time augmentation", tta_views(g("tta"), g("tta_shift"), g("flip"))),
              ("val split", f"{g('val_split'):.0%} of train" if g("val_split") else "none"),
              ("image size", f"{g('image_size')} px" if g("image_size") else "as stored"),
              ("normalize", g("normalize"))]
     return [(k, f"{v:g}" if isinstance(v, float) else str(v)) for k, v in rows]
+
+
+def tta_views(tta: Any, shift: Any, flip: Any) -> str:
+    """What evaluate.tta_logits averages for these settings, in words."""
+    if not tta:
+        return "off"
+    mirror = flip != "none"
+    views = (2 if mirror else 1) * (3 if shift else 1)
+    what = ("image and mirror" if mirror else "image") + (f", shifted ±{shift} px" if shift else "")
+    return f"{views} view{'s' if views > 1 else ''} ({what})"
 
 
 def checkpoint_section(run: RunFiles) -> str:
