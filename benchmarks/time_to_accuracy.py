@@ -37,6 +37,15 @@ def run(folder: Path, recipe: str, seed: int, out: Path, extra: list[str]) -> tu
     return wall, summary, ckpt
 
 
+def replan_words(ckpt: dict) -> str:
+    """The loop's re-plan (engine/budget.py Replan), if it made one: its measured step against the calibrated."""
+    r = (ckpt.get("budget_plan") or {}).get("replan")
+    if not r:
+        return ""
+    return (f"; re-planned at step {r['at_step']}: loop {r['loop_step_seconds'] * 1e3:.1f} ms a step, calibrated "
+            f"{r['calibrated_step_seconds'] * 1e3:.1f} ms, {r['steps_before']:,} → {r['steps']:,} steps")
+
+
 def warm(folder: Path, out: str) -> None:
     """Decode the folder into its caches at 24×24 and at its own size, untimed."""
     for size in (["--image-size", "24"], []):
@@ -74,7 +83,7 @@ def main() -> None:
                       f"= {ckpt['global_step'] / per_epoch:.1f} "
                       f"epochs; train {s['train_seconds']:.0f}s at {s['images_per_second']:,.0f} img/s, test "
                       f"{s['test_seconds']:.1f}s, precision {s['precision_mode']}; within budget: "
-                      f"{s['budget']['within'] if s['budget'] else 'n/a'})", flush=True)
+                      f"{s['budget']['within'] if s['budget'] else 'n/a'}{replan_words(ckpt)})", flush=True)
             rows.append((recipe, statistics.mean(accs), (max(accs) - min(accs)) / 2, statistics.median(walls),
                          all(within)))
     print(f"\nrecipe      {split} accuracy (mean ± half-range)   minutes (median), whole command   all within budget")

@@ -4,6 +4,7 @@ the machine is), the schedule ends at the planned step, and a budgeted run resum
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -101,6 +102,55 @@ def test_a_budgeted_run_resumes_bitwise(tmp_path, monkeypatch):
             assert torch.equal(a[part][k], b[part][k]), (part, k)
     for k, v in a["lookahead"].items():          # the last step handed the model the slow weights
         assert torch.equal(a["model"][k], v), k
+
+
+def test_a_budgeted_run_replans_on_its_own_steps_and_resumes_bitwise(tmp_path, monkeypatch):
+    """The calibration can miss the loop's pace (here it measured 10 ms a step and the loop takes 50): at the end of
+    the warm-up (whose learning rates do not depend on the total) the run plans again from its own timed steps,
+    before its first checkpoint; the schedule ends at the new total, config.yaml and the checkpoint record it, and a
+    run stopped after it resumes bitwise onto the same steps."""
+    from test_train import register_interrupting_model
+
+    from imgclf.engine.train import TrainingStopped
+
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.01))
+    first = []
+
+    def loop_clock(run):   # the loop's clock: 50 ms a step from its first timed step on (no machine's real speed)
+        if not first:
+            first.append(time.perf_counter())
+        return first[0] + 0.05 * (run.progress.global_step - budget.REPLAN_FROM)
+
+    monkeypatch.setattr(budget, "_now", loop_clock)
+    base = FAST | {"out": str(tmp_path), "batch_size": 16}        # 89 steps an epoch, warm-up 44
+    register_interrupting_model("tiny-replan-ctrl-c", 100)
+    with pytest.raises(TrainingStopped):
+        imgclf.train(base | {"budget": "20s", "name": "stopped", "model": "tiny-replan-ctrl-c"}, quiet=True)
+    stopped = load_checkpoint(tmp_path / "stopped" / "last.pt")
+    r = stopped["budget_plan"]["replan"]
+    assert r["at_step"] == 44 and r["calibrated_step_seconds"] == 0.01
+    assert r["loop_step_seconds"] == pytest.approx(0.05)
+    # the calibrated plan: ~1,500 steps in 20 s; the loop's own pace leaves (20 s - start-up - 2 s timed - exit) at
+    # 52.5 ms a step: a few hundred (a slow machine spends more of the 20 s before the loop starts)
+    assert 88 <= r["steps"] < 400 < r["steps_before"]
+    assert stopped["config"]["steps"] == r["steps"] and stopped["config"]["epochs"] == -(-r["steps"] // 89)
+    assert yaml.safe_load((tmp_path / "stopped" / "config.yaml").read_text())["steps"] == r["steps"]
+    resumed = imgclf.train(resume=tmp_path / "stopped" / "last.pt", quiet=True)
+    assert resumed["steps"] == r["steps"]
+    done = load_checkpoint(tmp_path / "stopped" / "last.pt")
+    assert done["history"][-1]["lr"] < 0.01 * done["config"]["lr"]      # the schedule ended at the new total
+    imgclf.train(base | {"steps": r["steps"], "name": "full", "model": "fastcnn-tiny"}, quiet=True)
+    full = load_checkpoint(tmp_path / "full" / "last.pt")
+    for k in full["model"]:
+        assert torch.equal(full["model"][k], done["model"][k]), k
+
+
+def test_a_replan_counts_only_the_rest_of_the_run():
+    c = Calibration(step_seconds=0.01, eval_seconds=0.001, save_seconds=0.05, setup_seconds=0.0)
+    total = steps_within(30.0, c, 100, 0, 1000, 1, False, done=40, margin=0.05)
+    used = 1000 * 0.001 + budget.EXIT_SECONDS + (total - 40) * 0.01 * 1.05 + 2 * -(-total // 100) * 0.05
+    assert used <= 30.0 < used + 0.01 * 1.05 + 0.1
+    assert steps_within(1.0, c, 100, 0, 1000, 1, False, done=40) == 40     # nothing more fits: the steps done
 
 
 def test_lookahead_pulls_toward_slow_weights_harder_as_the_run_ends():

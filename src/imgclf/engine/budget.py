@@ -7,6 +7,11 @@ it was tuned for; otherwise the settings as resolved) and fixes the run's total 
 schedule ends exactly when the time left after validation, testing and the report runs out. The plan is a settings
 layer ("budget plan", config.py) recorded in config.yaml and in every checkpoint: `--resume` replays the same steps
 and schedule instead of measuring again.
+
+The calibration alone has missed the loop's own pace by up to 19% (a quiet Zen 4: the loop slower, by an amount that
+varied from run to run), so a fresh run times its own first steps too (Replan): at the end of the warm-up, whose
+learning rates do not depend on the total, it plans the total once more from the loop's measured step, before the
+first checkpoint is written.
 """
 
 from __future__ import annotations
@@ -31,9 +36,12 @@ from .evaluate import predict_logits
 from .step import EpochTotals, set_lr, train_step
 
 PLOTS_SECONDS = 2.5     # plots and report.html: six figures in the painter, two processes (Zen 4: 0.8-1.0 s; slack)
-SAFETY = 0.20           # of the training time: the loop's steps ran 12% (fastcnn-tiny) and 19% (fastcnn-medium,
+SAFETY = 0.20           # of the training time: the loop's steps ran 0-12% (fastcnn-tiny) and 19% (fastcnn-medium,
                         # every epoch alike) slower than calibrated on a quiet Zen 4, and a machine drifts while the
                         # run goes on (at 0.10, one 1-minute run in three and a 5-minute run overran)
+PLAN_SAFETY = 0.10      # instead, for choosing the model, when the loop will re-plan on its own timed steps
+REPLAN_SAFETY = 0.05    # of the rest of the training, planned on the loop's own steps: the drift after them
+REPLAN_FROM = 4         # the first steps (one-off allocations, a cold cache) are not timed
 EXIT_SECONDS = 1.5      # after the summary: the result line, the interpreter's exit (Zen 4: ~2 s wall after it)
 CALIBRATION_SHARE = 0.01    # of the budget, per candidate, spent measuring steps (at least MIN_CALIBRATION_S)
 MIN_CALIBRATION_S = 0.4
@@ -100,18 +108,19 @@ def calibrate(run: Any, seconds: float, out: str | None = None) -> Calibration:
 
 
 def steps_within(seconds: float, c: Calibration, steps_per_epoch: int, n_val: int, n_test: int, eval_every: int,
-                 plots: bool) -> int:
+                 plots: bool, done: int = 0, margin: float = SAFETY) -> int:
     """The most training steps whose run, with its validations, checkpoints (last and best each epoch), test pass
-    and report, fits in `seconds` (0 if none does)."""
+    and report, fits in `seconds` (0 if none does); with `done` steps already taken (inside the first epoch), the
+    most total steps whose rest fits (`done` if none)."""
     fixed = c.setup_seconds + n_test * c.eval_seconds + (PLOTS_SECONDS if plots else 0.0) + EXIT_SECONDS
+    step = c.step_seconds * (1 + margin)
 
     def cost(steps: int) -> float:
         epochs = math.ceil(steps / steps_per_epoch)
         validations = math.ceil(epochs / eval_every) if n_val else 0
-        return (fixed + steps * c.step_seconds * (1 + SAFETY) + validations * n_val * c.eval_seconds
-                + 2 * epochs * c.save_seconds)
+        return fixed + (steps - done) * step + validations * n_val * c.eval_seconds + 2 * epochs * c.save_seconds
 
-    lo, hi = 0, int(max(0.0, seconds - fixed) / (c.step_seconds * (1 + SAFETY)))   # cost(hi + 1) > seconds
+    lo, hi = done, done + int(max(0.0, seconds - fixed) / step)   # cost(hi + 1) > seconds
     while lo < hi:             # cost grows with the steps (in jumps at epoch ends): the most that fit, by bisection
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if cost(mid) <= seconds else (lo, mid - 1)
@@ -128,11 +137,58 @@ def choose(options: list[tuple[dict[str, Any], int, int]]) -> int:
     return best
 
 
-def _steps_left(budget: float, started: float, cal: Calibration, run: Any) -> int:
+def _steps_left(budget: float, started: float, cal: Calibration, run: Any, margin: float) -> int:
     """steps_within the time left now for `run` as calibrated."""
     left = budget - (time.perf_counter() - started)
     return steps_within(left, cal, run.steps_per_epoch, len(run.data.val or []), len(run.data.test),
-                        run.cfg.eval_every, run.cfg.plots)
+                        run.cfg.eval_every, run.cfg.plots, margin=margin)
+
+
+def replan_step(warmup_epochs: float, steps_per_epoch: int, total_steps: int) -> int | None:
+    """The global step after which a fresh budgeted run re-plans: the warm-up's last (as Run.lr counts it), if the
+    warm-up ends inside the first epoch (so every epoch-end checkpoint holds the final plan) and leaves steps enough
+    to time; else None (the calibrated plan stands, with its larger margin)."""
+    warmup = min(total_steps, round(warmup_epochs * steps_per_epoch), total_steps // 2)
+    return warmup if REPLAN_FROM + 16 <= warmup < steps_per_epoch else None
+
+
+@dataclass
+class Replan:
+    """The loop's one re-plan of a fresh budgeted run (see the module's docstring): it times the loop from step
+    REPLAN_FROM to step `at`, then fixes the total steps that end the whole command by `deadline`."""
+
+    deadline: float          # a time.perf_counter() reading: when the command must have ended
+    cal: Calibration         # the chosen candidate's: validation, test and checkpoint costs
+    at: int
+    t0: float = 0.0
+
+    def after_step(self, run: Any, done: int) -> bool:
+        """Called after each step with the steps done; at `at`, sets run.cfg.steps and epochs and returns True."""
+        if done == REPLAN_FROM:
+            self.t0 = _now(run)
+        if done != self.at:
+            return False
+        now = _now(run)
+        measured = (now - self.t0) / (done - REPLAN_FROM)
+        cal = Calibration(measured, self.cal.eval_seconds, self.cal.save_seconds, 0.0)
+        total = steps_within(self.deadline - now, cal, run.steps_per_epoch,
+                             len(run.data.val or []), len(run.data.test), run.cfg.eval_every, run.cfg.plots,
+                             done=done, margin=REPLAN_SAFETY)
+        cfg, before = run.cfg, run.cfg.steps
+        floor = max(2 * self.at, (max(cfg.freeze_epochs, cfg.progressive_epochs) - 1) * run.steps_per_epoch + 1)
+        cfg.steps = max(total, floor)   # the warm-up stays what it was (half the run at most), as do epoch settings
+        cfg.epochs = math.ceil(cfg.steps / run.steps_per_epoch)
+        run.budget_plan["replan"] = {"at_step": done, "loop_step_seconds": round(measured, 6),
+                                     "calibrated_step_seconds": round(self.cal.step_seconds, 6),
+                                     "steps_before": before, "steps": cfg.steps}
+        return True
+
+
+def _now(run: Any) -> float:
+    """The clock, after the device has finished what it was given (CUDA runs ahead of Python)."""
+    if run.device.type == "cuda":
+        torch.cuda.synchronize(run.device)
+    return time.perf_counter()
 
 
 @dataclass
@@ -143,6 +199,8 @@ class Plan:
     layer: dict[str, Any]
     record: dict[str, Any] | None = None
     note: str = ""
+    calibration: Calibration | None = None   # the chosen candidate's (a Replan's costs besides the steps)
+    deadline: float = 0.0
 
 
 def budget_file(user: dict[str, Any], file: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -184,13 +242,14 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
         cal = calibrate(run, share, run.cfg.out)
         cal.setup_seconds = max(setup, 0.2)
         measured.append((cand, layer, cal, run))
-        options.append((cand, _steps_left(budget, started, cal, run), run.steps_per_epoch))
+        options.append((cand, _steps_left(budget, started, cal, run, _margin(run, budget, started, cal)),
+                        run.steps_per_epoch))
         if options[-1][1] < cand["min_epochs"] * run.steps_per_epoch:
             break   # the costlier candidates after it need more epochs still: not worth measuring
     pick = choose(options)
     cand, layer, cal, run = measured[pick]
     spe = options[pick][2]
-    steps = _steps_left(budget, started, cal, run)   # with the time the measuring took since
+    steps = _steps_left(budget, started, cal, run, _margin(run, budget, started, cal))   # after all the measuring
     if steps < min(20, spe):
         raise ConfigError(f"--budget {budget:g}s is too short for this data on this machine: start-up and "
                           f"calibration took {time.perf_counter() - started:.1f} s and a training step takes "
@@ -202,4 +261,10 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
     note = (f"budget {budget:g} s: {steps:,} steps ({steps / spe:.1f} epochs) of {run.cfg.model} at "
             f"{run.data.shape[1]}×{run.data.shape[2]}, {cal.step_seconds * 1e3:.1f} ms a step measured here; "
             f"the schedule ends at step {steps:,}")
-    return Plan(copy.deepcopy({**layer, "steps": steps}), record, note)
+    return Plan(copy.deepcopy({**layer, "steps": steps}), record, note, cal, started + budget)
+
+
+def _margin(run: Any, budget: float, started: float, cal: Calibration) -> float:
+    """The calibrated plan's margin: the smaller PLAN_SAFETY where the loop will re-plan on its own steps."""
+    steps = _steps_left(budget, started, cal, run, PLAN_SAFETY)
+    return PLAN_SAFETY if replan_step(run.cfg.warmup, run.steps_per_epoch, steps) is not None else SAFETY

@@ -29,7 +29,7 @@ from ..report.run_dir import new_run_dir
 from ..report.tensorboard import TensorBoardLog
 from ..report.tensorboard import require as require_tensorboard
 from . import distributed as dist
-from .budget import budget_file, plan_budget
+from .budget import Replan, budget_file, plan_budget, replan_step
 from .builders import (
     StartingWeights,
     auto_size_cap,
@@ -92,6 +92,7 @@ class Run:
     tensorboard: TensorBoardLog | None = None   # --tensorboard, rank 0 only
     budget_plan: dict[str, Any] | None = None   # --budget: what was measured and chosen (budget.py), kept on resume
     lookahead: Lookahead | None = None          # --lookahead: the slow weights (ema.py)
+    replan: Replan | None = None                # a fresh budgeted run's re-plan on its own steps (budget.py)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -185,6 +186,9 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
     if plan is not None and plan.record is not None:
         run.budget_plan = plan.record
         run.data.notes.append(plan.note)
+        at = replan_step(run.cfg.warmup, run.steps_per_epoch, run.total_steps)
+        if at is not None and plan.calibration is not None:
+            run.replan = Replan(plan.deadline, plan.calibration, at)
     logs_tensorboard = run.cfg.tensorboard and run.world.is_main
     if logs_tensorboard:
         require_tensorboard()  # not installed: a one-line error before a run folder is made

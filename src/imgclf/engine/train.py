@@ -48,13 +48,15 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     run = setup_run(user_settings(config, **settings), config_file, resume, quiet, t_start)
     announce(run, quiet)
     with Stopper() as stopper:
-        for epoch in range(run.progress.epoch, run.cfg.epochs):
+        epoch = run.progress.epoch
+        while epoch < run.cfg.epochs:   # a budget's re-plan in the first epoch may change cfg.epochs
             if run.progress.stopped_early:
                 break
             row = train_one_epoch(run, epoch, stopper, quiet)
             end_epoch(run, row, quiet)
             if stopper.requested and epoch + 1 < run.cfg.epochs and not run.progress.stopped_early:
                 raise stopper.stopped(epoch, run.steps_per_epoch - 1, run.run_dir)
+            epoch += 1
     dist.barrier(run.world)
     summary = finish(run, t_start, quiet)
     dist.cleanup(run.world)
@@ -64,12 +66,28 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
 def announce(run: Run, quiet: bool) -> None:
     """config.yaml (every resolved setting, versions, device) and the run header."""
     if run.world.is_main:
-        write_config(run.run_dir, run.cfg.to_dict(), {
-            "imgclf_version": __version__, "torch_version": torch.__version__,
-            "device_name": console.device_name(run.device), "run_dir": str(run.run_dir),
-            "run_id": run.run_id, "data_identity": run.data_identity})
+        write_run_config(run)
         console.run_header(run.cfg, run.data, run.device, run.prec, count_parameters(run.model), run.run_dir,
                            resumed=run.resumed, quiet=quiet)
+
+
+def write_run_config(run: Run) -> None:
+    """config.yaml: every resolved setting, with versions, device and the data's identity."""
+    write_config(run.run_dir, run.cfg.to_dict(), {
+        "imgclf_version": __version__, "torch_version": torch.__version__,
+        "device_name": console.device_name(run.device), "run_dir": str(run.run_dir),
+        "run_id": run.run_id, "data_identity": run.data_identity})
+
+
+def replanned(run: Run, quiet: bool) -> None:
+    """After a budget's re-plan (budget.Replan): config.yaml holds the new steps, and the console says why."""
+    r = run.budget_plan["replan"]
+    if run.world.is_main:
+        write_run_config(run)
+        console.note(f"budget: the loop steps in {r['loop_step_seconds'] * 1e3:.1f} ms (calibrated "
+                     f"{r['calibrated_step_seconds'] * 1e3:.1f} ms): {r['steps']:,} steps "
+                     f"({r['steps'] / run.steps_per_epoch:.1f} epochs) instead of {r['steps_before']:,}; the schedule "
+                     f"ends at step {r['steps']:,}", quiet)
 
 
 def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict[str, Any]:
@@ -98,6 +116,10 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
         if run.ema is not None:
             run.ema.update(run.model, p.global_step)
         p.global_step, p.step_in_epoch = p.global_step + 1, step + 1
+        if run.replan is not None and run.replan.after_step(run, p.global_step):
+            run.replan = None
+            steps_here = min(run.steps_per_epoch, run.total_steps - epoch * run.steps_per_epoch)
+            replanned(run, quiet)
         totals.add(loss, logits, y)
         logged = steps is not None and steps.wants(p.global_step)  # steps.csv: the loss is read on these steps only
         if cfg.log_every or bar.wants_update(step) or logged:
