@@ -123,7 +123,7 @@ def test_a_budgeted_run_replans_on_its_own_steps_and_resumes_bitwise(tmp_path, m
 
     monkeypatch.setattr(budget, "_now", loop_clock)
     base = FAST | {"out": str(tmp_path), "batch_size": 16}        # 89 steps an epoch, warm-up 44
-    register_interrupting_model("tiny-replan-ctrl-c", 100)
+    register_interrupting_model("tiny-replan-ctrl-c", 60)   # after the re-plan, before any plan could end
     with pytest.raises(TrainingStopped):
         imgclf.train(base | {"budget": "20s", "name": "stopped", "model": "tiny-replan-ctrl-c"}, quiet=True)
     stopped = load_checkpoint(tmp_path / "stopped" / "last.pt")
@@ -143,6 +143,20 @@ def test_a_budgeted_run_replans_on_its_own_steps_and_resumes_bitwise(tmp_path, m
     full = load_checkpoint(tmp_path / "full" / "last.pt")
     for k in full["model"]:
         assert torch.equal(full["model"][k], done["model"][k]), k
+
+
+def test_a_run_replans_only_where_its_first_steps_time_the_rest():
+    from types import SimpleNamespace
+
+    def cfg(**kw):
+        return SimpleNamespace(**({"warmup": 0.5, "freeze_epochs": 0, "progressive_epochs": 0} | kw))
+
+    assert budget.replan_step(cfg(), 100, 1000) == 50                     # the warm-up's end, inside epoch 1
+    assert budget.replan_step(cfg(warmup=1.5), 100, 1000) is None         # warm-up past the first epoch
+    assert budget.replan_step(cfg(), 100, 90) is None     # warm-up capped at half a short run: more steps would move it
+    assert budget.replan_step(cfg(warmup=0.1), 100, 1000) is None         # 10 steps: too few to time
+    assert budget.replan_step(cfg(freeze_epochs=1), 100, 1000) is None    # head-only steps are cheaper than the rest
+    assert budget.replan_step(cfg(progressive_epochs=1), 100, 1000) is None   # so are smaller images
 
 
 def test_a_replan_counts_only_the_rest_of_the_run():

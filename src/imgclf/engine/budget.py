@@ -11,7 +11,8 @@ and schedule instead of measuring again.
 The calibration alone has missed the loop's own pace by up to 19% (a quiet Zen 4: the loop slower, by an amount that
 varied from run to run), so a fresh run times its own first steps too (Replan): at the end of the warm-up, whose
 learning rates do not depend on the total, it plans the total once more from the loop's measured step, before the
-first checkpoint is written.
+first epoch-end checkpoint is written. (A checkpoint saved before it, by --save-every-steps or a stop, holds the
+calibrated plan, and a resume from it keeps that plan.)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ SAFETY = 0.20           # of the training time: the loop's steps ran 0-12% (fast
 PLAN_SAFETY = 0.10      # instead, for choosing the model, when the loop will re-plan on its own timed steps
 REPLAN_SAFETY = 0.05    # of the rest of the training, planned on the loop's own steps: the drift after them
 REPLAN_FROM = 4         # the first steps (one-off allocations, a cold cache) are not timed
+MIN_TIMED_STEPS = 16    # a re-plan times at least these many steps (else the calibrated plan stands)
 EXIT_SECONDS = 1.5      # after the summary: the result line, the interpreter's exit (Zen 4: ~2 s wall after it)
 CALIBRATION_SHARE = 0.01    # of the budget, per candidate, spent measuring steps (at least MIN_CALIBRATION_S)
 MIN_CALIBRATION_S = 0.4
@@ -144,12 +146,17 @@ def _steps_left(budget: float, started: float, cal: Calibration, run: Any, margi
                         run.cfg.eval_every, run.cfg.plots, margin=margin)
 
 
-def replan_step(warmup_epochs: float, steps_per_epoch: int, total_steps: int) -> int | None:
-    """The global step after which a fresh budgeted run re-plans: the warm-up's last (as Run.lr counts it), if the
-    warm-up ends inside the first epoch (so every epoch-end checkpoint holds the final plan) and leaves steps enough
-    to time; else None (the calibrated plan stands, with its larger margin)."""
-    warmup = min(total_steps, round(warmup_epochs * steps_per_epoch), total_steps // 2)
-    return warmup if REPLAN_FROM + 16 <= warmup < steps_per_epoch else None
+def replan_step(cfg: Any, steps_per_epoch: int, total_steps: int) -> int | None:
+    """The global step after which a fresh budgeted run re-plans: the warm-up's last, if the warm-up ends inside
+    the first epoch (so every epoch-end checkpoint holds the final plan), is not cut short by a short run (Run.lr's
+    half-the-run cap: then a longer total would move it) and leaves steps enough to time; and only if the steps timed
+    are the run's steps (a frozen backbone or smaller first images are cheaper). Else None: the calibrated plan
+    stands, with its larger margin."""
+    if cfg.freeze_epochs or cfg.progressive_epochs:
+        return None
+    warmup = round(cfg.warmup * steps_per_epoch)
+    fits = REPLAN_FROM + MIN_TIMED_STEPS <= warmup < steps_per_epoch and warmup <= total_steps // 2
+    return warmup if fits else None
 
 
 @dataclass
@@ -163,20 +170,20 @@ class Replan:
     t0: float = 0.0
 
     def after_step(self, run: Any, done: int) -> bool:
-        """Called after each step with the steps done; at `at`, sets run.cfg.steps and epochs and returns True."""
+        """Called after each step with the steps done; at `at`, changes run.cfg.steps and epochs (and the record in
+        run.budget_plan) and returns True, so the loop can say so."""
         if done == REPLAN_FROM:
             self.t0 = _now(run)
         if done != self.at:
             return False
         now = _now(run)
-        measured = (now - self.t0) / (done - REPLAN_FROM)
+        measured = max((now - self.t0) / (done - REPLAN_FROM), 1e-9)
         cal = Calibration(measured, self.cal.eval_seconds, self.cal.save_seconds, 0.0)
         total = steps_within(self.deadline - now, cal, run.steps_per_epoch,
                              len(run.data.val or []), len(run.data.test), run.cfg.eval_every, run.cfg.plots,
                              done=done, margin=REPLAN_SAFETY)
         cfg, before = run.cfg, run.cfg.steps
-        floor = max(2 * self.at, (max(cfg.freeze_epochs, cfg.progressive_epochs) - 1) * run.steps_per_epoch + 1)
-        cfg.steps = max(total, floor)   # the warm-up stays what it was (half the run at most), as do epoch settings
+        cfg.steps = max(total, 2 * self.at)   # ≥ twice the warm-up: Run.lr keeps the warm-up it has begun
         cfg.epochs = math.ceil(cfg.steps / run.steps_per_epoch)
         run.budget_plan["replan"] = {"at_step": done, "loop_step_seconds": round(measured, 6),
                                      "calibrated_step_seconds": round(self.cal.step_seconds, 6),
@@ -185,9 +192,11 @@ class Replan:
 
 
 def _now(run: Any) -> float:
-    """The clock, after the device has finished what it was given (CUDA runs ahead of Python)."""
+    """The clock, after the device has finished what it was given (CUDA and MPS run ahead of Python)."""
     if run.device.type == "cuda":
         torch.cuda.synchronize(run.device)
+    elif run.device.type == "mps":
+        torch.mps.synchronize()
     return time.perf_counter()
 
 
@@ -200,7 +209,7 @@ class Plan:
     record: dict[str, Any] | None = None
     note: str = ""
     calibration: Calibration | None = None   # the chosen candidate's (a Replan's costs besides the steps)
-    deadline: float = 0.0
+    deadline: float | None = None            # a time.perf_counter() reading: when the whole command must end
 
 
 def budget_file(user: dict[str, Any], file: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -267,4 +276,4 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
 def _margin(run: Any, budget: float, started: float, cal: Calibration) -> float:
     """The calibrated plan's margin: the smaller PLAN_SAFETY where the loop will re-plan on its own steps."""
     steps = _steps_left(budget, started, cal, run, PLAN_SAFETY)
-    return PLAN_SAFETY if replan_step(run.cfg.warmup, run.steps_per_epoch, steps) is not None else SAFETY
+    return PLAN_SAFETY if replan_step(run.cfg, run.steps_per_epoch, steps) is not None else SAFETY

@@ -103,6 +103,10 @@ class Run:
         """--steps (a budget plans it), else whole epochs; the last epoch stops at the total."""
         return self.cfg.steps or self.cfg.epochs * self.steps_per_epoch
 
+    def steps_in_epoch(self, epoch: int) -> int:
+        """Steps epoch `epoch` takes: all of an epoch's batches, but the last epoch stops at the total."""
+        return min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
+
     @property
     def eval_model(self) -> torch.nn.Module:
         """What validation and testing run: the weight average when there is one."""
@@ -186,8 +190,8 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
     if plan is not None and plan.record is not None:
         run.budget_plan = plan.record
         run.data.notes.append(plan.note)
-        at = replan_step(run.cfg.warmup, run.steps_per_epoch, run.total_steps)
-        if at is not None and plan.calibration is not None:
+        at = replan_step(run.cfg, run.steps_per_epoch, run.total_steps)
+        if at is not None and plan.calibration is not None and plan.deadline is not None:
             run.replan = Replan(plan.deadline, plan.calibration, at)
     logs_tensorboard = run.cfg.tensorboard and run.world.is_main
     if logs_tensorboard:

@@ -79,9 +79,12 @@ def write_run_config(run: Run) -> None:
         "run_id": run.run_id, "data_identity": run.data_identity})
 
 
-def replanned(run: Run, quiet: bool) -> None:
-    """After a budget's re-plan (budget.Replan): config.yaml holds the new steps, and the console says why."""
+def announce_replan(run: Run, quiet: bool) -> None:
+    """After a budget's re-plan (budget.Replan): config.yaml (and TensorBoard's hparams) hold the new steps, and
+    the console says why."""
     r = run.budget_plan["replan"]
+    if run.tensorboard is not None:
+        run.tensorboard.settings = run.cfg.to_dict()
     if run.world.is_main:
         write_run_config(run)
         console.note(f"budget: the loop steps in {r['loop_step_seconds'] * 1e3:.1f} ms (calibrated "
@@ -102,7 +105,7 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
     totals = EpochTotals.restore(p.epoch_sums, run.device)
     running, running_n, lr = 0.0, 0, run.lr(p.global_step)
     silent = quiet or not run.world.is_main
-    steps_here = min(run.steps_per_epoch, run.total_steps - epoch * run.steps_per_epoch)  # --steps: last is short
+    steps_here = run.steps_in_epoch(epoch)
     bar = console.EpochBar(epoch, cfg.epochs, steps_here, silent)
     steps = StepLog(run.run_dir, run.total_steps, run.steps_per_epoch, p.global_step) if run.world.is_main else None
     for step, (x, y) in enumerate(run.batches_for(epoch).epoch(epoch, p.step_in_epoch), p.step_in_epoch):
@@ -118,8 +121,11 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
         p.global_step, p.step_in_epoch = p.global_step + 1, step + 1
         if run.replan is not None and run.replan.after_step(run, p.global_step):
             run.replan = None
-            steps_here = min(run.steps_per_epoch, run.total_steps - epoch * run.steps_per_epoch)
-            replanned(run, quiet)
+            steps_here = run.steps_in_epoch(epoch)
+            bar.retotal(cfg.epochs, steps_here)
+            if steps is not None:
+                steps.retotal(run.total_steps)
+            announce_replan(run, quiet)
         totals.add(loss, logits, y)
         logged = steps is not None and steps.wants(p.global_step)  # steps.csv: the loss is read on these steps only
         if cfg.log_every or bar.wants_update(step) or logged:

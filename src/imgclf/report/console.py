@@ -45,11 +45,17 @@ class EpochBar:
         self.every = max(1, steps // 25)
         self.progress = None
         if not quiet and console.is_terminal:
-            self.progress = Progress(TextColumn(f"epoch {epoch + 1}/{epochs}"), BarColumn(), MofNCompleteColumn(),
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console,
                                      transient=True)
-            self.task = self.progress.add_task("", total=steps, info="")
+            self.task = self.progress.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, info="")
             self.progress.start()
+        self.epoch = epoch
+
+    def retotal(self, epochs: int, steps: int) -> None:
+        """A budget re-planned the run mid-epoch: the new epoch count and this epoch's steps."""
+        if self.progress is not None:
+            self.progress.update(self.task, description=f"epoch {self.epoch + 1}/{epochs}", total=steps)
 
     def wants_update(self, step: int) -> bool:
         return self.progress is not None and (step + 1) % self.every == 0

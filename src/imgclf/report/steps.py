@@ -46,6 +46,10 @@ class StepLog:
         if lines[:1] != [header] or len(keep) != len(lines) - 1:
             write_text(self.path, header + "".join(keep))
 
+    def retotal(self, total_steps: int) -> None:
+        """The run's total changed mid-epoch (a budget's re-plan): log at the interval a resume from here will."""
+        self.every = log_every(total_steps)
+
     def wants(self, step: int) -> bool:
         """Whether global step `step` (1-based: steps done after it) is logged: the first, then every N-th."""
         return step == 1 or step % self.every == 0
