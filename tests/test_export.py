@@ -151,6 +151,15 @@ def test_never_overwrites_without_force(tmp_path):
         export_model(ckpt, "torchscript", out=tmp_path / "other.pt", opset=18)
 
 
+def test_an_opset_onnxruntime_cannot_run_is_refused_before_exporting(tmp_path):
+    needs_onnx()
+    ckpt = make_checkpoint(tmp_path / "best.pt", "mlp", (1, 28, 28), torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    for opset in (0, 6, 10_000):
+        with pytest.raises(ExportError, match=rf"--opset {opset}: must be in \[7, "):
+            export_model(ckpt, "onnx", opset=opset)
+    assert not (tmp_path / "best.onnx").exists()
+
+
 def test_missing_onnx_extra_is_one_line(tmp_path, monkeypatch, capsys):
     ckpt = make_checkpoint(tmp_path / "best.pt", "mlp", (1, 28, 28), torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # `import onnxscript` now raises ImportError

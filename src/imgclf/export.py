@@ -139,6 +139,16 @@ def _probe_input(example: torch.Tensor, any_batch: bool) -> torch.Tensor:
     return torch.randn(n, *example.shape[1:], generator=torch.Generator().manual_seed(1))
 
 
+def check_opset(opset: int | None) -> None:
+    """--opset: unset, or an opset both the installed onnx knows and onnxruntime runs (7 and up)."""
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if opset is not None and not 7 <= opset <= newest:
+        raise ExportError(f"--opset {opset}: must be in [7, {newest}] (onnxruntime runs opset 7 and up; the installed "
+                          f"onnx knows up to {newest}); leave it unset for the exporter's default")
+
+
 def export_model(checkpoint: str | Path, fmt: str, out: str | Path | None = None, dynamic_batch: bool = False,
                  opset: int | None = None, force: bool = False) -> Path:
     """Export an imgclf checkpoint (EMA weights if it has them, as `predict` uses) to `fmt` ('onnx' or
@@ -151,6 +161,7 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path | None = None
         raise ExportError("--opset applies to ONNX export only")
     if fmt == "onnx":
         require("onnx", "onnxruntime", "onnxscript")
+        check_opset(opset)
     ckpt = load_checkpoint(checkpoint)
     if ckpt["format_version"] < 1:
         raise CheckpointError(f"{checkpoint}: a bare state_dict records no model name, class names or normalization; "
