@@ -43,7 +43,9 @@ def replan_words(ckpt: dict) -> str:
     if not r:
         return ""
     return (f"; re-planned at step {r['at_step']}: loop {r['loop_step_seconds'] * 1e3:.1f} ms a step, calibrated "
-            f"{r['calibrated_step_seconds'] * 1e3:.1f} ms, {r['steps_before']:,} → {r['steps']:,} steps")
+            f"{r['calibrated_step_seconds'] * 1e3:.1f} ms, timed {r.get('timed_seconds', 0):.1f} s"
+            f"{'' if r.get('trusted', True) else ' (the floor: calibrated)'}, "
+            f"{r['steps_before']:,} → {r['steps']:,} steps")
 
 
 def warm(folder: Path, out: str) -> None:

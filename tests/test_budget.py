@@ -129,9 +129,10 @@ def test_a_budgeted_run_replans_on_its_own_steps_and_resumes_bitwise(tmp_path, m
     stopped = load_checkpoint(tmp_path / "stopped" / "last.pt")
     r = stopped["budget_plan"]["replan"]
     assert r["at_step"] == 44 and r["calibrated_step_seconds"] == 0.01
-    assert r["loop_step_seconds"] == pytest.approx(0.05)
+    assert r["loop_step_seconds"] == pytest.approx(0.05) and r["timed_seconds"] == pytest.approx(2.0)
+    assert r["trusted"] is False     # 2 s of steps: slower than calibrated counts, faster would not
     # the calibrated plan: ~1,500 steps in 20 s; the loop's own pace leaves (20 s - start-up - 2 s timed - exit) at
-    # 52.5 ms a step: a few hundred (a slow machine spends more of the 20 s before the loop starts)
+    # 55 ms a step: a few hundred (a slow machine spends more of the 20 s before the loop starts)
     assert 88 <= r["steps"] < 400 < r["steps_before"]
     assert stopped["config"]["steps"] == r["steps"] and stopped["config"]["epochs"] == -(-r["steps"] // 89)
     assert yaml.safe_load((tmp_path / "stopped" / "config.yaml").read_text())["steps"] == r["steps"]
@@ -143,6 +144,31 @@ def test_a_budgeted_run_replans_on_its_own_steps_and_resumes_bitwise(tmp_path, m
     full = load_checkpoint(tmp_path / "full" / "last.pt")
     for k in full["model"]:
         assert torch.equal(full["model"][k], done["model"][k]), k
+
+
+def test_a_short_timed_window_can_only_shorten_the_plan(monkeypatch):
+    """A VM's pace wanders: 1.4 s of fastcnn-tiny's steps measured 12% faster than the run then stepped (it overran),
+    so a window under TRUSTED_WINDOW_S cannot plan more than the calibration did; a longer one can."""
+    from types import SimpleNamespace
+
+    c = Calibration(step_seconds=0.03, eval_seconds=0.0, save_seconds=0.0, setup_seconds=0.0)
+
+    def replanned(loop_step, at):
+        clock = iter([0.0, loop_step * (at - budget.REPLAN_FROM)])
+        monkeypatch.setattr(budget, "_now", lambda run: next(clock))
+        run = SimpleNamespace(cfg=SimpleNamespace(steps=100, epochs=1, eval_every=1, plots=False),
+                              steps_per_epoch=10_000, data=SimpleNamespace(val=None, test=[]), budget_plan={})
+        rp = budget.Replan(deadline=100.0, cal=c, at=at)
+        assert not rp.after_step(run, budget.REPLAN_FROM) and rp.after_step(run, at)
+        return run.budget_plan["replan"]
+
+    short = replanned(0.02, 60)              # 1.1 s timed at 20 ms: the calibrated 30 ms stays the floor
+    assert not short["trusted"] and short["steps"] == pytest.approx((100 - 1.12 - budget.EXIT_SECONDS) / 0.033 + 60,
+                                                                    abs=2)
+    slow = replanned(0.05, 60)               # slower than calibrated: believed even from a short window
+    assert slow["steps"] == pytest.approx((100 - 2.8 - budget.EXIT_SECONDS) / 0.055 + 60, abs=2)
+    long = replanned(0.02, 504)              # 10 s timed: the loop's own 20 ms, with the smaller margin
+    assert long["trusted"] and long["steps"] == pytest.approx((100 - 10 - budget.EXIT_SECONDS) / 0.021 + 504, abs=2)
 
 
 def test_a_run_replans_only_where_its_first_steps_time_the_rest():

@@ -87,8 +87,9 @@ def announce_replan(run: Run, quiet: bool) -> None:
         run.tensorboard.settings = run.cfg.to_dict()
     if run.world.is_main:
         write_run_config(run)
+        floor = "" if r["trusted"] else f", timed {r['timed_seconds']:.1f} s: the calibrated time stays the floor"
         console.note(f"budget: the loop steps in {r['loop_step_seconds'] * 1e3:.1f} ms (calibrated "
-                     f"{r['calibrated_step_seconds'] * 1e3:.1f} ms): {r['steps']:,} steps "
+                     f"{r['calibrated_step_seconds'] * 1e3:.1f} ms{floor}): {r['steps']:,} steps "
                      f"({r['steps'] / run.steps_per_epoch:.1f} epochs) instead of {r['steps_before']:,}; the schedule "
                      f"ends at step {r['steps']:,}", quiet)
 
