@@ -72,8 +72,9 @@ TRAIN_HELP = {
     "ema": "average weights with this decay per step (e.g. 0.999); evaluation uses the average",
     "lookahead": "airbench94's lookahead: every 5 steps the weights are pulled back toward slow weights that follow "
                  "them, more strongly as the run ends; the last step takes the slow weights",
-    "tta": "test-time augmentation: average predictions over each image and its mirror (no mirror when training did "
-           "not flip: --flip none)",
+    "tta": "test-time augmentation: average predictions over each image and its mirror (see --tta-mirror)",
+    "tta_mirror": "whether --tta's views include mirrors (photos are the same class mirrored; a mirrored digit "
+                  "is another glyph)",
     "tta_shift": "with --tta, also over the pair translated by N pixels up-left and down-right (airbench's 6 views: "
                  "N = 1); 0 = mirror only",
     "eval_every": "validate every N epochs (the last epoch always)",
@@ -95,7 +96,9 @@ TRAIN_HELP = {
 BARE_SIZE_HELP = "input size of a bare state_dict (default 32, or 28 for 1 channel; a checkpoint knows its own)"
 # What a None default means, shown in --help instead of "None".
 NONE_DEFAULT = {"data_dir": "$IMGCLF_DATA_DIR, else ~/.cache/imgclf/data", "image_size": "the images' own size",
-                "channels_last": "on, off on MPS", "name": "DATA-MODEL, e.g. digits-fastcnn-tiny", "recipe": "none",
+                "channels_last": "on, off on MPS",
+                "tta_mirror": "only if training flipped (--flip not none)",
+                "name": "DATA-MODEL, e.g. digits-fastcnn-tiny", "recipe": "none",
                 "init_weights": "none (random initialization)", "budget": "none (--epochs)"}
 CHECKPOINT_HELP = "an imgclf checkpoint (.pt), a bare state_dict, or a file from `imgclf export` (.onnx, TorchScript)"
 

@@ -93,6 +93,7 @@ class TrainConfig:
     lookahead: bool = False         # airbench94's lookahead: every 5 steps pull toward slow weights (engine/ema.py)
     tta: bool = False               # test-time augmentation: average over the image and its mirror
     tta_shift: int = 0              # with tta, also over both translated by N pixels two ways (airbench: 1, 6 views)
+    tta_mirror: bool | None = None  # whether tta's views include mirrors (None: only if training flipped)
     eval_every: int = 1             # validate every N epochs (the last epoch always)
     select: str = "val_accuracy"    # how best.pt is chosen on val: val_accuracy (ties: lower val loss, then the
                                     # later epoch) | val_loss (ties: higher val accuracy, then the later epoch)
@@ -230,10 +231,20 @@ LOAD_KEYS = ("data", "data_dir", "image_size", "resize", "test_split", "seed", "
 RESUME_OVERRIDABLE = ("device", "threads", "log_every", "save_every_steps", "plots", "data_dir")
 
 
+def tta_mirrors(tta_mirror: bool | None, flip: str) -> bool:
+    """Whether test-time augmentation mirrors: as --tta-mirror says (a data profile: photos are the same class
+    mirrored, digits are not), else only if training flipped."""
+    return bool(tta_mirror) if tta_mirror is not None else flip != "none"
+
+
 def user_settings(given: TrainConfig | dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
     """Your settings as one checked dict: a TrainConfig's given fields or a dict, then keywords; None means unset."""
     base = given.given() if isinstance(given, TrainConfig) else dict(given or {})
-    return {k: coerce(k, v) for k, v in {**base, **more}.items() if v is not None}
+    user = {k: coerce(k, v) for k, v in {**base, **more}.items() if v is not None}
+    if user.get("steps") and "epochs" in user:   # steps would win and the epochs you gave be dropped unsaid
+        raise ConfigError(f"--steps {user['steps']} and --epochs {user['epochs']} both set the run's length; give "
+                          "one (--steps: total optimizer steps, the last epoch cut short)")
+    return user
 
 
 def layers(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],

@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from .._version import __version__
-from ..config import TrainConfig, explain, load_settings, resolve, resume_settings
+from ..config import TrainConfig, explain, load_settings, resolve, resume_settings, tta_mirrors
 from ..data import Dataset, load_dataset
 from ..data.batches import Batches, Normalizer
 from ..data.split import hold_out_val
@@ -114,8 +114,9 @@ class Run:
 
     @property
     def views(self) -> dict[str, Any]:
-        """predict_logits' test-time views: the run's --tta and --tta-shift, mirrors only if training flipped."""
-        return {"tta": self.cfg.tta, "tta_shift": self.cfg.tta_shift, "tta_mirror": self.cfg.flip != "none"}
+        """predict_logits' test-time views: the run's --tta, --tta-shift and --tta-mirror (config.tta_mirrors)."""
+        return {"tta": self.cfg.tta, "tta_shift": self.cfg.tta_shift,
+                "tta_mirror": tta_mirrors(self.cfg.tta_mirror, self.cfg.flip)}
 
     def lr(self, step: int) -> float:
         warmup = min(self.total_steps, round(self.cfg.warmup * self.steps_per_epoch))

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ..config import tta_mirrors
 from ..errors import ImgclfError
 from .htmlkit import esc, num, page, pct, png_img, seconds, split_tag, table
 from .run_dir import write_text
@@ -86,18 +87,18 @@ def settings_rows(c: dict[str, Any]) -> list[tuple[str, str]]:
     if g("progressive_size") and g("progressive_epochs"):
         rows.append(("progressive resizing", f"{g('progressive_size')} px for {g('progressive_epochs')} epochs"))
     rows += [("weight average (EMA)", g("ema") or "off"),
-             ("test-time augmentation", tta_views(g("tta"), g("tta_shift"), g("flip"))),
+             ("test-time augmentation", tta_views(g("tta"), g("tta_shift"), g("flip"), g("tta_mirror"))),
              ("val split", f"{g('val_split'):.0%} of train" if g("val_split") else "none"),
              ("image size", f"{g('image_size')} px" if g("image_size") else "as stored"),
              ("normalize", g("normalize"))]
     return [(k, f"{v:g}" if isinstance(v, float) else str(v)) for k, v in rows]
 
 
-def tta_views(tta: Any, shift: Any, flip: Any) -> str:
+def tta_views(tta: Any, shift: Any, flip: Any, tta_mirror: Any = None) -> str:
     """What evaluate.tta_logits averages for these settings, in words."""
     if not tta:
         return "off"
-    mirror = flip != "none"
+    mirror = tta_mirrors(tta_mirror, flip)
     views = (2 if mirror else 1) * (3 if shift else 1)
     what = ("image and mirror" if mirror else "image") + (f", shifted ±{shift} px" if shift else "")
     return f"{views} view{'s' if views > 1 else ''} ({what})"
