@@ -110,6 +110,9 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, tmp: Path, meta: dict[
                           f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else 'no detail'}") from None
     proto = program.model_proto
     meta["opset"] = next((int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is not None and meta["opset"] != opset:   # ONNX's version converter failed: torch kept its own opset
+        raise ExportError(f"--opset {opset}: the exporter could not convert {meta['model_name']} to it and made opset "
+                          f"{meta['opset']}; give --opset {meta['opset']} or newer, or leave --opset unset")
     onnx.helper.set_model_props(proto, {k: json.dumps(v) for k, v in meta.items()})
     onnx.save(proto, str(tmp))
     session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
