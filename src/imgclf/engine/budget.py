@@ -189,6 +189,8 @@ class Replan:
                              len(run.data.val or []), len(run.data.test), run.cfg.eval_every, run.cfg.plots,
                              done=done, margin=margin)
         cfg, before = run.cfg, run.cfg.steps
+        if not trusted:
+            total = min(total, before)
         cfg.steps = max(total, 2 * self.at)   # ≥ twice the warm-up: Run.lr keeps the warm-up it has begun
         cfg.epochs = math.ceil(cfg.steps / run.steps_per_epoch)
         run.budget_plan["replan"] = {"at_step": done, "loop_step_seconds": round(measured, 6),
@@ -219,10 +221,11 @@ class Plan:
     deadline: float | None = None            # a time.perf_counter() reading: when the whole command must end
 
 
-def budget_file(user: dict[str, Any], file: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The --config file's settings under your --budget flag: the flag plans the run's length, so the file's epochs
-    and steps (every run's own config.yaml has both) give way to it, as flags override the file everywhere else."""
-    if file and "budget" in user:
+def file_under_flags(user: dict[str, Any], file: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The --config file's settings under your flags: a length you give (--budget, --epochs or --steps) replaces the
+    file's epochs and steps (every run's own config.yaml has both, and its steps would win over your --epochs), as
+    flags override the file everywhere else."""
+    if file and any(k in user for k in ("budget", *LENGTH_KEYS)):
         return {k: v for k, v in file.items() if k not in LENGTH_KEYS}
     return file
 
@@ -236,7 +239,7 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
         return None
     fixed = [k for k in LENGTH_KEYS if k in given]
     if fixed:
-        if "budget" in user:   # budget_file took the file's epochs and steps away: these are your flags
+        if "budget" in user:   # file_under_flags took the file's epochs and steps away: these are your flags
             raise ConfigError(f"--budget plans the run's length itself; drop --{fixed[0]} (or drop --budget)")
         return Plan({"budget": None})   # a recipe's or a file's budget gives way to epochs / steps set above it
     budget = budget_seconds(load_settings(user, file)["budget"])
