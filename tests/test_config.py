@@ -118,3 +118,22 @@ def test_photos_are_mirrored_at_test_time_even_where_training_did_not_flip():
     assert not tta_mirrors(off.tta_mirror, off.flip)      # --no-tta-mirror
     photos = resolve({"flip": "none"}, "my_photos", (3, 96, 96))
     assert tta_mirrors(photos.tta_mirror, photos.flip)
+
+
+def test_a_length_you_give_replaces_the_config_files():
+    """A run's config.yaml holds epochs and steps; `--config it --epochs 5` trains 5 epochs (its steps would win)."""
+    from imgclf.engine.budget import file_under_flags
+
+    file = {"epochs": 4, "steps": 340, "lr": 0.3, "budget": None}
+    assert file_under_flags({"epochs": 5}, file) == {"lr": 0.3, "budget": None}
+    assert file_under_flags({"steps": 10}, file) == {"lr": 0.3, "budget": None}
+    assert file_under_flags({"lr": 0.1}, file) == file          # no length of yours: the file's stands
+
+
+def test_resuming_a_run_older_than_tta_mirror_keeps_the_views_it_validated_with():
+    from imgclf.engine.setup import saved_settings
+
+    config = {"data": "cifar10", "model": "tutorial-net", "flip": "none", "tta": True}
+    assert saved_settings({"config": config, "tta_mirror": False}, {}, "last.pt")["tta_mirror"] is False
+    assert saved_settings({"config": config}, {}, "last.pt")["tta_mirror"] is True   # before a10e280: mirrored
+    assert saved_settings({"config": config | {"tta_mirror": None}}, {}, "last.pt")["tta_mirror"] is None

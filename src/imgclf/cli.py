@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .config import CHOICES, FIELDS, default_text, read_config_file
+from .config import CHOICES, FIELDS, default_text, read_config_file, user_settings
 from .errors import ImgclfError
 from .fileio import printable
 from .recipes import PROFILES
@@ -343,7 +343,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.print_config:
         from .engine.setup import describe_settings
 
-        print(describe_settings(flags, file, args.resume))
+        print(describe_settings(user_settings(flags), file, args.resume))   # the checks a run makes
         return
     from .engine.train import train
     from .report.console import result_line

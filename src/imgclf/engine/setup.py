@@ -29,7 +29,7 @@ from ..report.run_dir import new_run_dir
 from ..report.tensorboard import TensorBoardLog
 from ..report.tensorboard import require as require_tensorboard
 from . import distributed as dist
-from .budget import Replan, budget_file, plan_budget, replan_step
+from .budget import Replan, file_under_flags, plan_budget, replan_step
 from .builders import (
     StartingWeights,
     auto_size_cap,
@@ -169,6 +169,14 @@ class Run:
         self.resumed = True
 
 
+def saved_settings(ckpt: dict[str, Any], user: dict[str, Any], resume: str | Path) -> dict[str, Any]:
+    """A resumed run's settings (config.resume_settings), with what an older checkpoint's config lacks filled in as
+    that run decided it: its test-time mirrors (the checkpoint's own field; before it existed, TTA always mirrored)
+    and its data folder."""
+    saved = {"tta_mirror": bool(ckpt.get("tta_mirror", True)), **ckpt["config"]}
+    return recorded_data_dir(resume_settings(saved, user, str(resume)), ckpt.get("data"))
+
+
 def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: str | Path | None = None,
               quiet: bool = False, started: float | None = None) -> Run:
     """A run for `imgclf train`: new (settings `file` < `user`, see config.py), or continued from `resume`.
@@ -181,10 +189,9 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
                               "last.pt written by imgclf train (to evaluate or predict with it, use imgclf eval / "
                               "predict with --model)")
         require(ckpt, resume, "config", "model_name", "model_args", "normalization")
-        user, file = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume)), None
-        user = recorded_data_dir(user, ckpt.get("data"))
+        user, file = saved_settings(ckpt, {**(file or {}), **user}, resume), None
     else:
-        file = budget_file(user, file)
+        file = file_under_flags(user, file)
         plan = plan_budget(user, file, time.perf_counter() if started is None else started,
                            lambda layer: build_run(user, file, True, None, layer, loaded))
     run = build_run(user, file, quiet, ckpt, plan.layer if plan else None, loaded)
@@ -261,10 +268,9 @@ def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, 
     if resume is not None:
         ckpt = load_checkpoint(resume)
         require(ckpt, resume, "config")
-        user, file = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume)), None
-        user = recorded_data_dir(user, ckpt.get("data"))
+        user, file = saved_settings(ckpt, {**(file or {}), **user}, resume), None
     else:
-        file = budget_file(user, file)
+        file = file_under_flags(user, file)
     data, _ = load_data(user, file, quiet=True)
     c, h, w = data.shape
     lines = [f"# {data.name}: {len(data.train):,} train images of {c}×{h}×{w}, {data.num_classes} classes"]

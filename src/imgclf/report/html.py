@@ -56,7 +56,7 @@ def summary_section(run: RunFiles) -> str:
             ("model", f"{s.get('model')} ({num(s.get('parameters'), ',d')} parameters)"),
             ("recipe", s.get("recipe") or "none (defaults)"), ("device", s.get("device")),
             ("precision", s.get("compute_precision")), ("seed", s.get("seed"))]
-    how = settings_rows(c)
+    how = settings_rows(c, mirrored(s, c))
     time = [("training", seconds(s.get("train_seconds"))), ("testing", seconds(s.get("test_seconds"))),
             ("whole run", seconds(s.get("total_seconds"))),
             ("images/s (training)", num(s.get("images_per_second"), ",.0f"))]
@@ -66,8 +66,17 @@ def summary_section(run: RunFiles) -> str:
             "is in <code>config.yaml</code>; every figure in <code>summary.json</code>.</p></section>")
 
 
-def settings_rows(c: dict[str, Any]) -> list[tuple[str, str]]:
-    """The settings that shape the result, in words, from config.yaml (every other one is in that file)."""
+def mirrored(s: dict[str, Any], c: dict[str, Any]) -> bool:
+    """Whether the run's TTA views mirrored: its summary.json says; a run from before either file recorded it
+    (a10e280) always mirrored."""
+    if "tta_mirror" in s:
+        return bool(s["tta_mirror"])
+    return tta_mirrors(c["tta_mirror"], c.get("flip", "none")) if "tta_mirror" in c else True
+
+
+def settings_rows(c: dict[str, Any], mirror: bool = True) -> list[tuple[str, str]]:
+    """The settings that shape the result, in words, from config.yaml (every other one is in that file); `mirror`:
+    whether its test-time views mirrored (mirrored())."""
     if not c:
         return [("config.yaml", "not in this run folder")]
     g = c.get
@@ -87,18 +96,17 @@ def settings_rows(c: dict[str, Any]) -> list[tuple[str, str]]:
     if g("progressive_size") and g("progressive_epochs"):
         rows.append(("progressive resizing", f"{g('progressive_size')} px for {g('progressive_epochs')} epochs"))
     rows += [("weight average (EMA)", g("ema") or "off"),
-             ("test-time augmentation", tta_views(g("tta"), g("tta_shift"), g("flip"), g("tta_mirror"))),
+             ("test-time augmentation", tta_views(g("tta"), g("tta_shift"), mirror)),
              ("val split", f"{g('val_split'):.0%} of train" if g("val_split") else "none"),
              ("image size", f"{g('image_size')} px" if g("image_size") else "as stored"),
              ("normalize", g("normalize"))]
     return [(k, f"{v:g}" if isinstance(v, float) else str(v)) for k, v in rows]
 
 
-def tta_views(tta: Any, shift: Any, flip: Any, tta_mirror: Any = None) -> str:
+def tta_views(tta: Any, shift: Any, mirror: bool) -> str:
     """What evaluate.tta_logits averages for these settings, in words."""
     if not tta:
         return "off"
-    mirror = tta_mirrors(tta_mirror, flip)
     views = (2 if mirror else 1) * (3 if shift else 1)
     what = ("image and mirror" if mirror else "image") + (f", shifted ±{shift} px" if shift else "")
     return f"{views} view{'s' if views > 1 else ''} ({what})"
