@@ -54,7 +54,7 @@ class Classifier:
             self.model.to(memory_format=torch.channels_last)
         self.normalize = Normalizer(mean, std, device, channels_last=channels_last)
         self.tta_shift = int(self.config.get("tta_shift", 0)) if tta else 0   # the run's TTA views (evaluate.py)
-        self.tta_mirror = tta_mirror   # False: trained without flips, its TTA has no mirrored views
+        self.tta_mirror = tta_mirror   # False: its TTA has no mirrored views (the run's --tta-mirror, config.py)
 
     @property
     def resize(self) -> str:
