@@ -142,11 +142,15 @@ def choose(options: list[tuple[dict[str, Any], int, int]]) -> int:
     return best
 
 
+def _steps_for(run: Any, seconds: float, cal: Calibration, margin: float, done: int = 0) -> int:
+    """steps_within `seconds` for `run`'s data and settings as calibrated (`done` steps already taken)."""
+    return steps_within(seconds, cal, run.steps_per_epoch, len(run.data.val or []), len(run.data.test),
+                        run.cfg.eval_every, run.cfg.plots, done=done, margin=margin)
+
+
 def _steps_left(budget: float, started: float, cal: Calibration, run: Any, margin: float) -> int:
     """steps_within the time left now for `run` as calibrated."""
-    left = budget - (time.perf_counter() - started)
-    return steps_within(left, cal, run.steps_per_epoch, len(run.data.val or []), len(run.data.test),
-                        run.cfg.eval_every, run.cfg.plots, margin=margin)
+    return _steps_for(run, budget - (time.perf_counter() - started), cal, margin)
 
 
 def replan_step(cfg: Any, steps_per_epoch: int, total_steps: int) -> int | None:
@@ -185,9 +189,7 @@ class Replan:
         trusted = now - self.t0 >= TRUSTED_WINDOW_S
         step, margin = (measured, REPLAN_SAFETY) if trusted else (max(measured, self.cal.step_seconds), PLAN_SAFETY)
         cal = Calibration(step, self.cal.eval_seconds, self.cal.save_seconds, 0.0)
-        total = steps_within(self.deadline - now, cal, run.steps_per_epoch,
-                             len(run.data.val or []), len(run.data.test), run.cfg.eval_every, run.cfg.plots,
-                             done=done, margin=margin)
+        total = _steps_for(run, self.deadline - now, cal, margin, done)
         cfg, before = run.cfg, run.cfg.steps
         if not trusted:
             total = min(total, before)
