@@ -132,8 +132,9 @@ def test_a_budgeted_run_replans_on_its_own_steps_and_resumes_bitwise(tmp_path, m
     assert r["loop_step_seconds"] == pytest.approx(0.05) and r["timed_seconds"] == pytest.approx(2.0)
     assert r["trusted"] is False     # 2 s of steps: slower than calibrated counts, faster would not
     # the calibrated plan: ~1,500 steps in 20 s; the loop's own pace leaves (20 s - start-up - 2 s timed - exit) at
-    # 55 ms a step: a few hundred (a slow machine spends more of the 20 s before the loop starts)
-    assert 88 <= r["steps"] < 400 < r["steps_before"]
+    # 55 ms a step: a few hundred, fewer than planned, at least twice the warm-up (how many depends on how long this
+    # machine took to start, so only the order is asserted)
+    assert 88 <= r["steps"] < r["steps_before"]
     assert stopped["config"]["steps"] == r["steps"] and stopped["config"]["epochs"] == -(-r["steps"] // 89)
     assert yaml.safe_load((tmp_path / "stopped" / "config.yaml").read_text())["steps"] == r["steps"]
     resumed = imgclf.train(resume=tmp_path / "stopped" / "last.pt", quiet=True)
