@@ -1,23 +1,13 @@
-"""The `imgclf` command: datasets, models, show, train, eval, predict, export, find-lr, report."""
+"""The `imgclf` command's flags and help: one argparse parser, its train flags made from TrainConfig's fields."""
 
 from __future__ import annotations
 
 import argparse
-import gc
-import json
-import os
-import sys
-import time
-import traceback
-import warnings
-from pathlib import Path
 from typing import Any
 
-from ._version import __version__
-from .config import CHOICES, FIELDS, default_text, read_config_file, user_settings
-from .errors import ImgclfError
-from .fileio import printable
-from .recipes import PROFILES
+from .._version import __version__
+from ..config import CHOICES, FIELDS, default_text
+from ..recipes import PROFILES
 
 TRAIN_HELP = {
     "data": "dataset name (see `imgclf datasets`) or a folder of images: root/<class>/* or root/{train,test}/<class>/*",
@@ -110,8 +100,8 @@ DEFAULTS_NOTE = ("Defaults depend on the data (profiles: " + ", ".join(PROFILES)
 def _train_help(name: str) -> str:
     """A train flag's help: what it does, then its default and the per-data/per-model values that replace it
     (names that change, models and recipes, are read from their registries)."""
-    from .models import MODELS
-    from .recipes import RECIPES
+    from ..models import MODELS
+    from ..recipes import RECIPES
 
     what = {"model": f"network: {', '.join(MODELS)} (see `imgclf models`)",
             "recipe": f"a named set of settings: {', '.join(RECIPES)}"}.get(name) or TRAIN_HELP[name]
@@ -199,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"imgclf {__version__}")
     _output_flags(parser, False)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)
-    from .models import MODELS as models
+    from ..models import MODELS as models
 
     _add_look_commands(sub)
     p = sub.add_parser("train", help="train a model, test it, write a run folder", epilog=DEFAULTS_NOTE)
@@ -262,264 +252,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="report-compare.html",
                    help="the comparison page, written when several run folders are given (default report-compare.html)")
     return parser
-
-
-def cmd_datasets(args: argparse.Namespace) -> None:
-    from rich.table import Table
-
-    from .data.registry import NAMED, default_data_dir, locate
-    from .report.console import console
-
-    root = Path(args.data_dir) if args.data_dir else default_data_dir()
-    table = Table(title=f"datasets (data dir {root})", title_justify="left")
-    for col in ("name", "description", "status", "expected at"):
-        table.add_column(col)
-    for name, ds in NAMED.items():
-        found = locate(name, root)
-        status = "embedded" if not ds.files else ("present" if found else "missing (downloads on first use)")
-        where = str(found) if found else str(root / ds.folder_names[0]) + "/ " + ", ".join(ds.files)
-        table.add_row(name, ds.description, status, where if ds.files else "(inside the imgclf package)")
-    console.print(table)
-    console.print("a folder of your own images works too: --data PATH with PATH/<class>/* "
-                  "or PATH/{train,test}/<class>/*")
-
-
-def cmd_models(_: argparse.Namespace) -> None:
-    from rich.table import Table
-
-    from .models import MODELS, build_model, count_parameters
-    from .report.console import console
-
-    table = Table(title="models (parameters for 3×32×32 input, 10 classes)", title_justify="left")
-    for col in ("name", "parameters", "description"):
-        table.add_column(col, justify="right" if col == "parameters" else "left")
-    for name, spec in MODELS.items():
-        table.add_row(name, f"{count_parameters(build_model(name, 3, 10, (32, 32))):,}", spec.description)
-    console.print(table)
-
-
-def cmd_show(args: argparse.Namespace) -> None:
-    import torch
-
-    from .data import load_dataset
-    from .errors import ConfigError
-    from .report.plots import image_grid
-
-    if args.n < 1:
-        raise ConfigError(f"--n {args.n}: how many images to draw must be at least 1")
-    if not 0 <= args.seed < 2**63:
-        raise ConfigError(f"--seed {args.seed}: which images to draw must be a seed in [0, 2**63) (default 0)")
-    if Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out}: is a folder; name the PNG file to write (e.g. --out "
-                          f"{Path(args.out) / 'grid.png'})")
-    if args.augmented:
-        from .engine.builders import augmented_batch
-        from .engine.setup import load_data
-
-        ds, cfg = load_data({"data": args.data, "data_dir": args.data_dir, "image_size": args.image_size,
-                             "seed": args.seed}, quiet=True)
-        images, labels = augmented_batch(cfg, ds, args.n)
-        what = (f"{ds.name}, train split after augmentation\n(crop_scale {cfg.crop_scale}, crop_pad {cfg.crop_pad}, "
-                f"flip {cfg.flip}, color_jitter {cfg.color_jitter}, cutout {cfg.cutout})")
-    else:
-        ds = load_dataset(args.data, args.data_dir, image_size=args.image_size,
-                          val_split=0.1 if args.split == "val" else 0, quiet=args.quiet)
-        split = ds.split(args.split)
-        idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(args.seed))[:args.n].sort().values
-        images, labels, what = split.images[idx], split.labels[idx], f"{ds.name}, {args.split} split"
-    titles = [ds.classes[int(y)] for y in labels]
-    path = image_grid(images, titles, Path(args.out), suptitle=what)
-    print(f"wrote {path} ({len(images)} images: {what})")
-
-
-def _train_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(flags given, the --config file's settings): the two top layers of config.py's resolver."""
-    flags = {k: getattr(args, k) for k in FIELDS if getattr(args, k, None) is not None}
-    return flags, (read_config_file(args.config) if args.config else {})
-
-
-def cmd_train(args: argparse.Namespace) -> None:
-    flags, file = _train_settings(args)
-    if args.print_config:
-        from .engine.setup import describe_settings
-
-        print(describe_settings(user_settings(flags), file, args.resume))   # the checks a run makes
-        return
-    from .engine.train import train
-    from .report.console import result_line
-
-    summary = train(flags, config_file=file, resume=args.resume, quiet=args.quiet, started=args.started)
-    if args.quiet:
-        print(f"{result_line(summary)}; run folder {summary['run_dir']}")
-
-
-def cmd_eval(args: argparse.Namespace) -> None:
-    from .api import load
-    from .report.console import balance_remark, confusion_table, console, metrics_table
-
-    clf = load(args.checkpoint, model=args.model, device=args.device, image_size=args.image_size)
-    result = clf.evaluate(args.data, args.data_dir, split=args.split, allow_changed_data=args.allow_changed_data)
-    if result.get("data_changed"):
-        warnings.warn(f"{result['data_changed']}: this figure is on a different test split than the run's",
-                      stacklevel=1)
-    if args.json:
-        print(json.dumps(result))
-        return
-    if not args.quiet:
-        console.print(metrics_table(result, result["classes"], args.split))
-    if len(result["classes"]) <= 12 and not args.quiet:
-        console.print(confusion_table(result["confusion_matrix"], result["classes"], args.split))
-    console.print(f"[bold]{args.split} accuracy {result['accuracy']:.2%}[/] ({result['n']:,} images of "
-                  f"{result['dataset']}, {args.split} split; balanced accuracy {result['balanced_accuracy']:.2%}, "
-                  f"macro-F1 {result['macro_f1']:.3f}), {args.split} loss {result['loss']:.4f}")
-    remark = balance_remark(result, result["classes"], args.split)
-    if remark:
-        console.print(f"[yellow]{remark}[/]")
-
-
-def cmd_predict(args: argparse.Namespace) -> None:
-    from .api import load
-    from .errors import ConfigError
-
-    if args.topk < 1:
-        raise ConfigError(f"--topk {args.topk}: how many classes to list must be at least 1")
-    classes = args.classes.split(",") if args.classes else None
-    clf = load(args.checkpoint, model=args.model, device=args.device, classes=classes, image_size=args.image_size)
-    results = clf.predict(args.images, topk=args.topk, strict_images=args.strict_images)
-    if args.csv:
-        write_predictions_csv(Path(args.csv), results)
-    if args.json:
-        print(json.dumps(results))
-        return
-    for r in results:
-        alts = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["topk"][1:])
-        print(f"{printable(r['file'])}: {r['class']} ({r['probability']:.1%}){'  [' + alts + ']' if alts else ''}")
-    if args.csv and not args.quiet:
-        print(f"wrote {args.csv} ({len(results)} predictions)")
-
-
-def write_predictions_csv(path: Path, results: list[dict[str, Any]]) -> None:
-    """predict's results as CSV (atomically): file, class, probability, and topk as class:probability;… ."""
-    import csv
-    import io
-
-    from .report.run_dir import write_text
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["file", "class", "probability", "topk"])
-    for r in results:
-        writer.writerow([printable(r.get("file", "")), r["class"], r["probability"],
-                         ";".join(f"{t['class']}:{t['probability']}" for t in r["topk"])])
-    write_text(path, buf.getvalue())
-
-
-def cmd_export(args: argparse.Namespace) -> None:
-    from .export import export_model
-
-    path = export_model(args.checkpoint, args.format, args.out, args.dynamic_batch, args.opset, force=args.force)
-    print(f"wrote {path} and {path.name}.json (input: float32 NCHW, (x/255 - mean)/std; see the .json)")
-
-
-def cmd_find_lr(args: argparse.Namespace) -> None:
-    from .engine.lr_finder import find_lr
-
-    flags, file = _train_settings(args)
-    out, name = flags.pop("out"), flags.pop("name", None)      # where the plot goes, not training settings
-    flags.pop("steps", None)                                   # the range test's length, not the training's
-    result = find_lr(flags, steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr, out=out, name=name, file=file,
-                     quiet=args.quiet)
-    print(f"suggested lr {result['suggested_lr']:.3g} (steepest descent of the smoothed loss); "
-          f"plot: {result['plot']}")
-
-
-def cmd_report(args: argparse.Namespace) -> None:
-    from .report.compare import write_comparison
-    from .report.html import write_report
-
-    for run_dir in args.run_dirs:
-        print(f"wrote {write_report(run_dir)}")
-    if len(args.run_dirs) > 1:
-        print(f"wrote {write_comparison(args.run_dirs, args.out)} ({len(args.run_dirs)} runs compared)")
-
-
-COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "show": cmd_show, "train": cmd_train,
-            "eval": cmd_eval, "predict": cmd_predict, "export": cmd_export, "find-lr": cmd_find_lr,
-            "report": cmd_report}
-
-
-def main(argv: list[str] | None = None, started: float | None = None) -> int:
-    """Entry point: run a command and return its exit code (EXIT_CODES_HELP): our errors print as one line (3),
-    a stopped run exits 130, anything unexpected is an internal error (1); usage errors exit 2 in argparse.
-    `started` (a time.perf_counter() reading, default now) is when the command began: a --budget counts from it."""
-    started = time.perf_counter() if started is None else started
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.started = started
-    if args.quiet and args.verbose:
-        parser.error("--quiet and --verbose exclude each other")
-    with warnings.catch_warnings():
-        if args.quiet:
-            warnings.simplefilter("ignore")
-        warnings.formatwarning = (lambda msg, cat, file, line, *a: f"warning: {msg} ({file}:{line})\n") \
-            if args.verbose else (lambda msg, *a, **k: f"warning: {msg}\n")
-        return _run(args)
-
-
-def _run(args: argparse.Namespace) -> int:
-    """Run the command; every failure becomes its exit code and a one-line message (a traceback with --verbose)."""
-    try:
-        COMMANDS[args.command](args)
-    except ImgclfError as e:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_STOPPED
-    except Exception as e:
-        if args.verbose:
-            traceback.print_exc()
-        first = (str(e).strip().splitlines() or [""])[0]
-        print(f"internal error: {type(e).__name__}{': ' + first if first else ''}", file=sys.stderr)
-        print(REPORT_BUGS + ("" if args.verbose else "; rerun with --verbose for the traceback"), file=sys.stderr)
-        return EXIT_INTERNAL
-    return EXIT_OK
-
-
-def process_started() -> float:
-    """time.perf_counter()'s reading when this process started (Linux /proc), so a budget counts Python's start-up
-    and imports too; where /proc is missing, now."""
-    try:
-        with open("/proc/self/stat") as f:
-            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime") as f:
-            uptime = float(f.read().split()[0])
-        age = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
-        return time.perf_counter() - max(0.0, min(age, 3600.0))
-    except (OSError, ValueError, IndexError):
-        return time.perf_counter()
-
-
-def entry() -> int:
-    """The `imgclf` command (console script and `python -m imgclf`): start the plot painter for a train command
-    (report/painter.py), import torch with the GC paused, main(), then move every object into the permanent GC
-    generation, so that the interpreter's exit skips collecting torch's hundreds of thousands of objects (~0.5 s
-    of a 10 s run on our 2-core CPU). Everything is written and closed by then."""
-    started = process_started()              # a --budget counts Python's start-up and imports too
-    argv = sys.argv[1:]
-    if argv[:1] == ["train"] and not {"--no-plots", "-h", "--help"} & set(argv) and os.environ.get("RANK", "0") == "0":
-        from .report import painter
-        painter.start()                      # matplotlib's import on the core that torch's import leaves idle
-    from . import import_api
-    import_api()
-    code = main(argv, started=started)
-    sys.stdout.flush()
-    gc.freeze()
-    return code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(entry())
-

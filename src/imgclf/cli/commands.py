@@ -1,0 +1,197 @@
+"""What each `imgclf` subcommand does with its parsed flags (the library does the work; these print)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..config import FIELDS, read_config_file, user_settings
+from ..fileio import printable
+
+
+def cmd_datasets(args: argparse.Namespace) -> None:
+    from rich.table import Table
+
+    from ..data.registry import NAMED, default_data_dir, locate
+    from ..report.console import console
+
+    root = Path(args.data_dir) if args.data_dir else default_data_dir()
+    table = Table(title=f"datasets (data dir {root})", title_justify="left")
+    for col in ("name", "description", "status", "expected at"):
+        table.add_column(col)
+    for name, ds in NAMED.items():
+        found = locate(name, root)
+        status = "embedded" if not ds.files else ("present" if found else "missing (downloads on first use)")
+        where = str(found) if found else str(root / ds.folder_names[0]) + "/ " + ", ".join(ds.files)
+        table.add_row(name, ds.description, status, where if ds.files else "(inside the imgclf package)")
+    console.print(table)
+    console.print("a folder of your own images works too: --data PATH with PATH/<class>/* "
+                  "or PATH/{train,test}/<class>/*")
+
+
+def cmd_models(_: argparse.Namespace) -> None:
+    from rich.table import Table
+
+    from ..models import MODELS, build_model, count_parameters
+    from ..report.console import console
+
+    table = Table(title="models (parameters for 3×32×32 input, 10 classes)", title_justify="left")
+    for col in ("name", "parameters", "description"):
+        table.add_column(col, justify="right" if col == "parameters" else "left")
+    for name, spec in MODELS.items():
+        table.add_row(name, f"{count_parameters(build_model(name, 3, 10, (32, 32))):,}", spec.description)
+    console.print(table)
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    import torch
+
+    from ..data import load_dataset
+    from ..errors import ConfigError
+    from ..report.plots import image_grid
+
+    if args.n < 1:
+        raise ConfigError(f"--n {args.n}: how many images to draw must be at least 1")
+    if not 0 <= args.seed < 2**63:
+        raise ConfigError(f"--seed {args.seed}: which images to draw must be a seed in [0, 2**63) (default 0)")
+    if Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out}: is a folder; name the PNG file to write (e.g. --out "
+                          f"{Path(args.out) / 'grid.png'})")
+    if args.augmented:
+        from ..engine.builders import augmented_batch
+        from ..engine.setup import load_data
+
+        ds, cfg = load_data({"data": args.data, "data_dir": args.data_dir, "image_size": args.image_size,
+                             "seed": args.seed}, quiet=True)
+        images, labels = augmented_batch(cfg, ds, args.n)
+        what = (f"{ds.name}, train split after augmentation\n(crop_scale {cfg.crop_scale}, crop_pad {cfg.crop_pad}, "
+                f"flip {cfg.flip}, color_jitter {cfg.color_jitter}, cutout {cfg.cutout})")
+    else:
+        ds = load_dataset(args.data, args.data_dir, image_size=args.image_size,
+                          val_split=0.1 if args.split == "val" else 0, quiet=args.quiet)
+        split = ds.split(args.split)
+        idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(args.seed))[:args.n].sort().values
+        images, labels, what = split.images[idx], split.labels[idx], f"{ds.name}, {args.split} split"
+    titles = [ds.classes[int(y)] for y in labels]
+    path = image_grid(images, titles, Path(args.out), suptitle=what)
+    print(f"wrote {path} ({len(images)} images: {what})")
+
+
+def _train_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(flags given, the --config file's settings): the two top layers of config.py's resolver."""
+    flags = {k: getattr(args, k) for k in FIELDS if getattr(args, k, None) is not None}
+    return flags, (read_config_file(args.config) if args.config else {})
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    flags, file = _train_settings(args)
+    if args.print_config:
+        from ..engine.setup import describe_settings
+
+        print(describe_settings(user_settings(flags), file, args.resume))   # the checks a run makes
+        return
+    from ..engine.train import train
+    from ..report.console import result_line
+
+    summary = train(flags, config_file=file, resume=args.resume, quiet=args.quiet, started=args.started)
+    if args.quiet:
+        print(f"{result_line(summary)}; run folder {summary['run_dir']}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from ..api import load
+    from ..report.console import balance_remark, confusion_table, console, metrics_table
+
+    clf = load(args.checkpoint, model=args.model, device=args.device, image_size=args.image_size)
+    result = clf.evaluate(args.data, args.data_dir, split=args.split, allow_changed_data=args.allow_changed_data)
+    if result.get("data_changed"):
+        warnings.warn(f"{result['data_changed']}: this figure is on a different test split than the run's",
+                      stacklevel=1)
+    if args.json:
+        print(json.dumps(result))
+        return
+    if not args.quiet:
+        console.print(metrics_table(result, result["classes"], args.split))
+    if len(result["classes"]) <= 12 and not args.quiet:
+        console.print(confusion_table(result["confusion_matrix"], result["classes"], args.split))
+    console.print(f"[bold]{args.split} accuracy {result['accuracy']:.2%}[/] ({result['n']:,} images of "
+                  f"{result['dataset']}, {args.split} split; balanced accuracy {result['balanced_accuracy']:.2%}, "
+                  f"macro-F1 {result['macro_f1']:.3f}), {args.split} loss {result['loss']:.4f}")
+    remark = balance_remark(result, result["classes"], args.split)
+    if remark:
+        console.print(f"[yellow]{remark}[/]")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from ..api import load
+    from ..errors import ConfigError
+
+    if args.topk < 1:
+        raise ConfigError(f"--topk {args.topk}: how many classes to list must be at least 1")
+    classes = args.classes.split(",") if args.classes else None
+    clf = load(args.checkpoint, model=args.model, device=args.device, classes=classes, image_size=args.image_size)
+    results = clf.predict(args.images, topk=args.topk, strict_images=args.strict_images)
+    if args.csv:
+        write_predictions_csv(Path(args.csv), results)
+    if args.json:
+        print(json.dumps(results))
+        return
+    for r in results:
+        alts = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["topk"][1:])
+        print(f"{printable(r['file'])}: {r['class']} ({r['probability']:.1%}){'  [' + alts + ']' if alts else ''}")
+    if args.csv and not args.quiet:
+        print(f"wrote {args.csv} ({len(results)} predictions)")
+
+
+def write_predictions_csv(path: Path, results: list[dict[str, Any]]) -> None:
+    """predict's results as CSV (atomically): file, class, probability, and topk as class:probability;… ."""
+    import csv
+    import io
+
+    from ..report.run_dir import write_text
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["file", "class", "probability", "topk"])
+    for r in results:
+        writer.writerow([printable(r.get("file", "")), r["class"], r["probability"],
+                         ";".join(f"{t['class']}:{t['probability']}" for t in r["topk"])])
+    write_text(path, buf.getvalue())
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from ..export import export_model
+
+    path = export_model(args.checkpoint, args.format, args.out, args.dynamic_batch, args.opset, force=args.force)
+    print(f"wrote {path} and {path.name}.json (input: float32 NCHW, (x/255 - mean)/std; see the .json)")
+
+
+def cmd_find_lr(args: argparse.Namespace) -> None:
+    from ..engine.lr_finder import find_lr
+
+    flags, file = _train_settings(args)
+    out, name = flags.pop("out"), flags.pop("name", None)      # where the plot goes, not training settings
+    flags.pop("steps", None)                                   # the range test's length, not the training's
+    result = find_lr(flags, steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr, out=out, name=name, file=file,
+                     quiet=args.quiet)
+    print(f"suggested lr {result['suggested_lr']:.3g} (steepest descent of the smoothed loss); "
+          f"plot: {result['plot']}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from ..report.compare import write_comparison
+    from ..report.html import write_report
+
+    for run_dir in args.run_dirs:
+        print(f"wrote {write_report(run_dir)}")
+    if len(args.run_dirs) > 1:
+        print(f"wrote {write_comparison(args.run_dirs, args.out)} ({len(args.run_dirs)} runs compared)")
+
+
+COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "show": cmd_show, "train": cmd_train,
+            "eval": cmd_eval, "predict": cmd_predict, "export": cmd_export, "find-lr": cmd_find_lr,
+            "report": cmd_report}
+
