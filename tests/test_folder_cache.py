@@ -4,6 +4,7 @@ into a memory-mapped file (skips, mixed channels and sizes, a full disk), and a 
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,8 +17,9 @@ import pytest
 from conftest import ROOT, make_image_folder
 from PIL import Image
 
+from imgclf.cli import main
+from imgclf.data import cachedir, foldercache, load_dataset
 from imgclf.data import folder as folder_mod
-from imgclf.data import foldercache, load_dataset
 from imgclf.data.images import decode_image
 from imgclf.errors import DataError
 
@@ -284,3 +286,82 @@ def test_a_first_decode_killed_at_any_point_is_rebuilt_or_reused(tmp_path, monke
     assert _temporary_files(cache) == [] and len(list(cache.glob("*.meta.json"))) == 1
     _no_decoding(monkeypatch)
     assert np.array_equal(load_dataset(root, image_size=20).train.images.numpy(), reference.train.images.numpy())
+
+
+def _complete(cache: Path) -> dict[str, tuple]:
+    return {c.key: (c.folder, json.dumps(c.variant)) for c in cachedir.entries(cache) if c.complete}
+
+
+def test_an_edited_folder_s_new_cache_entry_removes_its_older_versions_and_nothing_else(tmp_path):
+    """Every edit gives a folder a new key: the entry written for the folder as it is now supersedes the older
+    versions at the same size; another folder's entry and the same folder's entry at another size stay."""
+    root = make_image_folder(tmp_path / "imgs", per_class=5)
+    other = make_image_folder(tmp_path / "other", per_class=5)
+    for folder, size in ((root, None), (other, None), (root, 8)):
+        load_dataset(folder, image_size=size)
+    first = _complete(_cache())
+    assert sorted(first.values()) == sorted([(str(root.resolve()), "null"), (str(other.resolve()), "null"),
+                                             (str(root.resolve()), json.dumps([[8, 8], "crop"]))])
+    (root / "circle" / "000.png").unlink()
+    ds = load_dataset(root)
+    assert len(ds.train) + len(ds.test) == 9
+    now = _complete(_cache())
+    old = next(k for k, v in first.items() if v == (str(root.resolve()), "null"))
+    assert old not in now and len(now) == 3
+    assert {k: v for k, v in first.items() if k != old}.items() <= now.items()
+    assert not [p for p in _cache().iterdir() if p.name.startswith(old)]
+    choices = [c for c in cachedir.entries(_cache())
+               if c.folder == str(root.resolve()) and (c.variant or [None])[0] == "auto"]
+    assert len(choices) == 1                       # the size choice of the older version went too
+
+
+def test_prune_removes_killed_decodes_after_an_hour_old_formats_and_with_the_flag_gone_folders(tmp_path, monkeypatch):
+    root = make_image_folder(tmp_path / "imgs", per_class=5)
+    gone = make_image_folder(tmp_path / "gone", per_class=5)
+    load_dataset(root)
+    load_dataset(gone)
+    cache = _cache()
+    np.save(cache / "killed0000000000000000000.images.npy", np.zeros((4, 3, 8, 8), np.uint8))  # no meta.json
+    np.save(cache / "oldformat000000000000000.images.npy", np.zeros((4, 3, 8, 8), np.uint8))
+    np.save(cache / "oldformat000000000000000.labels.npy", np.zeros(4, np.int64))
+    (cache / "oldformat000000000000000.meta.json").write_text(json.dumps({"kept": None, "skipped": [],
+                                                                          "shape": [4, 3, 8, 8]}))   # v3: no crc32
+    shutil.rmtree(gone)
+    assert [c.key for c in cachedir.prune(cache)] == ["oldformat000000000000000"]   # the killed one is too young
+    removed = cachedir.prune(cache, now=time.time() + cachedir.STALE_SECONDS + 60, missing_folders=True)
+    assert sorted(c.folder or c.key for c in removed) == [str(gone.resolve())] * 2 + ["killed0000000000000000000"]
+    assert list(_complete(cache).values()) == [(str(root.resolve()), "null")]
+    _no_decoding(monkeypatch)   # the folder that is still there opens from its entry
+    load_dataset(root)
+
+
+def test_the_cache_command_lists_prunes_and_clears(tmp_path, capsys):
+    root = make_image_folder(tmp_path / "imgs", per_class=5)
+    gone = make_image_folder(tmp_path / "gone", per_class=6)
+    load_dataset(root)
+    load_dataset(gone)
+    shutil.rmtree(gone)
+    assert main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert str(root.resolve()) in out and "10 × 3×16×16" in out and "size choice" in out
+    assert out.count("folder gone") == 2 and "4 entries" in out        # gone's images and its size choice
+    assert main(["cache", "--prune"]) == 0
+    assert capsys.readouterr().out.startswith("removed 2 cache entries")
+    assert list(_complete(_cache()).values()) == [(str(root.resolve()), "null")]
+    assert main(["cache", "--clear"]) == 0 and list(_cache().iterdir()) == []
+    with pytest.raises(SystemExit) as e:
+        main(["cache", "--prune", "--clear"])
+    assert e.value.code == 2
+
+
+def test_a_reader_that_goes_away_stops_a_command_quietly_with_exit_141(tmp_path):
+    """`imgclf cache | head`: rich's tables and plain prints meet a closed pipe alike."""
+    for args in (["models"], ["cache"]):
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            p = subprocess.run([sys.executable, "-m", "imgclf", *args], stdout=write, stderr=subprocess.PIPE,
+                               text=True, cwd=ROOT, timeout=120)
+        finally:
+            os.close(write)
+        assert (p.returncode, p.stderr) == (141, ""), args

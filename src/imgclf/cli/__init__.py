@@ -5,6 +5,7 @@ outcome to an exit code."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import sys
@@ -14,7 +15,7 @@ import warnings
 
 from ..errors import ImgclfError
 from .commands import COMMANDS
-from .parser import EXIT_INTERNAL, EXIT_OK, EXIT_STOPPED, REPORT_BUGS, build_parser
+from .parser import EXIT_INTERNAL, EXIT_OK, EXIT_PIPE, EXIT_STOPPED, REPORT_BUGS, build_parser
 
 __all__ = ["COMMANDS", "build_parser", "entry", "main"]
 
@@ -49,6 +50,8 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_STOPPED
+    except BrokenPipeError:
+        return _reader_gone()
     except Exception as e:
         if args.verbose:
             traceback.print_exc()
@@ -57,6 +60,14 @@ def _run(args: argparse.Namespace) -> int:
         print(REPORT_BUGS + ("" if args.verbose else "; rerun with --verbose for the traceback"), file=sys.stderr)
         return EXIT_INTERNAL
     return EXIT_OK
+
+
+def _reader_gone() -> int:
+    """Whoever read our output has gone (`imgclf cache | head`): stop quietly, as cat does. Standard output goes to
+    /dev/null from here on, so that the interpreter's own flush at exit cannot fail a second time."""
+    with contextlib.suppress(OSError, ValueError):   # a stdout without a file descriptor (io.UnsupportedOperation)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_PIPE
 
 
 def process_started() -> float:
@@ -86,7 +97,10 @@ def entry() -> int:
     from .. import import_api
     import_api()
     code = main(argv, started=started)
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()   # what a pipe has not taken yet: its reader may have gone by now
+    except BrokenPipeError:
+        code = _reader_gone()
     gc.freeze()
     return code
 

@@ -191,7 +191,45 @@ def cmd_report(args: argparse.Namespace) -> None:
         print(f"wrote {write_comparison(args.run_dirs, args.out)} ({len(args.run_dirs)} runs compared)")
 
 
+def cmd_cache(args: argparse.Namespace) -> None:
+    import datetime
+
+    from rich.table import Table
+
+    from ..data.cachedir import clear, disk_free, entries, prune
+    from ..data.foldercache import CACHE_VERSION
+    from ..data.registry import cache_dir
+    from ..report.console import console
+
+    where = cache_dir()
+    if args.clear or args.prune:
+        gone = clear(where) if args.clear else prune(where, missing_folders=True)
+        print(f"removed {len(gone)} cache entries ({sum(c.bytes for c in gone) / 1e6:,.1f} MB) from {where}")
+        return
+    listed = entries(where)
+    table = Table(title=f"decoded image folders in {where} ($IMGCLF_CACHE_DIR)", title_justify="left")
+    for col in ("folder", "images", "MB", "written", "state"):
+        table.add_column(col, justify="right" if col == "MB" else "left")
+    for c in listed:
+        folder = c.folder or "(not recorded: written by an older imgclf)"
+        size_choice = all(p.name.endswith(".size.json") for p in c.files)
+        state = "complete" if c.complete else "size choice" if size_choice else "incomplete (a killed first decode)"
+        if c.folder and not Path(c.folder).is_dir():
+            state = "folder gone"
+        if c.version is not None and c.version != CACHE_VERSION:
+            state = f"old format (v{c.version}): unused"
+        images = f"{c.shape[0]:,} × {c.shape[1]}×{c.shape[2]}×{c.shape[3]}" if c.shape else "-"
+        table.add_row(printable(folder), images, f"{c.bytes / 1e6:,.1f}",
+                      datetime.datetime.fromtimestamp(c.modified).strftime("%Y-%m-%d %H:%M"), state)
+    if listed:
+        console.print(table)
+    free = disk_free(where)
+    print(f"{len(listed)} entries, {sum(c.bytes for c in listed) / 1e6:,.1f} MB"
+          + (f" ({free / 1e9:,.1f} GB free on that disk)" if free is not None else "")
+          + "; `imgclf cache --prune` removes entries no run can use, `--clear` all of them")
+
+
 COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "show": cmd_show, "train": cmd_train,
             "eval": cmd_eval, "predict": cmd_predict, "export": cmd_export, "find-lr": cmd_find_lr,
-            "report": cmd_report}
+            "report": cmd_report, "cache": cmd_cache}
 

@@ -138,14 +138,15 @@ def _data_flags(p: argparse.ArgumentParser, required: bool = False) -> None:
 
 
 # Exit codes: distinct, so that scripts can tell a bad flag from bad data from a bug (documented in --help).
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_DATA, EXIT_STOPPED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_DATA, EXIT_STOPPED, EXIT_PIPE = 0, 1, 2, 3, 130, 141
 EXIT_CODES_HELP = """exit codes:
   0    success
   1    internal error: a bug in imgclf (a short message says so and where to report it;
        --verbose adds the traceback)
   2    usage error: an unknown flag or a bad flag value
   3    data, config or checkpoint error: one line naming the file or setting and the fix
-  130  stopped by Ctrl-C or SIGTERM (a training run saves last.pt and prints how to resume)"""
+  130  stopped by Ctrl-C or SIGTERM (a training run saves last.pt and prints how to resume)
+  141  the output's reader went away (a pipe into `head`)"""
 REPORT_BUGS = ("this is a bug in imgclf: please report it to the imgclf maintainers with the command, "
                f"its --verbose output and the version (imgclf {__version__})")
 
@@ -251,4 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders (each with its summary.json)")
     p.add_argument("--out", default="report-compare.html",
                    help="the comparison page, written when several run folders are given (default report-compare.html)")
+
+    p = sub.add_parser("cache", help="list the decoded image folders cached on disk; remove the ones no run needs")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--prune", action="store_true", help="remove entries of image folders that no longer exist "
+                      "and those a killed first decode left (an edited folder's older versions go on their own)")
+    what.add_argument("--clear", action="store_true", help="remove every entry (the next run decodes its folder again)")
     return parser

@@ -24,11 +24,11 @@ import torch
 from ..errors import DataError
 from ..fileio import atomic_write
 from ..procs import die_with_parent
-from .foldercache import Entry, ImageSink, open_entry, remove_orphans, write_entry
+from .cachedir import prune
+from .foldercache import CACHE_VERSION, Entry, ImageSink, open_entry, remove_orphans, write_entry
 from .images import decode_image, image_dims, walk_images
 from .split import Dataset, Split, name_bytes, stable_holdout
 
-CACHE_VERSION = 4  # 4: ctime and inode in the key, checksums in meta.json; 3: the files kept and skipped in meta
 _CHUNK = 256
 CHUNK_BYTES = 4 << 20   # decoded bytes per decode task, at most (CIFAR-size images: still 256 a task)
 
@@ -177,7 +177,8 @@ def load_split_cached(fl: FileList, name: str, image_size: tuple[int, int] | Non
 def _decode_to_cache(fl: FileList, name: str, size: tuple[int, int] | None, fit: str, entry: Entry,
                      labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
     """Decode every file straight into the cache entry's memory-mapped images file (ImageSink), then write its
-    labels and meta; (images, labels, meta) of the kept files, from memory when the cache cannot be written."""
+    labels and meta (the entry then supersedes the folder's older versions: cachedir.prune); (images, labels, meta)
+    of the kept files, from memory when the cache cannot be written."""
     sink, bad = ImageSink(entry.images, len(fl.files), fl.root), []
     try:
         with contextlib.closing(iter_decoded(fl.files, size, fit, desc=f"decoding {name} images")) as chunks:
@@ -194,10 +195,11 @@ def _decode_to_cache(fl: FileList, name: str, size: tuple[int, int] | None, fit:
         sink.discard()
     kept = sink.kept
     meta = {"kept": None if len(kept) == len(fl.files) else kept, "skipped": bad, "shape": list(images.shape),
-            "crc32": crcs}
+            "crc32": crcs, "version": CACHE_VERSION, "folder": str(fl.root.resolve()),
+            "variant": [size, fit] if size else None}
     labels = labels[np.asarray(kept, dtype=np.int64)]
-    if crcs is not None:
-        write_entry(entry, labels, meta)
+    if crcs is not None and write_entry(entry, labels, meta):   # it supersedes the folder's older versions there
+        prune(entry.meta.parent, keep=entry.key, folder=meta["folder"], variant=meta["variant"])
     return images, labels, meta
 
 
@@ -205,7 +207,8 @@ def choose_size(fl: FileList, cap: int, cache_dir: Path) -> tuple[tuple[int, int
     """The training size for a folder when none is given: its own size if every image has the same, else the
     median shorter side (rounded down to a multiple of 8, at least 16) capped at `cap`. Reads only the files'
     headers, once: the choice is cached under the file list's key. Returns (size or None, a note saying why)."""
-    path = cache_dir / f"{_cache_key(fl, ['auto', cap])}.size.json"
+    key = _cache_key(fl, ["auto", cap])
+    path = cache_dir / f"{key}.size.json"
     chosen = _read_size_choice(path)
     if chosen is None:
         dims = [d for d in map(image_dims, fl.files) if d is not None]
@@ -215,10 +218,12 @@ def choose_size(fl: FileList, cap: int, cache_dir: Path) -> tuple[tuple[int, int
             chosen = {"size": max(16, min(cap, shorter) // 8 * 8), "median": shorter,
                       "widths": [min(w for w, _ in dims), max(w for w, _ in dims)],
                       "heights": [min(h for _, h in dims), max(h for _, h in dims)], "cap": cap}
+        record = {**chosen, "folder": str(fl.root.resolve()), "variant": ["auto", cap]}
         with contextlib.suppress(OSError):
             cache_dir.mkdir(parents=True, exist_ok=True)
             with atomic_write(path, text=True) as f:
-                json.dump(chosen, f)
+                json.dump(record, f)
+            prune(cache_dir, keep=key, folder=record["folder"], variant=record["variant"])
     if chosen["size"] is None:
         return None, None
     s = chosen["size"]

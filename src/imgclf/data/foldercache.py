@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import DataError
 from ..fileio import atomic_write, commit, temporary_name
 
+CACHE_VERSION = 4  # in every key; 4: ctime and inode in the key, checksums in meta.json; 3: files kept and skipped
 BLOCK = 4 << 20               # bytes of image data per CRC-32
 FULL_CHECK_BYTES = 1 << 30    # up to 1 GiB every block is verified on every open (crc32: ~4 GB/s from the page cache)
 SAMPLED_BLOCKS = 64           # above it, the first, the last and 64 random blocks (256 MiB) per open
@@ -43,6 +44,10 @@ class Entry:
     @classmethod
     def at(cls, cache_dir: Path, key: str) -> Entry:
         return cls(*(cache_dir / f"{key}.{part}" for part in ("images.npy", "labels.npy", "meta.json")))
+
+    @property
+    def key(self) -> str:
+        return self.meta.name.split(".", 1)[0]
 
     def remove(self) -> None:
         """Delete whatever exists of the entry (a damaged or half-written one)."""

@@ -11,8 +11,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+
+class _Console(Console):
+    """rich's Console, except that a closed pipe is the BrokenPipeError a print() meets (rich exits 1 by itself):
+    the command line stops quietly on either with one exit code."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError("the output's reader has gone")
+
+
 # Not a terminal (a log file, CI): wide enough that tables of paths are not folded.
-console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+console = _Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def device_name(device: torch.device) -> str:
