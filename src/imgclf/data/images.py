@@ -25,8 +25,13 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 def is_image_file(path: str | Path) -> bool:
     """True for the file endings we decode (case-insensitive), skipping hidden files (names starting with '.')."""
-    name = os.path.basename(path)
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    return _is_image_name(os.path.basename(path))
+
+
+def _is_image_name(name: str) -> bool:
+    """is_image_file for a bare name, without os.path's splitext: the walker asks it per file on every start."""
+    dot = name.rfind(".")
+    return dot > 0 and not name.startswith(".") and name[dot:].lower() in IMAGE_EXTENSIONS
 
 
 def walk_images(folder: str | Path) -> list[tuple[str, os.stat_result]]:
@@ -81,7 +86,7 @@ def _scan(top: str, out: list[tuple[str, os.stat_result]]) -> list[str]:
                 try:
                     if e.is_dir():
                         subdirs.append(e.path)
-                    elif is_image_file(e.name) and e.is_file():
+                    elif _is_image_name(e.name) and e.is_file():
                         out.append((e.path, e.stat()))
                 except OSError as err:
                     _warn_skipped(e.path, err)
