@@ -146,7 +146,8 @@ EXIT_CODES_HELP = """exit codes:
   2    usage error: an unknown flag or a bad flag value
   3    data, config or checkpoint error: one line naming the file or setting and the fix
   130  stopped by Ctrl-C or SIGTERM (a training run saves last.pt and prints how to resume)
-  141  the output's reader went away (a pipe into `head`)"""
+  141  the output's reader went away before the last lines (a pipe into `head`);
+       a training run goes on silently to its end instead"""
 REPORT_BUGS = ("this is a bug in imgclf: please report it to the imgclf maintainers with the command, "
                f"its --verbose output and the version (imgclf {__version__})")
 

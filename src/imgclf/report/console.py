@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from typing import Any
 
@@ -13,12 +15,13 @@ from rich.table import Table
 
 
 class _Console(Console):
-    """rich's Console, except that a closed pipe is the BrokenPipeError a print() meets (rich exits 1 by itself):
-    the command line stops quietly on either with one exit code."""
+    """rich's Console, except that when the output's reader has gone (`imgclf train ... | head`) the command goes
+    on silently instead of exiting (rich's way): a training run still finishes and saves everything."""
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
-        raise BrokenPipeError("the output's reader has gone")
+        with contextlib.suppress(OSError, ValueError):   # standard output now goes nowhere, without failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 # Not a terminal (a log file, CI): wide enough that tables of paths are not folded.
