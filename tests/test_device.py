@@ -28,3 +28,15 @@ def test_a_run_says_which_precision_and_why(monkeypatch, tmp_path):
     monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: False)
     s = imgclf.train(data="digits", epochs=1, out=str(tmp_path), plots=False, quiet=True, device="cpu")
     assert s["precision_mode"] == "fp32" and "no native bf16" in s["precision_reason"]
+
+
+@pytest.mark.parametrize("native, ns_dtype", [(True, torch.bfloat16), (False, None)])
+def test_muon_s_newton_schulz_runs_in_bf16_only_where_the_run_does(monkeypatch, native, ns_dtype):
+    """Native bf16 (auto picks amp-bf16): Muon's matmuls in bf16 too; emulated: fp32 (orthogonalize's default)."""
+    from imgclf.engine.setup import build_run
+
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: native)
+    run = build_run({"data": "digits", "optimizer": "muon", "device": "cpu", "plots": False}, quiet=True)
+    assert run.opt.ns_dtype == ns_dtype
+    fp32 = build_run({"data": "digits", "optimizer": "muon", "device": "cpu", "precision": "fp32"}, quiet=True)
+    assert fp32.opt.ns_dtype is None

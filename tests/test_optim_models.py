@@ -45,14 +45,15 @@ def _with_singular_values(rows: int, cols: int, values: torch.Tensor) -> torch.T
     return u @ torch.diag(values) @ v.T
 
 
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16])   # bf16: where the run computes in bf16 natively
 @pytest.mark.parametrize("rows, cols", [(64, 576), (32, 32), (300, 20)])   # a conv's (out, in·k·k), square, tall
-def test_newton_schulz_gives_a_nearly_orthogonal_matrix_in_the_same_directions(rows, cols):
+def test_newton_schulz_gives_a_nearly_orthogonal_matrix_in_the_same_directions(rows, cols, dtype):
     """Singular values spread 30× (and scaled far from 1) all land in the quintic iteration's band, about
-    [0.68, 1.2] (exactly 1 is not its aim), and the result points where the exact U Vᵀ does."""
+    [0.68, 1.2] (exactly 1 is not its aim), and the result points where the exact U Vᵀ does, in fp32 or bf16."""
     torch.manual_seed(0)
     k = min(rows, cols)
     g = _with_singular_values(rows, cols, 50 * torch.logspace(0, -torch.log10(torch.tensor(30.0)).item(), k))
-    o = orthogonalize(g)
+    o = orthogonalize(g, dtype=dtype)
     s = torch.linalg.svdvals(o)
     assert o.shape == g.shape and o.dtype == torch.float32
     assert s.min() >= 0.67 and s.max() <= 1.21, (s.min(), s.max())

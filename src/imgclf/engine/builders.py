@@ -78,9 +78,10 @@ def make_model(cfg: TrainConfig, data: Dataset, mean: list[float], std: list[flo
     return model
 
 
-def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(cfg: TrainConfig, model: torch.nn.Module, bf16: bool = False) -> torch.optim.Optimizer:
     """SGD (ours, see optim.py), Muon (SGD with Muon steps for the hidden weights) or AdamW; weight decay on weights
-    only, not on biases and norm shifts."""
+    only, not on biases and norm shifts. `bf16`: the run computes in bf16 (natively), so Muon's Newton–Schulz
+    matmuls do too (fastcnn-wide's 37 → 22 ms a step on a Zen 4; fp32 where bf16 would be emulated)."""
     if cfg.backbone_lr_mult != 1.0:   # discriminative rates: the backbone's groups carry lr_mult (step.set_lr)
         groups = pretrained.param_groups(model, cfg.weight_decay, cfg.backbone_lr_mult)
     else:
@@ -92,7 +93,8 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
         return SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov)
     if cfg.optimizer == "muon":   # the head stays with SGD: its rows are the classes (optim.py)
         head = {id(p) for p in pretrained.head_parameters(model)}
-        return Muon(muon_groups(groups, head), lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov)
+        return Muon(muon_groups(groups, head), lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov,
+                    ns_dtype=torch.bfloat16 if bf16 else None)
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 

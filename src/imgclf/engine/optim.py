@@ -89,11 +89,13 @@ NEWTON_SCHULZ_STEPS = 5
 MUON_LR_MULT = 1.0
 
 
-def orthogonalize(g: torch.Tensor, steps: int = NEWTON_SCHULZ_STEPS) -> torch.Tensor:
+def orthogonalize(g: torch.Tensor, steps: int = NEWTON_SCHULZ_STEPS, dtype: torch.dtype | None = None
+                  ) -> torch.Tensor:
     """≈ U Vᵀ for a 2-D `g` = U S Vᵀ (singular values in about [0.68, 1.2]), by the quintic Newton–Schulz iteration:
-    matmuls only, no SVD. In bf16 on CUDA (as airbench), fp32 elsewhere (some of our CPUs emulate bf16 slowly)."""
+    matmuls only, no SVD. In `dtype`; by default bf16 on CUDA (as airbench), fp32 elsewhere (some of our CPUs
+    emulate bf16 slowly: a CPU run passes bf16 only where it trains in bf16, i.e. the CPU has it natively)."""
     a, b, c = NEWTON_SCHULZ
-    x = g.to(torch.bfloat16 if g.is_cuda else torch.float32)
+    x = g.to(dtype or (torch.bfloat16 if g.is_cuda else torch.float32))
     tall = x.shape[0] > x.shape[1]
     if tall:             # iterate on the wide form: X Xᵀ is then the smaller square
         x = x.T
@@ -104,12 +106,13 @@ def orthogonalize(g: torch.Tensor, steps: int = NEWTON_SCHULZ_STEPS) -> torch.Te
     return (x.T if tall else x).to(g.dtype)
 
 
-def muon_update(grad: torch.Tensor) -> torch.Tensor:
-    """A weight's (out, ...) momentum-averaged gradient → its Muon step: orthogonalised as an (out, in·k·k) matrix,
-    scaled up by √(rows/cols) when taller than wide (so each output's step has the same size as in a wide one)."""
+def muon_update(grad: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A weight's (out, ...) momentum-averaged gradient → its Muon step: orthogonalised as an (out, in·k·k) matrix
+    (in `dtype`, see orthogonalize), scaled up by √(rows/cols) when taller than wide (so each output's step has the
+    same size as in a wide one)."""
     rows = grad.shape[0]
     cols = grad.numel() // rows
-    return orthogonalize(grad.reshape(rows, cols)).view(grad.shape) * max(1.0, rows / cols) ** 0.5
+    return orthogonalize(grad.reshape(rows, cols), dtype=dtype).view(grad.shape) * max(1.0, rows / cols) ** 0.5
 
 
 def muon_groups(groups: list[dict[str, Any]], head: set[int], lr_mult: float = MUON_LR_MULT
@@ -132,7 +135,13 @@ class Muon(SGD):
     """SGD (as above) for every group but those marked 'muon' (see muon_groups), which take Muon steps: the same
     momentum (Nesterov or not) on the raw gradient, the step orthogonalised (muon_update), weight decay decoupled
     (the weights shrink by lr × weight_decay each step: added to the gradient it would be orthogonalised away). One
-    optimizer with SGD's state_dict, so checkpoints and --resume work unchanged."""
+    optimizer with SGD's state_dict, so checkpoints and --resume work unchanged. `ns_dtype`: the Newton–Schulz
+    iteration's dtype (orthogonalize's default if None)."""
+
+    def __init__(self, groups: list[dict[str, Any]], lr: float, momentum: float = 0.0, nesterov: bool = False,
+                 ns_dtype: torch.dtype | None = None) -> None:
+        super().__init__(groups, lr, momentum, nesterov)
+        self.ns_dtype = ns_dtype
 
     def _step_group(self, g: dict[str, Any], bufs: list[torch.Tensor | None]) -> None:
         if not g.get("muon"):
@@ -153,4 +162,4 @@ class Muon(SGD):
             grads = torch._foreach_add(grads, mom, alpha=g["momentum"]) if g["nesterov"] else mom
         if g["weight_decay"]:
             torch._foreach_mul_(params, 1 - g["lr"] * g["weight_decay"])
-        torch._foreach_add_(params, [muon_update(d) for d in grads], alpha=-g["lr"])
+        torch._foreach_add_(params, [muon_update(d, self.ns_dtype) for d in grads], alpha=-g["lr"])

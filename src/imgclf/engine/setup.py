@@ -317,8 +317,9 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
             find_unused_parameters=cfg.freeze_epochs > 0)  # a frozen backbone has no gradients
     else:
         step_model = torch.compile(model) if cfg.compile else model
+    opt = make_optimizer(cfg, model, bf16=prec.autocast_dtype == torch.bfloat16)
     run = Run(cfg, data, world, device, prec, list(mean), list(std), norm, model, step_model,
-              make_optimizer(cfg, model), EMA(model, cfg.ema) if cfg.ema > 0 else None, batches, small,
+              opt, EMA(model, cfg.ema) if cfg.ema > 0 else None, batches, small,
               class_weights(cfg, data, device), data.identity())
     run.lookahead = Lookahead(model) if cfg.lookahead else None
     return run
