@@ -4,6 +4,7 @@ the machine is), the schedule ends at the planned step, and a budgeted run resum
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import pytest
@@ -12,7 +13,7 @@ import yaml
 
 import imgclf
 from imgclf.engine import budget
-from imgclf.engine.budget import Calibration, choose, steps_within
+from imgclf.engine.budget import Calibration, last_fitting, steps_within
 from imgclf.engine.checkpoint import load_checkpoint
 from imgclf.errors import ConfigError
 
@@ -39,11 +40,18 @@ def test_steps_within_fits_the_whole_run_in_the_time():
     assert steps_within(3.0, c, 100, 500, 1000, 1, True) == 0   # the fixed costs alone do not fit
 
 
-def test_choose_takes_the_most_capable_candidate_given_enough_epochs():
-    ladder = [{"min_epochs": 0}, {"min_epochs": 6}, {"min_epochs": 12}]
-    assert choose(list(zip(ladder, [900, 500, 300], [100, 100, 100]))) == 0      # 5 and 3 epochs: too few
-    assert choose(list(zip(ladder, [3000, 1300, 700], [100, 100, 100]))) == 1
-    assert choose(list(zip(ladder, [9000, 4000, 1300], [100, 100, 100]))) == 2
+@pytest.mark.parametrize("n", [1, 2, 5, 8])
+def test_last_fitting_finds_the_most_capable_candidate_that_fits_in_about_log2_n_calibrations(n):
+    for last in range(n):                                   # candidates 0..last fit, the costlier ones do not
+        asked: list[int] = []
+
+        def fits(i: int, asked: list[int] = asked, last: int = last) -> bool:
+            asked.append(i)
+            return i <= last
+
+        assert last_fitting(n, fits) == last
+        assert len(asked) == len(set(asked)) <= math.ceil(math.log2(n))
+    assert last_fitting(n, lambda i: False) == 0            # none fits: the cheapest (the plan then says why)
 
 
 def test_a_budget_plans_the_steps_and_the_schedule_ends_there(tmp_path, monkeypatch):
@@ -227,8 +235,9 @@ def test_the_ladder_chooses_model_and_size_on_32px_colour_data(tmp_path, monkeyp
     ckpt = load_checkpoint(s["checkpoint"])
     calibration = ckpt["budget_plan"]["calibration"]
     chosen = [c for c in calibration if c["chosen"]]
-    assert [c["model"] for c in calibration] == ["fastcnn-tiny", "fastcnn-small", "fastcnn-small", "fastcnn-medium",
-                                                 "fastcnn-wide"] and len(chosen) == 1
+    # the search calibrates the middle rung (fastcnn-small at 32×32), then the two above it, not the two below
+    assert [(c["rung"], c["model"]) for c in calibration] == [(2, "fastcnn-small"), (3, "fastcnn-medium"),
+                                                              (4, "fastcnn-wide")] and len(chosen) == 1
     # 90 images, batch adapted small: hundreds of epochs fit for all but the wide net (5 s a step: too few epochs),
     # so the medium one at 32×32 is taken, with the settings its rung names
     assert calibration[-1]["planned_steps"] < 8 * calibration[-1]["steps_per_epoch"]

@@ -132,14 +132,15 @@ def steps_within(seconds: float, c: Calibration, steps_per_epoch: int, n_val: in
     return lo
 
 
-def choose(options: list[tuple[dict[str, Any], int, int]]) -> int:
-    """Index of the plan to take among (candidate, steps, steps per epoch): the last (most capable) whose steps give
-    at least its min_epochs, else the first."""
-    best = 0
-    for i, (cand, steps, per_epoch) in enumerate(options):
-        if steps > 0 and steps / per_epoch >= cand["min_epochs"]:
-            best = i
-    return best
+def last_fitting(n: int, fits: Callable[[int], bool]) -> int:
+    """The last of candidates 0..n-1 that `fits` (0 if none does), asking `fits` about log2(n) times: along the
+    ladder each rung costs more a step and asks at least as many epochs, so once one does not fit, none after
+    it does. Each question is a calibration, seconds of the budget that do not train."""
+    lo, hi = 0, n - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo
 
 
 def _steps_for(run: Any, seconds: float, cal: Calibration, margin: float, done: int = 0) -> int:
@@ -253,32 +254,37 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
     first = build({})
     first_setup = time.perf_counter() - t0
     share = max(MIN_CALIBRATION_S, CALIBRATION_SHARE * budget)
-    measured, options = [], []
-    for cand in candidates(user, file, first.data.name, first.data.shape):
-        layer = {k: v for k, v in cand.items() if k != "min_epochs"}
-        t0 = time.perf_counter()
-        reuse = all(getattr(first.cfg, k) == v for k, v in layer.items())
-        run = first if reuse else build(layer)
-        setup = first_setup if reuse else time.perf_counter() - t0
-        cal = calibrate(run, share, run.cfg.out)
-        cal.setup_seconds = max(setup, 0.2)
-        measured.append((cand, layer, cal, run))
-        options.append((cand, _steps_left(budget, started, cal, run, _margin(run, budget, started, cal)),
-                        run.steps_per_epoch))
-        if options[-1][1] < cand["min_epochs"] * run.steps_per_epoch:
-            break   # the costlier candidates after it need more epochs still: not worth measuring
-    pick = choose(options)
-    cand, layer, cal, run = measured[pick]
-    spe = options[pick][2]
+    cands = candidates(user, file, first.data.name, first.data.shape)
+    measured: dict[int, tuple[dict[str, Any], dict[str, Any], Calibration, Any, int]] = {}
+
+    def fits(i: int) -> bool:
+        """Calibrate candidate i (once): does it get its min_epochs in the time left?"""
+        if i not in measured:
+            layer = {k: v for k, v in cands[i].items() if k != "min_epochs"}
+            t0 = time.perf_counter()
+            reuse = all(getattr(first.cfg, k) == v for k, v in layer.items())
+            run = first if reuse else build(layer)
+            setup = first_setup if reuse else time.perf_counter() - t0
+            cal = calibrate(run, share, run.cfg.out)
+            cal.setup_seconds = max(setup, 0.2)
+            measured[i] = (cands[i], layer, cal, run, _steps_left(budget, started, cal, run,
+                                                                 _margin(run, budget, started, cal)))
+        cand, _, _, run, steps = measured[i]
+        return steps > 0 and steps >= cand["min_epochs"] * run.steps_per_epoch
+
+    pick = last_fitting(len(cands), fits)
+    fits(pick)   # measured already unless every costlier rung failed
+    _, layer, cal, run, _ = measured[pick]
+    spe = run.steps_per_epoch
     steps = _steps_left(budget, started, cal, run, _margin(run, budget, started, cal))   # after all the measuring
     if steps < min(20, spe):
         raise ConfigError(f"--budget {budget:g}s is too short for this data on this machine: start-up and "
                           f"calibration took {time.perf_counter() - started:.1f} s and a training step takes "
                           f"{cal.step_seconds * 1e3:.0f} ms; give a longer budget, or --epochs instead")
     record = {"budget_seconds": budget, "planned_at_seconds": round(time.perf_counter() - started, 3),
-              "calibration": [{**c, **{k: round(v, 6) for k, v in asdict(m).items()}, "planned_steps": o[1],
-                               "steps_per_epoch": o[2], "chosen": i == pick}
-                              for i, ((c, _, m, _), o) in enumerate(zip(measured, options))]}
+              "calibration": [{**c, **{k: round(v, 6) for k, v in asdict(m).items()}, "planned_steps": n,
+                               "steps_per_epoch": r.steps_per_epoch, "rung": i, "chosen": i == pick}
+                              for i, (c, _, m, r, n) in sorted(measured.items())]}
     note = (f"budget {budget:g} s: {steps:,} steps ({steps / spe:.1f} epochs) of {run.cfg.model} at "
             f"{run.data.shape[1]}×{run.data.shape[2]}, {cal.step_seconds * 1e3:.1f} ms a step measured here; "
             f"the schedule ends at step {steps:,}")
