@@ -264,7 +264,7 @@ def test_a_plot_out_that_is_a_folder_is_a_one_line_error_naming_it(tmp_path, cap
     folder = tmp_path / "adir"
     folder.mkdir()
     code, err = _cli(capsys, "show", "--data", "digits", "--out", str(folder))
-    assert code == 3 and f"--out {folder}: is a folder; name the PNG file" in err and err.count("\n") == 1
+    assert code == 3 and f"--out {folder}: is a folder; name the file to write" in err and err.count("\n") == 1
     fig = plt.figure()
     with pytest.raises(ImgclfError, match=f"{folder}: is a folder, not a file to write the plot to"):
         save_figure(fig, folder, 50)        # every plot (training curves, confusion matrices), not only show's
@@ -343,3 +343,28 @@ def test_exported_file_metadata_is_checked_like_a_checkpoint(tmp_path, capsys, s
         {"classes": ["a", "b"], "input_shape": shape, "mean": [0.5], "std": [0.5]}))
     code, err = _cli(capsys, "predict", str(path), str(tmp_path))
     assert code == 3 and str(path) in err and field in err and err.count("\n") == 1, err
+
+
+def test_an_output_file_that_exists_is_never_replaced_without_force(tmp_path, capsys):
+    """predict --csv, report --out and show --out: a checkpoint, a dataset's image or an earlier result named by
+    mistake stays as it was (one-line error naming --force); with --force the file is replaced."""
+    from PIL import Image
+
+    assert main(["train", "--epochs", "1", "--no-plots", "--out", str(tmp_path), "--name", "r"]) == 0
+    best = tmp_path / "r" / "best.pt"
+    before = best.read_bytes()
+    image = tmp_path / "seven.png"
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(image)
+    capsys.readouterr()
+    for argv in (["predict", str(best), str(image), "--csv", str(best)],
+                 ["report", str(tmp_path / "r"), str(tmp_path / "r"), "--out", str(best)],
+                 ["show", "--data", "digits", "--out", str(image)]):
+        code, err = _cli(capsys, *argv)
+        assert code == 3 and "the file exists; pass --force" in err and err.count("\n") == 1, argv
+    assert best.read_bytes() == before and Image.open(image).size == (8, 8)
+    code, err = _cli(capsys, "show", "--data", "digits", "--out", str(tmp_path / "grid.pt"))
+    assert code == 3 and "end the name in .png" in err
+    csv = tmp_path / "p.csv"
+    csv.write_text("mine\n")
+    assert main(["predict", str(best), str(image), "--csv", str(csv), "--force"]) == 0
+    assert csv.read_text().startswith("file,class,probability,topk")

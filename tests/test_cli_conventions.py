@@ -114,7 +114,7 @@ def test_warnings_are_hidden_by_quiet_and_placed_by_verbose(tmp_path):
     (folder / "circle" / "broken.png").write_bytes(b"not a png")       # skipped with a warning naming it
     out = str(tmp_path / "g.png")
     # each run decodes the folder afresh (a cached folder holds the good images only, and warns no more)
-    plain, quiet, verbose = (run_cli("show", "--data", str(folder), "--n", "4", "--out", out, *extra,
+    plain, quiet, verbose = (run_cli("show", "--data", str(folder), "--n", "4", "--out", out, "--force", *extra,
                                      env={"IMGCLF_CACHE_DIR": str(tmp_path / f"cache{len(extra)}{extra}")})
                              for extra in ([], ["-q"], ["-v"]))
     assert plain.stderr.startswith("warning: skipped ") and "broken.png" in plain.stderr

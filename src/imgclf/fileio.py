@@ -79,3 +79,16 @@ def printable(name: str) -> str:
     escapes, os.fsdecode) shows its odd bytes as \\xNN escapes, where printing, drawing or writing it as UTF-8
     would raise."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def check_new_file(path: str | Path, force: bool, flag: str = "--out") -> Path:
+    """A file a command is asked to write (`flag`'s value) must not replace one that exists — a checkpoint, an
+    image of the dataset, an earlier result — unless `force` (--force); a folder is never a file. Returns the path."""
+    from .errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a folder; name the file to write inside it)")
+    if path.exists() and not force:
+        raise ConfigError(f"{flag} {path}: the file exists; pass --force to replace it, or name another file")
+    return path

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import FIELDS, read_config_file, user_settings
-from ..fileio import printable
+from ..fileio import check_new_file, printable
+
+GRID_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")   # what `show --out` can write (matplotlib)
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
@@ -57,9 +59,10 @@ def cmd_show(args: argparse.Namespace) -> None:
         raise ConfigError(f"--n {args.n}: how many images to draw must be at least 1")
     if not 0 <= args.seed < 2**63:
         raise ConfigError(f"--seed {args.seed}: which images to draw must be a seed in [0, 2**63) (default 0)")
-    if Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out}: is a folder; name the PNG file to write (e.g. --out "
-                          f"{Path(args.out) / 'grid.png'})")
+    check_new_file(args.out, args.force)
+    if Path(args.out).suffix.lower() not in GRID_FORMATS:
+        raise ConfigError(f"--out {args.out}: the grid is written as an image; end the name in "
+                          f"{', '.join(GRID_FORMATS)} (e.g. --out grid.png)")
     if args.augmented:
         from ..engine.builders import augmented_batch
         from ..engine.setup import load_data
@@ -131,11 +134,13 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     if args.topk < 1:
         raise ConfigError(f"--topk {args.topk}: how many classes to list must be at least 1")
+    if args.csv:
+        check_new_file(args.csv, args.force, "--csv")   # before the work, not after it
     classes = args.classes.split(",") if args.classes else None
     clf = load(args.checkpoint, model=args.model, device=args.device, classes=classes, image_size=args.image_size)
     results = clf.predict(args.images, topk=args.topk, strict_images=args.strict_images)
     if args.csv:
-        write_predictions_csv(Path(args.csv), results)
+        write_predictions_csv(check_new_file(args.csv, args.force, "--csv"), results)
     if args.json:
         print(json.dumps(results))
         return
@@ -185,6 +190,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     from ..report.compare import write_comparison
     from ..report.html import write_report
 
+    if len(args.run_dirs) > 1:
+        check_new_file(args.out, args.force)
     for run_dir in args.run_dirs:
         print(f"wrote {write_report(run_dir)}")
     if len(args.run_dirs) > 1:

@@ -180,7 +180,8 @@ def _add_look_commands(sub: Any) -> None:
                    help="which split to draw from (val: a 10%% hold-out of train) (default: train)")
     p.add_argument("--n", type=int, default=16, help="how many images (default 16)")
     p.add_argument("--seed", type=int, default=0, help="which images: a seeded random sample (default 0)")
-    p.add_argument("--out", default="grid.png", help="PNG file to write (default grid.png)")
+    p.add_argument("--out", default="grid.png", help="image file to write: .png, .jpg, .pdf or .svg (default grid.png)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--augmented", action="store_true",
                    help="draw a training batch after augmentation, with the settings training would use for this data")
 
@@ -227,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="also write the predictions to FILE as CSV: file, class, "
                    "probability, topk (class:probability;class:probability…)")
     p.add_argument("--strict-images", action="store_true", help=TRAIN_HELP["strict_images"] + " (default: off)")
+    p.add_argument("--force", action="store_true", help="replace the --csv file if it exists")
 
     p = sub.add_parser("export", help="write a checkpoint as ONNX or TorchScript (+ FILE.json: classes, normalization)")
     p.add_argument("checkpoint", help="a checkpoint written by imgclf train (best.pt, last.pt)")
@@ -253,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders (each with its summary.json)")
     p.add_argument("--out", default="report-compare.html",
                    help="the comparison page, written when several run folders are given (default report-compare.html)")
+    p.add_argument("--force", action="store_true", help="replace the comparison page if it exists")
 
     p = sub.add_parser("cache", help="list the decoded image folders cached on disk; remove the ones no run needs")
     what = p.add_mutually_exclusive_group()
