@@ -11,6 +11,7 @@ from PIL import Image
 import imgclf
 from imgclf import rng
 from imgclf.api import expand_image_paths
+from imgclf.cli import main
 from imgclf.data import load_dataset
 from imgclf.data.folder import scan_split
 from imgclf.data.images import decode_image, resize_images
@@ -248,3 +249,43 @@ def test_a_run_name_that_is_not_one_folder_name_is_refused(tmp_path, name):
         new_run_dir(tmp_path / "runs", name)
     assert not (tmp_path / "escape").exists() and not (tmp_path / "runs").exists()
     assert new_run_dir(tmp_path / "runs", "a..b-2").name == "a..b-2"      # dots inside a name are fine
+
+
+def test_resume_refuses_a_training_file_moved_to_another_class_and_eval_of_an_export_a_changed_test_split(
+        tmp_path):
+    """The train split's files and labels are part of the data a run records (a relabelled training image changed
+    nothing that was checked before), and an exported file carries the run's data record, so `eval` of the
+    export refuses a changed test split as `eval` of its checkpoint does."""
+    from conftest import make_image_folder
+
+    from imgclf.errors import DataError, ImgclfError
+
+    root = make_image_folder(tmp_path / "shapes", per_class=30, size=16)
+    s = imgclf.train(data=str(root), epochs=1, out=str(tmp_path / "r"), name="a", plots=False, quiet=True)
+    exported = tmp_path / "a.torchscript.pt"
+    assert main(["export", s["checkpoint"], "--format", "torchscript", "--out", str(exported)]) == 0
+    assert imgclf.evaluate(str(exported))["test_accuracy"] == pytest.approx(s["test_accuracy"])
+    train_keys = imgclf.data.load_dataset(str(root)).train.keys
+    moved = next(k for k in train_keys if k.startswith("circle/"))
+    (root / moved).rename(root / "square" / ("x" + moved.split("/")[1]))   # same size split, another label
+    with pytest.raises(ImgclfError, match="the training files or their labels"):
+        imgclf.train(resume=tmp_path / "r" / "a" / "last.pt", quiet=True)
+    for f in sorted((root / "circle").iterdir())[:3]:
+        f.unlink()                                            # some of them test images: another test split
+    for path in (s["checkpoint"], str(exported)):
+        with pytest.raises(DataError, match="test split of shapes has changed"):
+            imgclf.evaluate(path)
+
+
+def test_eval_on_other_data_with_numbered_class_names_is_refused_for_a_checkpoint(tmp_path):
+    """Only a bare state_dict's placeholder names ('0', '1', …) take the data's names; a run's classes '0', '1',
+    '2' are not the classes '1', '2', '3' of another folder."""
+    from conftest import make_image_folder
+
+    from imgclf.errors import CheckpointError
+
+    a = make_image_folder(tmp_path / "a", classes=("0", "1", "2"), per_class=10, size=16)
+    b = make_image_folder(tmp_path / "b", classes=("1", "2", "3"), per_class=10, size=16)
+    s = imgclf.train(data=str(a), epochs=1, out=str(tmp_path / "r"), plots=False, quiet=True)
+    with pytest.raises(CheckpointError, match="trained on classes"):
+        imgclf.evaluate(s["checkpoint"], data=str(b))

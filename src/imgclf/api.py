@@ -50,6 +50,7 @@ class Classifier:
         self.mean, self.std, self.device, self.tta = mean, std, device, tta
         self.source, self.config, self.model_name = source, config or {}, model_name or type(model).__name__
         self.data_identity: dict[str, Any] | None = None   # what the run trained and tested on (its checkpoint)
+        self.numbered_classes = False   # a bare state_dict's placeholder names '0', '1', …: the data may name them
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.normalize = Normalizer(mean, std, device, channels_last=channels_last)
@@ -166,7 +167,7 @@ class Classifier:
         if ds.shape != self.image_shape:
             raise DataError(f"{ds.name}: images are {ds.shape} (C, H, W) but the model takes {self.image_shape}")
         if ds.classes != self.classes:
-            if len(ds.classes) != len(self.classes) or not all(c.isdigit() for c in self.classes):
+            if len(ds.classes) != len(self.classes) or not self.numbered_classes:
                 raise CheckpointError(f"{self.source}: trained on classes {self.classes[:5]}… but {ds.name} has "
                                       f"{ds.classes[:5]}…; evaluate on data with the same class list")
             self.classes = list(ds.classes)  # a bare state_dict had numbered classes: adopt the data's names
@@ -268,8 +269,10 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
     fmt = exported_format(path)
     if fmt:  # the exported graph stands in for the network; its metadata gives classes, size and normalization
         e = open_exported(path, fmt, device)
-        return Classifier(e.model, e.classes, e.model_args, e.mean, e.std, e.device, e.tta, str(path), e.config,
-                          model_name=e.model_name, tta_mirror=e.tta_mirror)
+        clf = Classifier(e.model, e.classes, e.model_args, e.mean, e.std, e.device, e.tta, str(path), e.config,
+                         model_name=e.model_name, tta_mirror=e.tta_mirror)
+        clf.data_identity = e.data   # so that eval refuses a changed test split as it does for the checkpoint
+        return clf
     ckpt = load_checkpoint(path)
     dev = pick_device(device)
     if ckpt["format_version"] >= 1:
@@ -297,6 +300,7 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
     clf = Classifier(net.to(dev), list(names), args, norm["mean"], norm["std"], dev, tta, str(path), config,
                      channels_last, name, mirror)
     clf.data_identity = ckpt.get("data")
+    clf.numbered_classes = ckpt["format_version"] < 1 and classes is None
     return clf
 
 

@@ -63,7 +63,7 @@ def export_metadata(ckpt: dict[str, Any], clf: Any, fmt: str, dynamic_batch: boo
                   "and with config.tta_shift N > 0 also of the "
                   "pairs translated by N pixels up-left and down-right (weights 1/2, 1/4, 1/4; not part of the graph)",
         "batch_size": None if dynamic_batch or fmt == "torchscript" else 1,
-        "dataset": ckpt.get("dataset"), "checkpoint": str(clf.source),
+        "dataset": ckpt.get("dataset"), "checkpoint": str(clf.source), "data": ckpt.get("data"),
         "config": {k: cfg[k] for k in EVAL_CONFIG_KEYS if k in cfg},
     }
 

@@ -115,6 +115,7 @@ class Exported:
     tta_mirror: bool = True
     config: dict[str, Any] = field(default_factory=dict)
     model_name: str = ""
+    data: dict[str, Any] | None = None   # the run's data identity (split.Dataset.identity), if exported with it
 
 
 def open_exported(path: str | Path, fmt: str, device: str = "auto") -> Exported:
@@ -155,7 +156,8 @@ def open_exported(path: str | Path, fmt: str, device: str = "auto") -> Exported:
                   "normalization": {"mean": meta["mean"], "std": meta["std"]}}, path)
     return Exported(model, list(meta["classes"]), args, list(meta["mean"]), list(meta["std"]), dev,
                     bool(meta.get("tta", False)), bool(meta.get("tta_mirror", True)),
-                    dict(meta.get("config") or {}), f"{meta.get('model_name', 'model')} ({fmt} export)")
+                    dict(meta.get("config") or {}), f"{meta.get('model_name', 'model')} ({fmt} export)",
+                    meta.get("data") if isinstance(meta.get("data"), dict) else None)
 
 
 __all__ = ["Exported", "MissingExtraError", "OnnxModel", "exported_format", "open_exported", "require", "sidecar_path"]

@@ -87,6 +87,12 @@ class Dataset:
                "sizes": {k: len(v) for k, v in self.splits().items()}, "test_fingerprint": h.hexdigest()[:16]}
         if self.test.keys is not None:
             out["test_pixels"] = _hash_images(hashlib.sha256(), self.test.images).hexdigest()[:16]
+        t = hashlib.sha256()   # the training (and val) files and labels: --resume must train on what it trained on
+        for part in (self.train, self.val):
+            if part is not None:
+                t.update(part.labels.numpy().tobytes())
+                t.update(name_bytes("\0".join(part.keys)) if part.keys is not None else b"")
+        out["train_fingerprint"] = t.hexdigest()[:16]
         return out
 
     def split(self, name: str) -> Split:

@@ -42,6 +42,8 @@ def check_same_data(then: dict[str, Any] | None, now: dict[str, Any], where: str
         (f"classes {then['classes'][:6]} → {now['classes'][:6]}", then["classes"] != now["classes"]),
         (f"split sizes {then['sizes']} → {now['sizes']}", then["sizes"] != now["sizes"]),
         (f"the test split ({', '.join(test)})", bool(test)),
+        ("the training files or their labels", "train_fingerprint" in then
+         and then["train_fingerprint"] != now.get("train_fingerprint")),
         (f"the folder {then['source']} → {now['source']}", then["source"] != now["source"]
          and Path(then["source"]).is_dir())) if differs]
     if changed:
