@@ -137,3 +137,24 @@ def test_resuming_a_run_older_than_tta_mirror_keeps_the_views_it_validated_with(
     assert saved_settings({"config": config, "tta_mirror": False}, {}, "last.pt")["tta_mirror"] is False
     assert saved_settings({"config": config}, {}, "last.pt")["tta_mirror"] is True   # before a10e280: mirrored
     assert saved_settings({"config": config | {"tta_mirror": None}}, {}, "last.pt")["tta_mirror"] is None
+
+
+@pytest.mark.parametrize("key, value", [("epochs", True), ("lr", False), ("batch_size", True)])
+def test_true_or_false_for_a_number_is_an_error_not_one_or_zero(key, value):
+    """YAML reads `epochs: yes` as true; taken as 1 it would train one epoch without a word."""
+    from imgclf.config import coerce
+    from imgclf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"setting '{key}'.*expected a number"):
+        coerce(key, value)
+
+
+def test_more_threads_than_cpus_are_capped_with_a_warning():
+    import os
+
+    from imgclf.engine.setup import usable_threads
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert usable_threads(1) == 1
+    with pytest.warns(UserWarning, match=f"--threads 1000: this process can run on {cpus} CPU"):
+        assert usable_threads(1000) == cpus

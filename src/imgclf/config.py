@@ -169,6 +169,8 @@ def coerce(key: str, value: Any, where: str = "") -> Any:
             if value not in (True, False):   # 0/1 and True/False only: bool(5) or bool([]) would hide a typo
                 raise ValueError("expected true or false")
             return bool(value)
+        if isinstance(value, bool) and ftype.startswith(("int", "float")):   # YAML's yes/no: epochs: yes is 1
+            raise ValueError("expected a number, not true/false")
         if ftype.startswith("int"):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError("expected a whole number")

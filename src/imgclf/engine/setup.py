@@ -8,8 +8,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,6 +285,15 @@ def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, 
     return "\n".join(lines)
 
 
+def usable_threads(asked: int) -> int:
+    """--threads, at most the CPUs this process may run on: 1,000 threads on 2 cores made one step take minutes
+    (and a Ctrl-C wait for it), with a warning saying so."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if asked > cpus:
+        warnings.warn(f"--threads {asked}: this process can run on {cpus} CPU(s); using {cpus}", stacklevel=2)
+    return min(asked, cpus)
+
+
 def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: bool = False,
               ckpt: dict[str, Any] | None = None, plan: dict[str, Any] | None = None,
               loaded: dict[str, Dataset] | None = None) -> Run:
@@ -292,7 +303,7 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
     world = dist.setup()
     data, cfg = load_data(user, file, quiet, plan, loaded)
     if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(usable_threads(cfg.threads))
     if "batch_size" not in {**(file or {}), **user}:
         adapt_batch_size(cfg, data)
     data.notes += val_noise_note(data)
