@@ -398,3 +398,11 @@ def test_shift_tta_on_images_no_larger_than_the_shift(tmp_path):
     s = imgclf.train(data=str(root), model="mlp", epochs=1, tta=True, tta_shift=4, val_split=0.0, plots=False,
                      device="cpu", out=str(tmp_path / "r"), quiet=True)
     assert s["tta_shift"] == 4 and imgclf.load(s["checkpoint"]).evaluate(str(root))["accuracy"] == s["test_accuracy"]
+
+
+def test_print_config_refuses_a_budget_with_a_length_as_the_run_does(capsys):
+    from imgclf.cli import main
+
+    for length in (["--epochs", "3"], ["--steps", "50"]):
+        assert main(["train", "--data", "digits", "--budget", "20s", *length, "--print-config"]) == 3
+        assert f"drop {length[0]}" in capsys.readouterr().err

@@ -149,6 +149,21 @@ def test_never_overwrites_without_force(tmp_path):
     assert export_model(ckpt, "torchscript", force=True) == first
     with pytest.raises(ExportError, match="ONNX export only"):
         export_model(ckpt, "torchscript", out=tmp_path / "other.pt", opset=18)
+    before = Path(ckpt).read_bytes()
+    with pytest.raises(ExportError, match="is the checkpoint being exported"):
+        export_model(ckpt, "torchscript", out=ckpt, force=True)
+    assert Path(ckpt).read_bytes() == before
+
+
+@pytest.mark.parametrize("fmt, name", [("onnx", "m.pt"), ("onnx", "m"), ("torchscript", "m.onnx")])
+def test_an_export_named_for_another_format_is_refused(tmp_path, fmt, name):
+    """eval and predict know an ONNX file by its .onnx name: one under another name could not be opened again."""
+    ckpt = make_checkpoint(tmp_path / "best.pt", "mlp", (1, 28, 28), torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    if fmt == "onnx":
+        needs_onnx()
+    with pytest.raises(ExportError, match=f"--out {tmp_path / name}: "):
+        export_model(ckpt, fmt, out=tmp_path / name)
+    assert not (tmp_path / name).exists()
 
 
 def test_an_opset_onnxruntime_cannot_run_is_refused_before_exporting(tmp_path):

@@ -246,6 +246,9 @@ def user_settings(given: TrainConfig | dict[str, Any] | None = None, **more: Any
     if user.get("steps") and "epochs" in user:   # steps would win and the epochs you gave be dropped unsaid
         raise ConfigError(f"--steps {user['steps']} and --epochs {user['epochs']} both set the run's length; give "
                           "one (--steps: total optimizer steps, the last epoch cut short)")
+    length = "epochs" if "epochs" in user else "steps" if user.get("steps") else None
+    if user.get("budget") and length:   # plan_budget's own check, here too so that --print-config makes it
+        raise ConfigError(f"--budget plans the run's length itself; drop --{length} (or drop --budget)")
     return user
 
 

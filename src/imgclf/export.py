@@ -170,6 +170,11 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path | None = None
         raise CheckpointError(f"{checkpoint}: a bare state_dict records no model name, class names or normalization; "
                               "export needs a checkpoint written by `imgclf train`")
     out = Path(out) if out else default_output(checkpoint, fmt)
+    if (out.suffix.lower() == ".onnx") != (fmt == "onnx"):   # eval/predict know an ONNX file by its name
+        raise ExportError(f"--out {out}: " + ("an ONNX file's name must end in .onnx" if fmt == "onnx" else
+                          "a TorchScript file's name must not end in .onnx (e.g. best.torchscript.pt)"))
+    if out.resolve() == Path(checkpoint).resolve():
+        raise ExportError(f"--out {out}: is the checkpoint being exported; name another file")
     side = sidecar_path(out)
     for p in (out, side):
         if p.exists() and not force:
