@@ -140,7 +140,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     clf = load(args.checkpoint, model=args.model, device=args.device, classes=classes, image_size=args.image_size)
     results = clf.predict(args.images, topk=args.topk, strict_images=args.strict_images)
     if args.csv:
-        write_predictions_csv(check_new_file(args.csv, args.force, "--csv"), results)
+        write_predictions_csv(Path(args.csv), results)   # checked before predicting
     if args.json:
         print(json.dumps(results))
         return
