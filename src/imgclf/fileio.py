@@ -7,9 +7,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from .errors import ConfigError
 
 
 def temporary_name(path: Path) -> Path:
@@ -84,11 +87,16 @@ def printable(name: str) -> str:
 def check_new_file(path: str | Path, force: bool, flag: str = "--out") -> Path:
     """A file a command is asked to write (`flag`'s value) must not replace one that exists — a checkpoint, an
     image of the dataset, an earlier result — unless `force` (--force); a folder is never a file. Returns the path."""
-    from .errors import ConfigError
-
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{flag} {path}: is a folder; name the file to write inside it)")
     if path.exists() and not force:
         raise ConfigError(f"{flag} {path}: the file exists; pass --force to replace it, or name another file")
     return path
+
+
+def stdout_to_devnull() -> None:
+    """Point standard output at /dev/null once its reader has gone (a closed pipe), so that later writes and the
+    interpreter's flush at exit cannot fail again; a stdout without a file descriptor is left as it is."""
+    with contextlib.suppress(OSError, ValueError):   # ValueError: io.UnsupportedOperation
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

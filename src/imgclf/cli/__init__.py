@@ -5,7 +5,6 @@ outcome to an exit code."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import os
 import sys
@@ -14,6 +13,7 @@ import traceback
 import warnings
 
 from ..errors import ImgclfError
+from ..fileio import stdout_to_devnull
 from .commands import COMMANDS
 from .parser import EXIT_INTERNAL, EXIT_OK, EXIT_PIPE, EXIT_STOPPED, REPORT_BUGS, build_parser
 
@@ -65,8 +65,7 @@ def _run(args: argparse.Namespace) -> int:
 def _reader_gone() -> int:
     """Whoever read our output has gone (`imgclf cache | head`): stop quietly, as cat does. Standard output goes to
     /dev/null from here on, so that the interpreter's own flush at exit cannot fail a second time."""
-    with contextlib.suppress(OSError, ValueError):   # a stdout without a file descriptor (io.UnsupportedOperation)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    stdout_to_devnull()
     return EXIT_PIPE
 
 

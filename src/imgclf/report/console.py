@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 from typing import Any
 
@@ -13,6 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ..fileio import stdout_to_devnull
+
 
 class _Console(Console):
     """rich's Console, except that when the output's reader has gone (`imgclf train ... | head`) the command goes
@@ -20,8 +20,7 @@ class _Console(Console):
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
-        with contextlib.suppress(OSError, ValueError):   # standard output now goes nowhere, without failing again
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_to_devnull()
 
 
 # Not a terminal (a log file, CI): wide enough that tables of paths are not folded.
