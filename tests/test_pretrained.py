@@ -176,7 +176,7 @@ def test_a_file_that_fails_its_checksum_is_not_kept(server, torch_home, monkeypa
 
 
 def test_no_weights_for_models_without_them():
-    with pytest.raises(ImgclfError, match="--pretrained works with: resnet18-imagenet"):
+    with pytest.raises(ImgclfError, match="--pretrained works with: efficientnet-lite0, resnet18-imagenet"):
         pretrained_state("fastcnn-tiny")
 
 

@@ -38,13 +38,15 @@ def cmd_models(_: argparse.Namespace) -> None:
     from rich.table import Table
 
     from ..models import MODELS, build_model, count_parameters
+    from ..models.pretrained import weights_source
     from ..report.console import console
 
     table = Table(title="models (parameters for 3×32×32 input, 10 classes)", title_justify="left")
-    for col in ("name", "parameters", "description"):
+    for col in ("name", "parameters", "description", "ImageNet weights (--pretrained)"):
         table.add_column(col, justify="right" if col == "parameters" else "left")
     for name, spec in MODELS.items():
-        table.add_row(name, f"{count_parameters(build_model(name, 3, 10, (32, 32))):,}", spec.description)
+        table.add_row(name, f"{count_parameters(build_model(name, 3, 10, (32, 32))):,}", spec.description,
+                      weights_source(name) or "none")
     console.print(table)
 
 

@@ -43,9 +43,9 @@ class StartingWeights:
         if cfg.pretrained and cfg.init_weights:
             raise ImgclfError("--pretrained and --init-weights both name starting weights; pass one of them")
         if cfg.pretrained:
-            self.where = pretrained.weights_url(cfg.model)
+            self.where = pretrained.weights_where(cfg.model)
             self.state = pretrained.pretrained_state(cfg.model)
-            self.normalization = pretrained.pretrained_normalization(channels)
+            self.normalization = pretrained.pretrained_normalization(channels, cfg.model)
         elif cfg.init_weights:
             self.where = cfg.init_weights
             self.state = pretrained.read_weights(cfg.init_weights)

