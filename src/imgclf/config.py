@@ -4,6 +4,8 @@ Layers, lowest first; each later layer overrides the earlier ones for the keys i
 
     1. defaults        TrainConfig's field defaults
     2. dataset profile PROFILES, chosen from the dataset's name and image shape (profile_for)
+    2b. data/machine   what is decided from the data and this machine: a photo folder with no model named starts
+                       from installed ImageNet weights (PRETRAINED_PHOTOS, `photos_layer`)
     3. model defaults  MODEL_DEFAULTS[model], when you name a --model
     4. recipe          RECIPES[recipe], when you name a --recipe
     5. budget plan     with --budget: the steps (and, where it chooses them, model and size) planned for this machine
@@ -30,7 +32,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .recipes import MODEL_DEFAULTS, PROFILES, RECIPES, profile_name
+from .recipes import MODEL_DEFAULTS, PRETRAINED_PHOTOS, PROFILES, RECIPES, profile_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,6 +64,9 @@ class TrainConfig:
     pretrained: bool = False        # start from the model's ImageNet weights (torchvision's files, torch.hub's cache)
     init_weights: str | None = None  # start from this state_dict or imgclf checkpoint (a new head if classes differ)
     freeze_epochs: int = 0          # train only the head for this many epochs, then the whole network
+    linear_probe: bool = False      # epoch 1 fits the head on the frozen backbone's cached features (engine/probe.py);
+                                    # the epochs after it fine-tune the whole network
+    freeze_bn: bool = False         # keep BatchNorm's statistics as the starting weights have them (eval mode)
     backbone_lr_mult: float = 1.0   # the backbone's learning rate as a fraction of the head's (e.g. 0.1)
     # optimisation
     epochs: int = 10
@@ -239,6 +244,25 @@ def tta_mirrors(tta_mirror: bool | None, flip: str) -> bool:
     return bool(tta_mirror) if tta_mirror is not None else flip != "none"
 
 
+def photos_layer(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str, Any] | None,
+                 profile: str, weights_ready: bool) -> dict[str, Any]:
+    """The data/machine layer: a folder of photos (profile 'photos') whose settings name no model and no starting
+    weights, and do not say --no-pretrained, starts from PRETRAINED_PHOTOS when its weights are installed."""
+    if profile != "photos" or not weights_ready or not wants_pretrained_photos(user, file, plan):
+        return {}
+    return dict(PRETRAINED_PHOTOS)
+
+
+def wants_pretrained_photos(user: dict[str, Any], file: dict[str, Any] | None = None,
+                            plan: dict[str, Any] | None = None) -> bool:
+    """Whether the settings leave the photo default to choose the model: none named (by you, a config file, a
+    recipe or a budget plan), no --init-weights, and not --no-pretrained."""
+    recipe = RECIPES.get(user.get("recipe") or (file or {}).get("recipe") or "", {})
+    named = (user, file or {}, recipe, plan or {})
+    return not any("model" in layer or layer.get("init_weights") or layer.get("pretrained") is False
+                   for layer in named)
+
+
 def user_settings(given: TrainConfig | dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
     """Your settings as one checked dict: a TrainConfig's given fields or a dict, then keywords; None means unset."""
     base = given.given() if isinstance(given, TrainConfig) else dict(given or {})
@@ -253,11 +277,12 @@ def user_settings(given: TrainConfig | dict[str, Any] | None = None, **more: Any
 
 
 def layers(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
-           file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None
+           file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None, auto: dict[str, Any] | None = None
            ) -> list[tuple[str, dict[str, Any]]]:
     """The named layers of the module docstring, lowest first (empty ones left out)."""
     out = [("default", TrainConfig().to_dict()), (f"profile {profile_name(dataset_name, shape)}",
-                                                  PROFILES[profile_name(dataset_name, shape)])]
+                                                  PROFILES[profile_name(dataset_name, shape)]),
+           ("photos: pretrained (installed ImageNet weights)", auto or {})]
     model = user.get("model") or (file or {}).get("model") or (plan or {}).get("model")
     if model in MODEL_DEFAULTS:
         out.append((f"model {model}", MODEL_DEFAULTS[model]))
@@ -275,13 +300,15 @@ def layers(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
 
 
 def explain(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
-            file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None) -> dict[str, tuple[Any, str]]:
+            file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None, auto: dict[str, Any] | None = None
+            ) -> dict[str, tuple[Any, str]]:
     """Each resolved setting with the layer it came from: {key: (value, layer name)}."""
-    cfg = resolve(user, dataset_name, shape, file, plan)
+    cfg = resolve(user, dataset_name, shape, file, plan, auto)
     source = {}
-    for name, layer in layers(user, dataset_name, shape, file, plan):
+    named = layers(user, dataset_name, shape, file, plan, auto)
+    for name, layer in named:
         source.update(dict.fromkeys(layer, name))
-    scaled = _batch_scaled_lr(layers(user, dataset_name, shape, file, plan))
+    scaled = _batch_scaled_lr(named)
     if scaled is not None:
         source["lr"] += f", scaled to batch {cfg.batch_size} from {scaled[1]}"
     return {k: (v, source[k]) for k, v in cfg.to_dict().items()}
@@ -306,10 +333,11 @@ def _batch_scaled_lr(named: list[tuple[str, dict[str, Any]]]) -> tuple[float, in
 
 
 def resolve(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
-            file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None) -> TrainConfig:
+            file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None, auto: dict[str, Any] | None = None
+            ) -> TrainConfig:
     """The run's settings: the layers of the module docstring merged in order, type-checked and range-checked."""
     merged: dict[str, Any] = {}
-    named = layers(user, dataset_name, shape, file, plan)
+    named = layers(user, dataset_name, shape, file, plan, auto)
     for _, layer in named:
         merged.update(layer)
     scaled = _batch_scaled_lr(named)
@@ -380,6 +408,10 @@ def validate(cfg: TrainConfig, shape: tuple[int, int, int] | None = None) -> Non
               ("seed", 0 <= cfg.seed < 2**63, "in [0, 2**63)"),
               ("lr", 0 < cfg.lr < math.inf, "positive and finite"), ("patience", cfg.patience >= 0, "≥ 0"),
               ("freeze_epochs", 0 <= cfg.freeze_epochs <= cfg.epochs, "in [0, epochs]"),
+              ("linear_probe", not cfg.linear_probe or cfg.pretrained or bool(cfg.init_weights),
+               "used with --pretrained or --init-weights (it fits a head on the starting weights' features)"),
+              ("linear_probe", not (cfg.linear_probe and cfg.freeze_epochs), "off with --freeze-epochs (the probe "
+               "is epoch 1's frozen head)"),
               ("backbone_lr_mult", 0 <= cfg.backbone_lr_mult <= 1, "in [0, 1]"),
               ("val_split", 0 <= cfg.val_split < 1, "in [0, 1)"),
               ("test_split", 0 < cfg.test_split < 1, "in (0, 1)"), ("ema", 0 <= cfg.ema < 1, "in [0, 1)"),

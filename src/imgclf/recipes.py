@@ -69,6 +69,17 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+# A folder of photos with no model named, when EfficientNet-Lite0's ImageNet weights are installed (photos_layer):
+# epoch 1 is a linear probe (a head fitted on the frozen backbone's cached features, its weight decay chosen on val:
+# engine/probe.py); each epoch after it fine-tunes the whole network from that head with BatchNorm's statistics kept
+# (train-mode BN invalidates the probe's head), AdamW at a low lr, the photo augmentation. best.pt is chosen on val
+# among all epochs, so a fine-tune that does not beat the probe on val is not kept.
+PHOTO_PRETRAINED_SIZE = 224   # the size the ImageNet weights were trained at; decoded once, cached
+PRETRAINED_PHOTOS: dict[str, Any] = dict(
+    model="efficientnet-lite0", pretrained=True, linear_probe=True, freeze_bn=True, epochs=1, batch_size=32,
+    optimizer="adamw", lr=3e-4, weight_decay=0.01, label_smoothing=0.1, warmup=0.3, tta=True, tta_mirror=True)
+
+
 # Per-model defaults, applied after the dataset profile when a model is named: what `--model X` alone runs.
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     # The tutorial's net, one epoch: beats the tutorial's 2-epoch accuracy (53.8%) ~20x sooner. Chosen on a 10%

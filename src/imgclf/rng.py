@@ -23,4 +23,4 @@ def generator(*parts: int) -> torch.Generator:
 
 
 # Stream numbers: the last part of every mix() call, so no two streams of a run ever share a seed.
-SHUFFLE, AUGMENT, FLIP_RANDOM, FLIP_ALTERNATE = 1, 2, 3, 4
+SHUFFLE, AUGMENT, FLIP_RANDOM, FLIP_ALTERNATE, MODEL = 1, 2, 3, 4, 5   # MODEL: dropout's draws in a step

