@@ -61,10 +61,8 @@ def speed(sizes: list[int], seconds: float = 3.0) -> None:
             for batch, train in ((8, False), (32, True)):
                 x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
                 model.train(train)
-                n, t = -batch, 0.0
-                while n < 0 or time.perf_counter() - t < seconds:
-                    if n == 0:
-                        t = time.perf_counter()
+                n, t = 0, None   # the first pass (one-off allocations) is not timed
+                while t is None or time.perf_counter() - t < seconds:
                     with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None), \
                             torch.set_grad_enabled(train):
                         y = model(x).float().sum()
@@ -72,7 +70,10 @@ def speed(sizes: list[int], seconds: float = 3.0) -> None:
                         y.backward()
                         opt.step()
                         opt.zero_grad()
-                    n += batch
+                    if t is None:
+                        t = time.perf_counter()
+                    else:
+                        n += batch
                 rates.append(n / (time.perf_counter() - t))
             print(f"  {size:4d} px {'bf16' if dtype else 'fp32'}: forward {rates[0]:6.0f} img/s (batch 8), "
                   f"forward+backward {rates[1]:5.0f} img/s (batch 32)", flush=True)
