@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from test_data_cifar import make_cifar10
 
 import imgclf
@@ -341,7 +342,7 @@ def test_exported_file_metadata_is_checked_like_a_checkpoint(tmp_path, capsys, s
         torch.jit.save(torch.jit.script(torch.nn.Flatten()), str(path))   # no metadata inside: the sidecar's is used
     (tmp_path / "m.torchscript.pt.json").write_text(json.dumps(
         {"classes": ["a", "b"], "input_shape": shape, "mean": [0.5], "std": [0.5]}))
-    code, err = _cli(capsys, "predict", str(path), str(tmp_path))
+    code, err = _cli(capsys, "predict", str(path), str(tmp_path), "--trust-exported")
     assert code == 3 and str(path) in err and field in err and err.count("\n") == 1, err
 
 
@@ -368,3 +369,36 @@ def test_an_output_file_that_exists_is_never_replaced_without_force(tmp_path, ca
     csv.write_text("mine\n")
     assert main(["predict", str(best), str(image), "--csv", str(csv), "--force"]) == 0
     assert csv.read_text().startswith("file,class,probability,topk")
+
+
+def test_a_torchscript_program_runs_only_when_trusted(tmp_path, capsys):
+    """A TorchScript file is code, whatever its name: one named like a checkpoint, carrying imgclf's metadata,
+    whose forward writes into a file, is refused by predict and eval (the file untouched) and by load; it runs only
+    with --trust-exported."""
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"user data")
+
+    class Writer(torch.nn.Module):
+        def __init__(self, path: str) -> None:
+            super().__init__()
+            self.path = path
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            written = torch.from_file(self.path, shared=True, size=4, dtype=torch.uint8).fill_(88)
+            return x.flatten(1)[:, :2] + written[:1].float() * 0
+
+    meta = {"classes": ["a", "b"], "input_shape": [3, 8, 8], "mean": [0.5] * 3, "std": [0.5] * 3}
+    path = tmp_path / "best.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(Writer(str(victim))), str(path), _extra_files={"imgclf.json": json.dumps(meta)})
+    image = tmp_path / "x.png"
+    Image.new("RGB", (8, 8)).save(image)
+    for cmd in (["predict", str(path), str(image)], ["eval", str(path), "--data", "digits"]):
+        code, err = _cli(capsys, *cmd)
+        assert code == 3 and "TorchScript program" in err and "--trust-exported" in err, err
+    with pytest.raises(CheckpointError, match="trust_exported=True"):
+        imgclf.load(path)
+    assert victim.read_bytes() == b"user data"
+    assert _cli(capsys, "predict", str(path), str(image), "--trust-exported")[0] == 0   # trusted: its code ran
+    assert victim.read_bytes() == b"XXXX data"

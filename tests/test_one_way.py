@@ -264,7 +264,7 @@ def test_resume_refuses_a_training_file_moved_to_another_class_and_eval_of_an_ex
     s = imgclf.train(data=str(root), epochs=1, out=str(tmp_path / "r"), name="a", plots=False, quiet=True)
     exported = tmp_path / "a.torchscript.pt"
     assert main(["export", s["checkpoint"], "--format", "torchscript", "--out", str(exported)]) == 0
-    assert imgclf.evaluate(str(exported))["test_accuracy"] == pytest.approx(s["test_accuracy"])
+    assert imgclf.evaluate(str(exported), trust_exported=True)["test_accuracy"] == pytest.approx(s["test_accuracy"])
     train_keys = imgclf.data.load_dataset(str(root)).train.keys
     moved = next(k for k in train_keys if k.startswith("circle/"))
     (root / moved).rename(root / "square" / ("x" + moved.split("/")[1]))   # same size split, another label
@@ -274,7 +274,7 @@ def test_resume_refuses_a_training_file_moved_to_another_class_and_eval_of_an_ex
         f.unlink()                                            # some of them test images: another test split
     for path in (s["checkpoint"], str(exported)):
         with pytest.raises(DataError, match="test split of shapes has changed"):
-            imgclf.evaluate(path)
+            imgclf.evaluate(path, trust_exported=True)
 
 
 def test_eval_on_other_data_with_numbered_class_names_is_refused_for_a_checkpoint(tmp_path):

@@ -261,12 +261,16 @@ def expand_image_paths(items: list[str | os.PathLike]) -> list[str]:
 
 
 def load(path: str | Path, model: str | None = None, device: str = "auto", classes: list[str] | None = None,
-         image_size: int | None = None, normalize: str = "half") -> Classifier:
+         image_size: int | None = None, normalize: str = "half", trust_exported: bool = False) -> Classifier:
     """Load an imgclf checkpoint, a file from `imgclf export` (.onnx, run by onnxruntime, or TorchScript), or a bare
     state_dict (then `model` names the network; `normalize` 'half' is the tutorial's (x-0.5)/0.5, 'none' leaves
-    pixels in [0, 1])."""
+    pixels in [0, 1]). A TorchScript file is a program, whatever its name: it is run only with `trust_exported`."""
     check_image_size(image_size)
     fmt = exported_format(path)
+    if fmt == "torchscript" and not trust_exported:
+        raise CheckpointError(f"{path}: a TorchScript program, not a checkpoint; its code would run and could read or "
+                              "write any file. If you exported it yourself, pass --trust-exported "
+                              "(imgclf.load(..., trust_exported=True)); a checkpoint (best.pt) needs no trust")
     if fmt:  # the exported graph stands in for the network; its metadata gives classes, size and normalization
         e = open_exported(path, fmt, device)
         clf = Classifier(e.model, e.classes, e.model_args, e.mean, e.std, e.device, e.tta, str(path), e.config,

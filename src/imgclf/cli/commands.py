@@ -110,7 +110,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from ..api import load
     from ..report.console import balance_remark, confusion_table, console, metrics_table
 
-    clf = load(args.checkpoint, model=args.model, device=args.device, image_size=args.image_size)
+    clf = load(args.checkpoint, model=args.model, device=args.device, image_size=args.image_size,
+               trust_exported=args.trust_exported)
     result = clf.evaluate(args.data, args.data_dir, split=args.split, allow_changed_data=args.allow_changed_data)
     if result.get("data_changed"):
         warnings.warn(f"{result['data_changed']}: this figure is on a different test split than the run's",
@@ -139,7 +140,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if args.csv:
         check_new_file(args.csv, args.force, "--csv")   # before the work, not after it
     classes = args.classes.split(",") if args.classes else None
-    clf = load(args.checkpoint, model=args.model, device=args.device, classes=classes, image_size=args.image_size)
+    clf = load(args.checkpoint, model=args.model, device=args.device, classes=classes, image_size=args.image_size,
+               trust_exported=args.trust_exported)
     results = clf.predict(args.images, topk=args.topk, strict_images=args.strict_images)
     if args.csv:
         write_predictions_csv(Path(args.csv), results)   # checked before predicting

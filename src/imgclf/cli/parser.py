@@ -96,7 +96,10 @@ NONE_DEFAULT = {"data_dir": "$IMGCLF_DATA_DIR, else ~/.cache/imgclf/data", "imag
                 "tta_mirror": "only if training flipped (--flip not none)",
                 "name": "DATA-MODEL, e.g. digits-fastcnn-tiny", "recipe": "none",
                 "init_weights": "none (random initialization)", "budget": "none (--epochs)"}
-CHECKPOINT_HELP = "an imgclf checkpoint (.pt), a bare state_dict, or a file from `imgclf export` (.onnx, TorchScript)"
+CHECKPOINT_HELP = ("an imgclf checkpoint (.pt), a bare state_dict, or a file from `imgclf export` (.onnx; TorchScript "
+                   "with --trust-exported)")
+TRUST_HELP = ("run a TorchScript file: it is a program (its code can call any torch operator, including ones that "
+              "read and write files), so it runs only when you say you trust it, e.g. one you exported yourself")
 
 
 DEFAULTS_NOTE = ("Defaults depend on the data (profiles: " + ", ".join(PROFILES) + "), on --model and on --recipe; "
@@ -221,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--allow-changed-data", action="store_true",
                    help="evaluate even if the run's test split has changed since it was tested (the output says so)")
+    p.add_argument("--trust-exported", action="store_true", help=TRUST_HELP)
 
     p = sub.add_parser("predict", help="classify your own image files or folders")
     p.add_argument("checkpoint", help=CHECKPOINT_HELP)
@@ -235,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "probability, topk (class:probability;class:probability…)")
     p.add_argument("--strict-images", action="store_true", help=TRAIN_HELP["strict_images"] + " (default: off)")
     p.add_argument("--force", action="store_true", help="replace the --csv file if it exists")
+    p.add_argument("--trust-exported", action="store_true", help=TRUST_HELP)
 
     p = sub.add_parser("export", help="write a checkpoint as ONNX or TorchScript (+ FILE.json: classes, normalization)")
     p.add_argument("checkpoint", help="a checkpoint written by imgclf train (best.pt, last.pt)")
