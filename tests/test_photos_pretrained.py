@@ -307,3 +307,13 @@ def test_a_budget_plans_fine_tuning_after_the_probe(tmp_path):
     spe = plan["calibration"][0]["steps_per_epoch"]
     assert s["steps"] == cfg["steps"] and cfg["epochs"] == 1 + -(-cfg["steps"] // spe)
     assert ckpt["epoch"] == cfg["epochs"] and len(ckpt["history"]) == cfg["epochs"]
+
+
+def test_the_report_says_where_the_weights_started_and_that_epoch_1_probed():
+    from imgclf.report.html import settings_rows
+
+    cfg = resolve({"epochs": 3}, "p", (3, 224, 224), auto=PRETRAINED_PHOTOS).to_dict()
+    start = dict(settings_rows(cfg))["starting weights"]
+    assert start.startswith("ImageNet weights; epoch 1 a linear probe") and "2 epochs of fine-tuning" in start
+    assert dict(settings_rows(resolve({}, "digits", (1, 8, 8)).to_dict()))["starting weights"] == \
+        "random initialization"

@@ -89,7 +89,13 @@ def settings_rows(c: dict[str, Any], mirror: bool = True) -> list[tuple[str, str
                f"cutout {g('cutout')} px" if g("cutout") else "no cutout"]
     if g("color_jitter"):
         augment.append(f"colour jitter ±{g('color_jitter'):.0%}")
-    rows = [("epochs", g("epochs")), ("batch size", g("batch_size")), ("optimizer", opt),
+    start = ("ImageNet weights" if g("pretrained") else f"weights of {g('init_weights')}" if g("init_weights")
+             else "random initialization")
+    if g("linear_probe"):
+        start += (f"; epoch 1 a linear probe (a head fitted on the frozen features), then {g('epochs') - 1} "
+                  f"epoch{'s' if g('epochs') != 2 else ''} of fine-tuning"
+                  + (" with BatchNorm statistics kept" if g("freeze_bn") else ""))
+    rows = [("starting weights", start), ("epochs", g("epochs")), ("batch size", g("batch_size")), ("optimizer", opt),
             ("schedule", f"{g('schedule')}, {g('warmup'):g} epochs warm-up" if g("warmup") else g("schedule")),
             ("weight decay", g("weight_decay")), ("label smoothing", g("label_smoothing")),
             ("augmentation", ", ".join(augment))]
