@@ -61,11 +61,14 @@ def test_a_budget_plans_the_steps_and_the_schedule_ends_there(tmp_path, monkeypa
     plan = ckpt["budget_plan"]
     planned = plan["calibration"][0]["planned_steps"]
     assert plan["budget_seconds"] == 60 and plan["calibration"][0]["chosen"] is True
-    # every step measured at 60 ms: about (60 s - start-up - test - exit) / 60 ms, minus the safety share (a slow
-    # machine spends more of the minute before planning: the bounds leave it ~20 s)
-    assert 300 < planned < 1000
-    assert s["steps"] == ckpt["global_step"] == ckpt["config"]["steps"] == planned
+    # the plan fills the time left when it was made: (60 s - what start-up and calibration took) with the steps
+    # measured (60 ms, plus the safety share), the test pass and the exit; a slower start plans fewer steps
+    measured = Calibration(**{k: plan["calibration"][0][k] for k in Calibration.__dataclass_fields__})
     per_epoch = plan["calibration"][0]["steps_per_epoch"]
+    fits = [steps_within(60 - plan["planned_at_seconds"], measured, per_epoch, 0, 360, 1, False, margin=m)
+            for m in (budget.SAFETY, budget.PLAN_SAFETY)]   # the margin depends on whether the loop re-plans
+    assert planned > 0 and any(f <= planned <= f + 1 for f in fits), (planned, fits)
+    assert s["steps"] == ckpt["global_step"] == ckpt["config"]["steps"] == planned
     assert ckpt["config"]["epochs"] == len(ckpt["history"]) == -(-planned // per_epoch)
     saved = yaml.safe_load((tmp_path / "digits-fastcnn-tiny" / "config.yaml").read_text())
     assert saved["steps"] == planned and saved["budget"] == "60s"
@@ -75,7 +78,7 @@ def test_a_budget_plans_the_steps_and_the_schedule_ends_there(tmp_path, monkeypa
     assert ckpt["history"][-1]["lr"] == pytest.approx(lr_at(planned - 1, planned, ckpt["config"]["lr"], "onecycle",
                                                             warmup), abs=1e-8)
     assert ckpt["history"][-1]["lr"] < 0.01 * ckpt["config"]["lr"]
-    assert s["budget"]["seconds"] == 60 and isinstance(s["budget"]["within"], bool)
+    assert s["budget"]["seconds"] == 60 and s["budget"]["within"] == (s["total_seconds"] <= 60)
 
 
 def test_steps_cut_the_last_epoch_short(tmp_path):
