@@ -127,6 +127,13 @@ def _edited(trained: Path, tmp_path: Path, edit) -> Path:
     return tmp_path / "edited.pt"
 
 
+def _shared_nest(depth: int) -> list:
+    nest: list = []
+    for _ in range(depth):
+        nest = [nest, nest]
+    return nest
+
+
 def _nan_first_weight(c):
     key = next(iter(c["model"]))
     c["model"][key] = torch.full_like(c["model"][key], float("nan"))
@@ -150,7 +157,13 @@ def test_eval_refuses_weights_with_nan(trained, tmp_path, capsys):
     (lambda c: c["model_args"].update(in_channels=True), "'model_args.in_channels' is True"),
     (lambda c: c.update(model_args=[1, 10]), "field 'model_args' is \\[1, 10\\]"),
     (lambda c: c.update(classes=10), "field 'classes' is 10"),
-    (lambda c: c.update(normalization={"mean": [0.5], "std": [0.0]}), "field 'normalization'.*std positive"),
+    (lambda c: c.update(normalization={"mean": [0.5], "std": [0.0]}), "field 'normalization'.*std in \\[0.0001"),
+    (lambda c: c.update(normalization={"mean": [1e300], "std": [0.3]}), "field 'normalization'.*mean"),
+    (lambda c: c.update(normalization={"mean": [0.5], "std": [1e-300]}), "field 'normalization'.*std in"),
+    # a list 60 deep whose two items are the same list: 2**60 leaves, a few bytes in the file; its repr never ends
+    (lambda c: c.update(classes=_shared_nest(60)), "field 'classes' is \\[\\[\\[\\.\\.\\.\\]"),
+    (lambda c: c["config"].update(epochs=_shared_nest(60)), "field 'config': setting 'epochs': bad value \\[\\["),
+    (lambda c: c["model_args"].update(image_size=_shared_nest(60)), "'model_args.image_size' is \\[\\["),
     (lambda c: c["config"].update(resize=7), "field 'config': setting 'resize'"),
     (lambda c: c["config"].update(val_split=3), "field 'config': setting 'val_split' must be in"),
     (lambda c: c["model"].update(extra=5), "field \"model\\['extra'\\]\" is 5"),

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, shown
 from .recipes import MODEL_DEFAULTS, PRETRAINED_PHOTOS, PROFILES, RECIPES, profile_name
 
 if sys.version_info >= (3, 11):
@@ -191,7 +191,7 @@ def coerce(key: str, value: Any, where: str = "") -> Any:
             raise ValueError(f"expected text, got a {type(value).__name__}")
         value = str(value)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{where}setting {key!r}: bad value {_short(value)} ({str(e)[:100]})") from None
+        raise ConfigError(f"{where}setting {key!r}: bad value {shown(value)} ({str(e)[:100]})") from None
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{where}setting {key!r}: {value!r} is not one of {', '.join(CHOICES[key])}")
     return value
@@ -209,12 +209,6 @@ class _NoAliasLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             raise yaml.YAMLError("aliases (*name) are not allowed in a settings file")
         return super().compose_node(parent, index)
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    """A value for an error message, cut to `limit` characters (a message never prints a huge value)."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -448,7 +442,7 @@ def check_image_size(size: Any, flag: str = "--image-size") -> None:
     sizes = size if isinstance(size, (tuple, list)) else (size,)
     if size is not None and not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
                                     and IMAGE_SIZES[0] <= v <= IMAGE_SIZES[1] for v in sizes):
-        raise ConfigError(f"{flag} {_short(size)}: must be unset or in [{IMAGE_SIZES[0]}, {IMAGE_SIZES[1]}]")
+        raise ConfigError(f"{flag} {shown(size)}: must be unset or in [{IMAGE_SIZES[0]}, {IMAGE_SIZES[1]}]")
 
 
 def validate(cfg: TrainConfig, shape: tuple[int, int, int] | None = None) -> None:
@@ -489,7 +483,7 @@ def validate(cfg: TrainConfig, shape: tuple[int, int, int] | None = None) -> Non
                    ("cutout", cfg.cutout <= side, f"at most the images' side ({side} px)")]
     for key, ok, want in checks:
         if not ok:
-            raise ConfigError(f"setting {key!r} must be {want}, got {_short(getattr(cfg, key))}")
+            raise ConfigError(f"setting {key!r} must be {want}, got {shown(getattr(cfg, key))}")
 
 
 def budget_seconds(text: str) -> float:

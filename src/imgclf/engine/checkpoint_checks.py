@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, shown
 
 # torch.save and torch.jit.save write every zip member stored (uncompressed), so their files always hold at least
 # as many bytes as they expand to. A re-zipped checkpoint may be deflated: weights compress by 1.1-1.5×, so 4×
@@ -22,6 +22,7 @@ from ..errors import CheckpointError, ConfigError
 EXPANSION_RATIO, EXPANSION_SLACK = 4, 16 << 20
 MAX_BYTES_ENV = "IMGCLF_MAX_CHECKPOINT_BYTES"
 MAX_SIZE, MAX_CHANNELS, MAX_CLASSES = 2048, 64, 1_000_000
+NORM_LIMIT = 1e4   # normalization in [0, 1] pixel units: |mean| and 1/std at most this (1e300 and 1e-300: nan%)
 
 
 def safe_torch_load(path: Path, what: str = "checkpoint") -> Any:
@@ -81,10 +82,8 @@ def _max_bytes(size: int) -> int:
 
 
 def _fail(path: Path, field: str, value: Any, want: str) -> CheckpointError:
-    shown = repr(value)
-    shown = shown if len(shown) <= 60 else shown[:60] + "…"
-    return CheckpointError(f"{path}: field {field!r} is {shown}; expected {want}. The file is damaged or was not "
-                           "written by imgclf train: use the run's best.pt or last.pt")
+    return CheckpointError(f"{path}: field {field!r} is {shown(value)}; expected {want}. The file is damaged or was "
+                           "not written by imgclf train: use the run's best.pt or last.pt")
 
 
 def _whole(value: Any, lo: int, hi: int) -> bool:
@@ -121,8 +120,10 @@ def check_fields(ckpt: dict[str, Any], path: Path) -> None:
     if "normalization" in ckpt:
         norm, c = ckpt["normalization"], args.get("in_channels")
         if not (isinstance(norm, dict) and _numbers(norm.get("mean"), c) and _numbers(norm.get("std"), c)
-                and all(s > 0 for s in norm["std"])):
-            want = f"{c or 'one per channel,'} finite numbers each, std positive"
+                and all(abs(m) <= NORM_LIMIT for m in norm["mean"])
+                and all(1 / NORM_LIMIT <= s <= NORM_LIMIT for s in norm["std"])):
+            want = (f"{c or 'one per channel,'} numbers each, |mean| ≤ {NORM_LIMIT:g} and std in "
+                    f"[{1 / NORM_LIMIT:g}, {NORM_LIMIT:g}] (pixels are in [0, 1])")
             raise _fail(path, "normalization", norm, f"{{'mean': [...], 'std': [...]}} with {want}")
     if "config" in ckpt:
         _check_config(ckpt["config"], path)
