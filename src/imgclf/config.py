@@ -249,6 +249,8 @@ def photos_layer(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[s
     starting weights, and do not say --no-pretrained, starts from PRETRAINED_PHOTOS when its weights are installed."""
     if profile != "photos" or not weights_ready or not wants_pretrained_photos(user, file, plan):
         return {}
+    if any(layer.get("freeze_epochs") for layer in (user, file or {})):   # your frozen-head epochs replace the probe
+        return {k: v for k, v in PRETRAINED_PHOTOS.items() if k not in ("linear_probe", "epochs")}
     return dict(PRETRAINED_PHOTOS)
 
 

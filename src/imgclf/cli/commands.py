@@ -210,12 +210,16 @@ def cmd_cache(args: argparse.Namespace) -> None:
     from ..data.cachedir import clear, disk_free, entries, prune
     from ..data.foldercache import CACHE_VERSION
     from ..data.registry import cache_dir
+    from ..engine.probe import clear_features, feature_entries, features_dir
     from ..report.console import console
 
     where = cache_dir()
     if args.clear or args.prune:
         gone = clear(where) if args.clear else prune(where, missing_folders=True)
         print(f"removed {len(gone)} cache entries ({sum(c.bytes for c in gone) / 1e6:,.1f} MB) from {where}")
+        if args.clear:
+            count, size = clear_features()
+            print(f"removed {count} cached feature arrays ({size / 1e6:,.1f} MB) from {features_dir()}")
         return
     listed = entries(where)
     table = Table(title=f"decoded image folders in {where} ($IMGCLF_CACHE_DIR)", title_justify="left")
@@ -234,6 +238,10 @@ def cmd_cache(args: argparse.Namespace) -> None:
                       datetime.datetime.fromtimestamp(c.modified).strftime("%Y-%m-%d %H:%M"), state)
     if listed:
         console.print(table)
+    features = feature_entries()
+    if features:
+        size = sum(p.stat().st_size for p in features if p.is_file())
+        print(f"{len(features)} cached feature arrays (linear probes), {size / 1e6:,.1f} MB in {features_dir()}")
     free = disk_free(where)
     print(f"{len(listed)} entries, {sum(c.bytes for c in listed) / 1e6:,.1f} MB"
           + (f" ({free / 1e9:,.1f} GB free on that disk)" if free is not None else "")

@@ -41,10 +41,8 @@ class Batches:
         self.batch_size, self.normalize, self.train = batch_size, normalize, train
         self.augment = augment or Augment()
         self.seed, self.rank, self.world_size = seed, rank, world_size
-        # Training drops a last partial batch only when it is small (under 5% of the split, or one image, which
-        # BatchNorm cannot normalize): keeping a large one keeps a noticeable part of a small dataset in play.
-        per_rank = len(split) // world_size
-        self.drop_last = train and (per_rank % batch_size < max(2, 0.05 * per_rank))
+        # Training drops a last partial batch only when it is small (config.steps_per_epoch): keeping a large one keeps
+        # a noticeable part of a small dataset in play.
         device = torch.device(device)
         # Keep the whole split on the device when it fits comfortably; else batches are copied over one by one.
         on_device = device.type == "cpu" or split.images.numel() < _free_device_bytes(device) // 4

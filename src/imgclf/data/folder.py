@@ -30,7 +30,7 @@ from .images import decode_image, image_dims, walk_images
 from .split import Dataset, Split, name_bytes, stable_holdout
 
 _CHUNK = 256
-PHOTO_MIN_SIDE = 32    # a folder whose median shorter side is above this is photos (recipes.profile_name agrees)
+PHOTO_MIN_SIDE = 32    # photos: the median longer side above this (recipes.profile_name: an image's longer side)
 CHUNK_BYTES = 4 << 20   # decoded bytes per decode task, at most (CIFAR-size images: still 256 a task)
 
 
@@ -208,9 +208,9 @@ def choose_size(fl: FileList, cap: int, cache_dir: Path, photo_size: int | None 
                 ) -> tuple[tuple[int, int] | None, str | None]:
     """The training size for a folder when none is given: its own size if every image has the same, else the
     median shorter side (rounded down to a multiple of 8, at least 16) capped at `cap`. With `photo_size` (a model
-    pretrained at that size will train), photos (median shorter side above 32 px) get `photo_size`, whatever their
-    sizes. Reads only the files' headers, once: the choice is cached under the file list's key. Returns (size or
-    None, a note saying why)."""
+    pretrained at that size will train), photos (the median longer side above PHOTO_MIN_SIDE px) get `photo_size`,
+    whatever their sizes. Reads only the files' headers, once: the choice is cached under the file list's key.
+    Returns (size or None, a note saying why)."""
     variant = ["photo", photo_size] if photo_size else ["auto", cap]
     key = _cache_key(fl, variant)
     path = cache_dir / f"{key}.size.json"
@@ -218,9 +218,10 @@ def choose_size(fl: FileList, cap: int, cache_dir: Path, photo_size: int | None 
     if chosen is None:
         dims = [d for d in map(image_dims, fl.files) if d is not None]
         shorter = sorted(min(d) for d in dims)[len(dims) // 2] if dims else 0
+        photos = bool(photo_size) and bool(dims) and sorted(max(d) for d in dims)[len(dims) // 2] > PHOTO_MIN_SIDE
         chosen = {"size": None}
-        if len(set(dims)) > 1 or (photo_size and shorter > PHOTO_MIN_SIDE):
-            size = photo_size if photo_size and shorter > PHOTO_MIN_SIDE else max(16, min(cap, shorter) // 8 * 8)
+        if len(set(dims)) > 1 or photos:
+            size = photo_size if photos else max(16, min(cap, shorter) // 8 * 8)
             chosen = {"size": size, "median": shorter, "photo": size == photo_size,
                       "widths": [min(w for w, _ in dims), max(w for w, _ in dims)],
                       "heights": [min(h for _, h in dims), max(h for _, h in dims)], "cap": photo_size or cap}

@@ -180,8 +180,9 @@ def replan_step(cfg: Any, steps_per_epoch: int, total_steps: int) -> int | None:
     the first epoch (so every epoch-end checkpoint holds the final plan), is not cut short by a short run (Run.lr's
     half-the-run cap: then a longer total would move it) and leaves steps enough to time; and only if the steps timed
     are the run's steps (a frozen backbone or smaller first images are cheaper). Else None: the calibrated plan
-    stands, with its larger margin."""
-    if cfg.freeze_epochs or cfg.progressive_epochs:
+    stands, with its larger margin. Not after a linear probe: its epoch's checkpoint, written before any step, would
+    hold the calibrated plan, and a resume from it would not replay the re-plan."""
+    if cfg.freeze_epochs or cfg.progressive_epochs or cfg.linear_probe:   # the probe's epoch saves before the steps
         return None
     warmup = round(cfg.warmup * steps_per_epoch)
     fits = REPLAN_FROM + MIN_TIMED_STEPS <= warmup < steps_per_epoch and warmup <= total_steps // 2
@@ -298,7 +299,8 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
     _, layer, cal, run, _ = measured[pick]
     spe = run.steps_per_epoch
     steps = _steps_left(budget, started, cal, run, _margin(run, budget, started, cal))   # after all the measuring
-    if run.cfg.linear_probe and steps < min(20, spe):   # no time to fine-tune: the probe alone
+    probe_only = run.cfg.linear_probe and steps < min(20, spe) and _probe_fits(budget, started, cal, run)
+    if probe_only:   # no time to fine-tune: the probe alone
         steps = 0
     elif steps < min(20, spe):
         raise ConfigError(f"--budget {budget:g}s is too short for this data on this machine: start-up and "
@@ -312,7 +314,18 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
     note = (f"budget {budget:g} s: {probe}{steps:,} steps ({steps / spe:.1f} epochs) of {run.cfg.model} at "
             f"{run.data.shape[1]}×{run.data.shape[2]}, {cal.step_seconds * 1e3:.1f} ms a step measured here; "
             f"the schedule ends at step {steps:,}")
-    return Plan(copy.deepcopy({**layer, "steps": steps}), record, note, cal, started + budget)
+    if probe_only:
+        note = (f"budget {budget:g} s: the linear probe alone ({run.cfg.model} at {run.data.shape[1]}×"
+                f"{run.data.shape[2]}): fine-tuning steps of {cal.step_seconds * 1e3:.0f} ms do not fit")
+    length = {"steps": 0, "epochs": 1} if probe_only else {"steps": steps}
+    return Plan(copy.deepcopy({**layer, **length}), record, note, cal, started + budget)
+
+
+def _probe_fits(budget: float, started: float, cal: Calibration, run: Any) -> bool:
+    """Whether a linear probe's run without fine-tuning (its epoch, the test pass, the report) fits the time left."""
+    left = budget - (time.perf_counter() - started)
+    return left >= cal.setup_seconds + cal.probe_seconds + len(run.data.test) * cal.eval_seconds + \
+        (PLOTS_SECONDS if run.cfg.plots else 0.0) + EXIT_SECONDS
 
 
 def _margin(run: Any, budget: float, started: float, cal: Calibration) -> float:

@@ -37,12 +37,12 @@ def translated(x: torch.Tensor, d: int) -> torch.Tensor:
 
 
 def inference_batch(split: Split, device: torch.device) -> int:
-    """Images per inference batch: 1024 on GPUs; on a CPU 256 for small images, fewer as they grow, about 2**19
-    pixels a batch (EfficientNet-Lite0 at 224 px ran at 61 img/s in batches of 8, 38 in 32, 22 in 256: large
-    activations cost page faults)."""
-    if device.type == "cuda":
-        return 1024
+    """Images per inference batch, fewer as they grow: on a CPU 256 for small images, about 2**19 pixels a batch
+    (EfficientNet-Lite0 at 224 px ran at 61 img/s in batches of 8, 38 in 32, 22 in 256: large activations cost page
+    faults); on a GPU 1024, about 2**23 pixels (224 px: 167 images, ~1.2 GB for its largest fp32 activation)."""
     h, w = split.images.shape[-2:] if split.images.ndim == 4 else (1, 1)
+    if device.type == "cuda":
+        return max(1, min(1024, 2**23 // max(1, h * w)))
     return max(1, min(256, 2**19 // max(1, h * w)))
 
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._version import __version__
 from ..data.batches import Batches, Normalizer
 from ..data.registry import cache_dir
 from ..data.split import Split
@@ -34,8 +35,27 @@ FEATURES_VERSION = 1        # part of every cache key: a new layout never reads 
 
 
 def features_dir() -> Path:
-    """Where pooled features are cached: a folder inside the image cache ($IMGCLF_CACHE_DIR/features)."""
+    """Where pooled features are cached: a folder inside the image cache ($IMGCLF_CACHE_DIR/features), listed and
+    cleared by `imgclf cache` (feature_entries, clear_features)."""
     return cache_dir() / "features"
+
+
+def feature_entries() -> list[Path]:
+    """The cached feature arrays (each with its .json record beside it)."""
+    return sorted(features_dir().glob("*.npy")) if features_dir().is_dir() else []
+
+
+def clear_features() -> tuple[int, int]:
+    """Remove every cached feature entry (each is computed again when a run needs it); (entries, bytes) removed.
+    Only the folder's .npy files and their .json records are touched: the folder is imgclf's own."""
+    count = size = 0
+    for path in feature_entries():
+        for p in (path, path.with_suffix(".json")):
+            with contextlib.suppress(OSError):
+                size += p.stat().st_size
+                p.unlink()
+        count += 1
+    return count, size
 
 
 @contextlib.contextmanager
@@ -66,9 +86,11 @@ def extract(model: nn.Module, split: Split, norm: Normalizer, device: torch.devi
 
 
 def backbone_digest(model: nn.Module) -> str:
-    """A digest of every tensor but the head's: features depend on these and nothing else of the model."""
+    """A digest of the network's code version and of every tensor but the head's: the features depend on these (and
+    on what the state_dict does not hold: BatchNorm's eps, the padding; hence the class and imgclf's version)."""
     head = head_module(model)[0] + "."
     h = hashlib.blake2b(digest_size=16)
+    h.update(f"{type(model).__module__}.{type(model).__qualname__} {__version__} {torch.__version__}".encode())
     for name, t in model.state_dict().items():
         if not name.startswith(head):
             h.update(name.encode())
@@ -79,10 +101,11 @@ def backbone_digest(model: nn.Module) -> str:
 def features_key(split: Split, backbone: str, norm: Normalizer, prec: Precision, device: torch.device,
                  mirror: bool) -> str:
     """The cache key: the pixels themselves (so a changed image, size or resize never reads a stale entry), the
-    backbone, the normalization, the view, and what decides the arithmetic (precision, device, CPU capability)."""
+    backbone, the normalization, the view, and what decides the arithmetic (precision, layout, device, CPU
+    capability). One key per split: a split that gains or loses an image computes all its features again."""
     h = hashlib.blake2b(digest_size=20)
     h.update(json.dumps([FEATURES_VERSION, backbone, norm.scale.flatten().tolist(), norm.shift.flatten().tolist(),
-                         prec.name, device.type, torch.backends.cpu.get_cpu_capability(), mirror,
+                         prec.name, prec.channels_last, device.type, torch.backends.cpu.get_cpu_capability(), mirror,
                          list(split.images.shape)]).encode())
     h.update(np.ascontiguousarray(split.images.numpy()).data)
     return h.hexdigest()

@@ -19,7 +19,7 @@ from .._version import __version__
 from ..config import TrainConfig, user_settings
 from ..fileio import printable
 from ..models import count_parameters
-from ..models.pretrained import freeze_backbone
+from ..models.pretrained import freeze_backbone, head_module
 from ..report import console
 from ..report.run_dir import write_config, write_metrics, write_summary
 from ..report.steps import StepLog
@@ -27,6 +27,7 @@ from . import distributed as dist
 from . import selection
 from .builders import augmented_batch
 from .checkpoint import load_checkpoint, load_model_state
+from .ema import Lookahead
 from .evaluate import metrics_from_logits, predict_logits
 from .probe import run_probe
 from .setup import Run, setup_run
@@ -49,7 +50,8 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     t_start = time.perf_counter() if started is None else started
     run = setup_run(user_settings(config, **settings), config_file, resume, quiet, t_start)
     announce(run, quiet)
-    with Stopper() as stopper:
+    devices = [run.device] if run.device.type == "cuda" else []
+    with Stopper() as stopper, torch.random.fork_rng(devices):   # steps reseed torch's RNG: the caller's is restored
         epoch = run.progress.epoch
         while epoch < run.cfg.epochs:   # a budget's re-plan in the first epoch may change cfg.epochs
             if run.progress.stopped_early:
@@ -105,8 +107,13 @@ def probe_epoch(run: Run, epoch: int, quiet: bool) -> dict[str, Any]:
                     run.class_weights, mirror=run.views["tta_mirror"])
     run.probe = fit.pop("record")
     run.progress.train_seconds += fit["seconds"]
+    if run.world.size > 1:   # every process fitted the same head; rank 0's is the one all keep
+        for p in head_module(run.model)[1].parameters():
+            torch.distributed.broadcast(p.data, 0)
     if run.ema is not None:   # the average starts from the probed model
         run.ema.module.load_state_dict(run.model.state_dict())
+    if run.lookahead is not None:   # and so do the slow weights (built with the new head, they would pull back to it)
+        run.lookahead = Lookahead(run.model)
     r = run.probe
     decay = f"decay {r['decay']:g} chosen on val" if r["chosen_on"] == "val" else f"decay {r['decay']:g} (no val)"
     console.note(f"linear probe: {r['feature_dim']}-d features of {len(run.data.train):,} train images × {r['views']} "
@@ -139,7 +146,7 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
             break
         lr = run.lr(p.global_step)
         set_lr(run.opt, lr)
-        torch.manual_seed(rng.mix(cfg.seed, epoch, step, rng.MODEL))   # dropout replays on resume too
+        torch.manual_seed(rng.mix(cfg.seed, epoch, step, run.world.rank, rng.MODEL))   # dropout: replays on resume
         loss, logits = train_step(run.step_model, x, y, run.opt, run.prec, cfg.label_smoothing, run.class_weights)
         if run.lookahead is not None:
             run.lookahead.after_step(run.model, p.global_step + 1, run.total_steps)
@@ -195,7 +202,7 @@ def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
     early after --patience validations without a better one, save last.pt and best.pt, rewrite metrics.csv."""
     cfg, p, val = run.cfg, run.progress, run.data.val
     epoch = row["epoch"]
-    if val is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+    if val is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs or epoch <= run.probe_epochs):
         logits = predict_logits(run.eval_model, val, run.norm, run.device, **run.views)  # fp32: see finish()
         m = metrics_from_logits(logits, val.labels, run.data.classes)
         row.update({"val_loss": m["loss"], "val_accuracy": m["accuracy"]})

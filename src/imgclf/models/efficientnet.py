@@ -95,4 +95,5 @@ class EfficientNetLite(nn.Module):
 
 def efficientnet_lite0(in_channels: int = 3, num_classes: int = 1000, image_size: tuple[int, int] = (224, 224)
                        ) -> EfficientNetLite:
+    """EfficientNet-Lite0 for the registry: 4.7 M parameters with ImageNet's 1,000 classes (pretrained.PACKAGED)."""
     return EfficientNetLite(in_channels, num_classes, image_size)
