@@ -24,9 +24,9 @@ from torch import nn
 from . import __version__
 from .api import load
 from .engine.checkpoint import load_checkpoint
-from .errors import CheckpointError, ImgclfError
+from .errors import CheckpointError, ConfigError, ImgclfError
 from .exported import EXTRA_FILE, MissingExtraError, require, sidecar_path
-from .fileio import commit, temporary_name, write_text_atomic
+from .fileio import check_new_file, commit, temporary_name, write_text_atomic
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -177,8 +177,10 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path | None = None
         raise ExportError(f"--out {out}: is the checkpoint being exported; name another file")
     side = sidecar_path(out)
     for p in (out, side):
-        if p.exists() and not force:
-            raise ExportError(f"{p} exists; pass --force to overwrite it, or --out to choose another file")
+        try:
+            check_new_file(p, force)
+        except ConfigError as e:
+            raise ExportError(str(e)) from None
     clf = load(checkpoint, device="cpu")
     model = clf.model.float().eval().to(memory_format=torch.contiguous_format)
     meta = export_metadata(ckpt, clf, fmt, dynamic_batch)

@@ -90,6 +90,10 @@ def check_new_file(path: str | Path, force: bool, flag: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{flag} {path}: is a folder; name the file to write inside it)")
+    if path.is_symlink() or (path.exists() and not path.is_file()):   # a link, FIFO, device or socket
+        kind = "a symbolic link" if path.is_symlink() else "not a regular file (a FIFO, device or socket)"
+        raise ConfigError(f"{flag} {path}: is {kind}; imgclf writes a new regular file in its place, which would "
+                          "replace that node itself, so it never does: name a regular file")
     if path.exists() and not force:
         raise ConfigError(f"{flag} {path}: the file exists; pass --force to replace it, or name another file")
     return path
