@@ -415,3 +415,17 @@ def test_a_torchscript_program_runs_only_when_trusted(tmp_path, capsys):
     assert victim.read_bytes() == b"user data"
     assert _cli(capsys, "predict", str(path), str(image), "--trust-exported")[0] == 0   # trusted: its code ran
     assert victim.read_bytes() == b"XXXX data"
+
+
+def test_an_output_that_is_a_link_fifo_or_device_is_never_replaced(trained, tmp_path, capsys):
+    """--force replaces a file; a symbolic link, a FIFO or a device node named as the output is refused, even with
+    --force (an atomic rename would replace the node itself: /dev/null became a regular file)."""
+    target = tmp_path / "target.csv"
+    target.write_text("mine")
+    (tmp_path / "link.csv").symlink_to(target)
+    os.mkfifo(tmp_path / "fifo.csv")
+    for out in (tmp_path / "link.csv", tmp_path / "fifo.csv", Path("/dev/null")):
+        code, err = _cli(capsys, "predict", str(trained), str(tmp_path / "target.csv"), "--csv", str(out), "--force")
+        assert code == 3 and "never does" in err, err
+    assert (tmp_path / "link.csv").is_symlink() and target.read_text() == "mine"
+    assert Path("/dev/null").is_char_device()

@@ -308,3 +308,44 @@ def test_a_directory_loop_is_walked_once_with_a_warning(tmp_path):
     os.symlink("itself", tmp_path / "itself")
     with pytest.raises(DataError, match="itself"):
         load_dataset(tmp_path / "itself")
+
+
+def test_a_fifo_named_like_an_image_is_named_and_skipped_never_read(tmp_path):
+    """Opening a FIFO blocks until a writer comes: the walker lists regular files only and says which it skipped;
+    predict names such an argument for what it is."""
+    import os
+    import warnings
+
+    from imgclf.api import expand_image_paths
+    from imgclf.data.images import walk_images
+    from imgclf.errors import DataError
+
+    root = make_image_folder(tmp_path / "f", per_class=2, size=8)
+    os.mkfifo(root / "circle" / "pipe.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        listed = [os.path.basename(p) for p, _ in walk_images(root)]
+    assert "pipe.png" not in listed and len(listed) == 4
+    assert any("pipe.png: not a regular file" in str(w.message) for w in caught)
+    with pytest.raises(DataError, match="pipe.png: not a regular file"):
+        expand_image_paths([root / "circle" / "pipe.png"])
+
+
+@pytest.mark.parametrize("target", [None, "RGB"])
+def test_high_bit_depth_images_decode_by_their_declared_depth(tmp_path, target):
+    """A 16-bit grey ramp becomes the same 8-bit ramp (it came out 99.6% white in RGB, and one pixel above 255 used
+    to darken the rest of a dim image); a float TIFF in [0, 1] becomes 0..255 (it decoded black)."""
+    ramp16 = np.linspace(0, 65535, 256).round().astype(np.uint16).reshape(16, 16)
+    Image.fromarray(ramp16).save(tmp_path / "r16.png")
+    dim = np.full((4, 4), 200, dtype=np.uint16)
+    Image.fromarray(dim).save(tmp_path / "dim.png")
+    Image.fromarray(np.linspace(0, 1, 256, dtype=np.float32).reshape(16, 16)).save(tmp_path / "f.tiff")
+    expected = np.linspace(0, 255, 256).round().reshape(16, 16)
+    for name in ("r16.png", "f.tiff"):
+        got = decode_image(tmp_path / name, mode=target)
+        assert got.shape[0] == (3 if target else 1)
+        assert np.abs(got[0].astype(int) - expected).max() <= 1, name
+    dim[0, 0] = 256
+    Image.fromarray(dim).save(tmp_path / "dim2.png")
+    a, b = decode_image(tmp_path / "dim.png", mode=target), decode_image(tmp_path / "dim2.png", mode=target)
+    assert a.max() == 1 and b[0, 1, 1] == a[0, 1, 1] == 1   # 200/65535 of full scale; the bright pixel changes no other

@@ -110,3 +110,38 @@ def test_real_weather_photos_train_pretrained_with_no_flags(weather_dir, tmp_pat
         ("efficientnet-lite0", 224, True, True)
     assert s["test_accuracy"] > 0.92 and s["test_balanced_accuracy"] > 0.92
     assert s["linear_probe"]["chosen_on"] == "val" and s["checkpoint_selected_on"] == "val"
+
+
+def test_exif_rotated_photos_of_one_stored_size_get_a_size_chosen(tmp_path):
+    """One camera's photos, all stored 40×30, half marked 'rotate 90°': upright they differ in size, and the size
+    chooser must see them upright as the decoder does (it read stored sizes, and the folder failed to load)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for c in ("a", "b"):
+        (tmp_path / "p" / c).mkdir(parents=True)
+        for i in range(6):
+            img = Image.fromarray(np.full((30, 40, 3), 40 * i, dtype=np.uint8))
+            img.save(tmp_path / "p" / c / f"{i}.jpg", exif=exif if i % 2 else Image.Exif(), quality=95)
+    ds = load_dataset(tmp_path / "p")
+    assert ds.auto_size == 24 and ds.shape == (3, 24, 24)
+    assert any("30–40 px wide" in note for note in ds.notes)
+
+
+def test_an_extreme_strip_is_cropped_by_the_work_of_its_output(tmp_path):
+    """A 1×1,000,000 PNG cut to 64×64: the crop is taken from the source first (it was scaled whole: 64 × 64
+    million pixels, an internal error), and agrees with scaling whole where that is small enough to compare."""
+    import imgclf.data.images as images
+
+    strip = np.tile(np.linspace(0, 255, 1_000_000).astype(np.uint8)[None, :, None], (1, 1, 3))
+    Image.fromarray(strip).save(tmp_path / "strip.png")
+    out = decode_image(tmp_path / "strip.png", (64, 64))
+    assert out.shape == (3, 64, 64) and abs(int(out[0, 0, 32]) - 128) <= 2   # the middle of the gradient
+    ramp = torch.linspace(0, 255, 400).round().to(torch.uint8)
+    wide = torch.stack([ramp.repeat(20, 1), ramp.flip(0).repeat(20, 1), ramp.repeat(20, 1)])
+    first = fit_image(wide, (32, 32))                             # 1:20: cut first
+    images.LARGE_INTERMEDIATE, before = 10**9, images.LARGE_INTERMEDIATE
+    try:
+        whole = fit_image(wide, (32, 32))
+    finally:
+        images.LARGE_INTERMEDIATE = before
+    assert (first.int() - whole.int()).abs().max() <= 1

@@ -255,6 +255,8 @@ def expand_image_paths(items: list[str | os.PathLike]) -> list[str]:
             files.extend(found)
         elif p.is_file():
             files.append(str(p))
+        elif p.exists():
+            raise DataError(f"{p}: not a regular file (a FIFO, device or socket); imgclf reads image files only")
         else:
             raise DataError(f"{p}: no such file or folder")
     return files

@@ -25,7 +25,8 @@ import numpy as np
 from ..errors import DataError
 from ..fileio import atomic_write, commit, temporary_name
 
-CACHE_VERSION = 4  # in every key; 4: ctime and inode in the key, checksums in meta.json; 3: files kept and skipped
+CACHE_VERSION = 5  # in every key; 5: 16-bit and float images scaled by their mode; 4: ctime and inode in the key,
+                   # checksums in meta.json; 3: files kept and skipped
 BLOCK = 4 << 20               # bytes of image data per CRC-32
 FULL_CHECK_BYTES = 1 << 30    # up to 1 GiB every block is verified on every open (crc32: ~4 GB/s from the page cache)
 SAMPLED_BLOCKS = 64           # above it, the first, the last and 64 random blocks (256 MiB) per open

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import warnings
 from pathlib import Path
@@ -88,6 +89,9 @@ def _scan(top: str, out: list[tuple[str, os.stat_result]]) -> list[str]:
                         subdirs.append(e.path)
                     elif _is_image_name(e.name) and e.is_file():
                         out.append((e.path, e.stat()))
+                    elif _is_image_name(e.name) and os.path.exists(e.path):   # never opened: a read could block
+                        warnings.warn(f"skipped {e.path}: not a regular file (a FIFO, device or socket)",
+                                      stacklevel=3)
                 except OSError as err:
                     _warn_skipped(e.path, err)
     except OSError as err:
@@ -116,6 +120,7 @@ def resize_images(images: torch.Tensor, size: tuple[int, int], chunk: int = 4096
 
 
 FITS = ("crop", "squash", "pad")
+LARGE_INTERMEDIATE = 8   # a crop whose scaled image would hold more than this many outputs' pixels cuts first
 
 
 def fit_image(image: torch.Tensor, size: tuple[int, int], fit: str = "crop") -> torch.Tensor:
@@ -128,6 +133,8 @@ def fit_image(image: torch.Tensor, size: tuple[int, int], fit: str = "crop") -> 
     scale = max(th / h, tw / w) if fit == "crop" else min(th / h, tw / w)
     nh, nw = (max(th, round(h * scale)), max(tw, round(w * scale))) if fit == "crop" else \
         (min(th, max(1, round(h * scale))), min(tw, max(1, round(w * scale))))
+    if fit == "crop" and nh * nw > LARGE_INTERMEDIATE * th * tw:
+        return _crop_first(image, size, scale, (nh, nw))
     scaled = resize_images(image[None], (nh, nw))[0]
     if fit == "crop":
         top, left = (nh - th) // 2, (nw - tw) // 2
@@ -138,11 +145,31 @@ def fit_image(image: torch.Tensor, size: tuple[int, int], fit: str = "crop") -> 
     return out
 
 
+def _crop_first(image: torch.Tensor, size: tuple[int, int], scale: float, scaled: tuple[int, int]) -> torch.Tensor:
+    """fit_image's crop for an image of extreme aspect (a 1×100,000 strip): cut the part of the source the centre
+    crop shows (and 2 pixels around it for the filter), then scale, so the work is bounded by the output, not by the
+    image scaled whole (64 × 6.4 million pixels for that strip)."""
+    (h, w), (th, tw), (nh, nw) = image.shape[1:], size, scaled
+    top, left = (nh - th) // 2, (nw - tw) // 2
+    r0, c0 = max(0, math.floor(top / scale) - 2), max(0, math.floor(left / scale) - 2)
+    r1, c1 = min(h, math.ceil((top + th) / scale) + 2), min(w, math.ceil((left + tw) / scale) + 2)
+    part = resize_images(image[None, :, r0:r1, c0:c1], (max(th, round((r1 - r0) * scale)),
+                                                        max(tw, round((c1 - c0) * scale))))[0]
+    t = min(max(0, top - round(r0 * scale)), part.shape[1] - th)
+    s = min(max(0, left - round(c0 * scale)), part.shape[2] - tw)
+    return part[:, t:t + th, s:s + tw].contiguous()
+
+
+EXIF_ORIENTATION = 0x0112   # the EXIF tag ImageOps.exif_transpose follows
+
+
 def image_dims(path: str | Path) -> tuple[int, int] | None:
-    """(width, height) from the file's header (no decode; EXIF rotation ignored: it swaps the two), or None."""
+    """(width, height) as decode_image gives the image, upright (an EXIF orientation of 5-8 turns it a quarter, so
+    the two swap), from the file's header alone (no decode), or None."""
     try:
         with Image.open(path) as im:
-            return im.size
+            w, h = im.size
+            return (h, w) if im.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8) else (w, h)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
 
@@ -196,18 +223,22 @@ def image_to_array(im: Image.Image, mode: str | None = None) -> np.ndarray:
     return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
 
 
+# Full scale of the high-bit-depth grayscale modes, by what the file declares (never by an image's own maximum:
+# one bright pixel would darken all the others): 16-bit PNG and TIFF integers, float TIFF in [0, 1].
+FULL_SCALE = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
+
+
 def _to_mode(im: Image.Image, mode: str | None) -> Image.Image:
-    """Convert to 'L' or 'RGB' (alpha composited on white), keeping grayscale unless `mode` forces RGB."""
+    """Convert to 'L' or 'RGB' (alpha composited on white), keeping grayscale unless `mode` forces RGB; a high-bit-
+    depth grayscale image is first scaled to 8 bits by its mode's FULL_SCALE (Pillow's own conversion clips it)."""
+    if im.mode in FULL_SCALE:
+        arr = np.asarray(im, dtype=np.float64)
+        im = Image.fromarray(np.clip(np.rint(arr * (255.0 / FULL_SCALE[im.mode])), 0, 255).astype(np.uint8), "L")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         im = Image.alpha_composite(bg, rgba)
         gray = False
     else:
-        gray = im.mode in ("L", "1", "I", "I;16", "F")
-    target = mode or ("L" if gray else "RGB")
-    if gray and target == "L" and im.mode in ("I", "I;16", "F"):
-        arr = np.asarray(im, dtype=np.float64)
-        hi = 65535.0 if arr.max(initial=0) > 255 else 255.0
-        return Image.fromarray(np.clip(arr * (255.0 / hi), 0, 255).astype(np.uint8), "L")
-    return im.convert(target)
+        gray = im.mode in ("L", "1")
+    return im.convert(mode or ("L" if gray else "RGB"))
