@@ -188,7 +188,8 @@ def test_a_run_replans_only_where_its_first_steps_time_the_rest():
     from types import SimpleNamespace
 
     def cfg(**kw):
-        return SimpleNamespace(**({"warmup": 0.5, "freeze_epochs": 0, "progressive_epochs": 0} | kw))
+        return SimpleNamespace(**({"warmup": 0.5, "freeze_epochs": 0, "progressive_epochs": 0, "linear_probe": False}
+                                   | kw))
 
     assert budget.replan_step(cfg(), 100, 1000) == 50                     # the warm-up's end, inside epoch 1
     assert budget.replan_step(cfg(warmup=1.5), 100, 1000) is None         # warm-up past the first epoch
@@ -196,6 +197,7 @@ def test_a_run_replans_only_where_its_first_steps_time_the_rest():
     assert budget.replan_step(cfg(warmup=0.1), 100, 1000) is None         # 10 steps: too few to time
     assert budget.replan_step(cfg(freeze_epochs=1), 100, 1000) is None    # head-only steps are cheaper than the rest
     assert budget.replan_step(cfg(progressive_epochs=1), 100, 1000) is None   # so are smaller images
+    assert budget.replan_step(cfg(linear_probe=True), 100, 1000) is None  # the probe's checkpoint comes before it
 
 
 def test_a_replan_counts_only_the_rest_of_the_run():
