@@ -210,7 +210,8 @@ LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
 CONFIG_FILES = {"int-key.yaml": "1: 3\n", "bool-key.yaml": "true: 3\n", "null-key.yaml": "epochs: 1\nnull: 2\n",
                 "laughs.yaml": LAUGHS, "long.yaml": "epochs: " + "9" * 100_000 + "x\n", "bool.yaml": "plots: 5\n",
                 "dict.yaml": "data: {a: 1}\n", "code.yaml": "!!python/object/apply:os.system [echo hi]\n",
-                "list.yaml": "[1, 2]\n", "float-epochs.yaml": "epochs: 1.5\n", "inf-epochs.yaml": "epochs: .inf\n"}
+                "list.yaml": "[1, 2]\n", "float-epochs.yaml": "epochs: 1.5\n", "inf-epochs.yaml": "epochs: .inf\n",
+                "twice.yaml": "epochs: 1\nepochs: 3\n", "upper.TOML": "epochs = 1.5\n"}
 BAD_COMMANDS = [
     (["train", "--image-size", "0"], "'image_size' must be unset or in [4, 2048], got 0"),
     (["train", "--image-size", "1"], "'image_size' must be unset or in [4, 2048], got 1"),
@@ -222,11 +223,18 @@ BAD_COMMANDS = [
     (["train", "--epochs", "0"], "'epochs' must be at least 1, got 0"),
     (["train", "--batch-size", "0"], "'batch_size' must be at least 1, got 0"),
     (["train", "--val-split", "1.5"], "'val_split' must be in [0, 1), got 1.5"),
-    (["train", "--lr", "inf"], "'lr' must be positive and finite, got inf"),
-    (["train", "--lr", "nan"], "'lr' must be positive and finite, got nan"),
+    (["train", "--lr", "inf"], "'lr' must be positive, at most 10000, got inf"),
+    (["train", "--lr", "nan"], "'lr' must be positive, at most 10000, got nan"),
+    (["train", "--lr", "1e308"], "'lr' must be positive, at most 10000, got 1e+308"),
     (["train", "--momentum", "nan"], "'momentum' must be in [0, 1), got nan"),
-    (["train", "--weight-decay", "-1"], "'weight_decay' must be ≥ 0 and finite, got -1.0"),
-    (["train", "--warmup", "inf"], "'warmup' must be finite, got inf"),
+    (["train", "--weight-decay", "-1"], "'weight_decay' must be in [0, 10000], got -1.0"),
+    (["train", "--weight-decay", "1e308"], "'weight_decay' must be in [0, 10000], got 1e+308"),
+    (["train", "--warmup", "inf"], "'warmup' must be at most 10000 epochs, got inf"),
+    (["train", "--warmup", "1e308"], "'warmup' must be at most 10000 epochs, got 1e+308"),
+    (["train", "--progressive-size", "100000", "--progressive-epochs", "1"],
+     "'progressive_size' must be 0 (off) or in [8, 2048], got 100000"),
+    (["train", "--config", "twice.yaml"], "twice.yaml: cannot parse config file (setting 'epochs' is given twice"),
+    (["train", "--config", "upper.TOML"], "upper.TOML: setting 'epochs': bad value 1.5"),
     (["train", "--log-every", "-1"], "'log_every' must be ≥ 0 (0: off), got -1"),
     (["train", "--save-every-steps", "-5"], "'save_every_steps' must be ≥ 0"),
     (["train", "--cutout", "9"], "'cutout' must be at most the images' side (8 px), got 9"),
@@ -292,7 +300,9 @@ def test_predict_and_eval_flags(trained, tmp_path, capsys):
     for argv, message in [(["eval", str(bare), "--model", "fastcnn-tiny", "--image-size", "0"], "--image-size 0: "),
                           (["predict", str(bare), str(tmp_path), "--model", "fastcnn-tiny", "--image-size", "-4"],
                            "--image-size -4: must be unset or in [4, 2048]"),
-                          (["predict", str(trained), str(tmp_path), "--topk", "0"], "--topk 0: how many classes")]:
+                          (["predict", str(trained), str(tmp_path), "--topk", "0"], "--topk 0: how many classes"),
+                          (["predict", str(trained), ""], "'': an empty path"),
+                          (["eval", str(trained), "--device", "cpu:1"], "--device cpu:1: there is one CPU device")]:
         code, err = _cli(capsys, *argv)
         assert code == 3 and message in err and err.count("\n") == 1, (argv, err)
 

@@ -247,6 +247,8 @@ def expand_image_paths(items: list[str | os.PathLike]) -> list[str]:
     a missing path is a DataError."""
     files: list[str] = []
     for item in items:
+        if not str(item).strip():   # Path("") is the working folder: an empty argument would classify all of it
+            raise DataError(f"{item!r}: an empty path; name image files or folders")
         p = Path(item)
         if p.is_dir():
             found = [path for path, _ in walk_images(p)]

@@ -210,13 +210,20 @@ class _NoAliasLoader(yaml.SafeLoader):
             raise yaml.YAMLError("aliases (*name) are not allowed in a settings file")
         return super().compose_node(parent, index)
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+        if twice is not None:   # YAML's last-one-wins would drop the first value unsaid
+            raise yaml.YAMLError(f"setting {shown(twice)} is given twice")
+        return super().construct_mapping(node, deep=deep)
+
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Settings from a YAML (.yaml/.yml) or TOML (.toml) file; keys are TrainConfig names (- or _)."""
     path = Path(path)
     try:
         text = path.read_text()
-        raw = tomllib.loads(text) if path.suffix == ".toml" else yaml.load(text, Loader=_NoAliasLoader)
+        raw = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.load(text, Loader=_NoAliasLoader)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except (OSError, yaml.YAMLError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -436,6 +443,7 @@ def default_text(key: str, shown: str | None = None) -> str:
     return text
 
 
+LIMIT = 1e4   # the largest lr, weight decay or warm-up (epochs) a run takes: 1e308 overflowed float arithmetic
 IMAGE_SIZES = (4, 2048)   # --image-size: below 4 no model has a feature map left; above, memory runs out first
 
 
@@ -457,7 +465,7 @@ def validate(cfg: TrainConfig, shape: tuple[int, int, int] | None = None) -> Non
               ("image_size", cfg.image_size is None or lo <= cfg.image_size <= hi, f"unset or in [{lo}, {hi}]"),
               ("threads", 0 <= cfg.threads <= 1024, "in [0, 1024] (0: PyTorch's default)"),
               ("seed", 0 <= cfg.seed < 2**63, "in [0, 2**63)"),
-              ("lr", 0 < cfg.lr < math.inf, "positive and finite"), ("patience", cfg.patience >= 0, "≥ 0"),
+              ("lr", 0 < cfg.lr <= LIMIT, f"positive, at most {LIMIT:g}"), ("patience", cfg.patience >= 0, "≥ 0"),
               ("freeze_epochs", 0 <= cfg.freeze_epochs <= cfg.epochs, "in [0, epochs]"),
               ("linear_probe", not cfg.linear_probe or cfg.pretrained or bool(cfg.init_weights),
                "used with --pretrained or --init-weights (it fits a head on the starting weights' features)"),
@@ -472,11 +480,12 @@ def validate(cfg: TrainConfig, shape: tuple[int, int, int] | None = None) -> Non
               ("crop_scale", 0 <= cfg.crop_scale <= 1, "in [0, 1]"), ("color_jitter", 0 <= cfg.color_jitter < 1,
                                                                       "in [0, 1)"),
               ("eval_every", cfg.eval_every >= 1, "at least 1"),
-              ("progressive_size", cfg.progressive_size == 0 or cfg.progressive_size >= 8, "0 (off) or at least 8"),
+              ("progressive_size", cfg.progressive_size == 0 or 8 <= cfg.progressive_size <= hi,
+               f"0 (off) or in [8, {hi}]"),
               ("progressive_epochs", 0 <= cfg.progressive_epochs <= cfg.epochs, "in [0, epochs]"),
               ("momentum", 0 <= cfg.momentum < 1, "in [0, 1)"),
-              ("weight_decay", 0 <= cfg.weight_decay < math.inf, "≥ 0 and finite"),
-              ("warmup", cfg.warmup < math.inf, "finite"),
+              ("weight_decay", 0 <= cfg.weight_decay <= LIMIT, f"in [0, {LIMIT:g}]"),
+              ("warmup", cfg.warmup <= LIMIT, f"at most {LIMIT:g} epochs"),
               ("log_every", cfg.log_every >= 0, "≥ 0 (0: off)"),
               ("save_every_steps", cfg.save_every_steps >= 0, "≥ 0 (0: only at epoch ends)")]
     if shape is not None:
