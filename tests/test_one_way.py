@@ -289,3 +289,21 @@ def test_eval_on_other_data_with_numbered_class_names_is_refused_for_a_checkpoin
     s = imgclf.train(data=str(a), epochs=1, out=str(tmp_path / "r"), plots=False, quiet=True)
     with pytest.raises(CheckpointError, match="trained on classes"):
         imgclf.evaluate(s["checkpoint"], data=str(b))
+
+
+@pytest.mark.parametrize("own", ["config.yaml", "summary.json"])
+def test_resume_never_replaces_a_users_own_files_in_the_folder(tmp_path, own):
+    """A last.pt copied into a folder of the user's own: a config.yaml without a run id, or a summary.json where
+    no run's config.yaml is, belongs to no run, and resuming would replace it."""
+    import shutil
+
+    from imgclf.errors import ImgclfError
+
+    imgclf.train(data="digits", epochs=1, out=str(tmp_path), name="a", plots=False, quiet=True)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / own).write_text("my notes: epochs 3, lr 0.1\n")
+    shutil.copy(tmp_path / "a" / "last.pt", mine / "last.pt")
+    with pytest.raises(ImgclfError, match=f"holds files of none .*its {own}"):
+        imgclf.train(resume=mine / "last.pt", quiet=True)
+    assert (mine / own).read_text() == "my notes: epochs 3, lr 0.1\n"

@@ -246,14 +246,20 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
 
 def run_owners(folder: Path, resume: Path) -> list[tuple[str, str]]:
     """(run id, which file says so) for the run(s) a folder belongs to: its config.yaml's run_id and the run_id of
-    its last.pt and best.pt (other than `resume`). Unreadable files and files without an id say nothing."""
+    its last.pt and best.pt (other than `resume`). A config.yaml without a run id, or a summary.json without a
+    config.yaml, is not a run's: it owns the folder as 'none'. Unreadable checkpoints say nothing."""
     owners = []
+    config = folder / "config.yaml"
     try:
-        recorded = yaml.safe_load((folder / "config.yaml").read_text())
-        if isinstance(recorded, dict) and recorded.get("run_id"):
-            owners.append((str(recorded["run_id"]), "config.yaml"))
+        recorded = yaml.safe_load(config.read_text())
+        # a config.yaml that is not a run's record (no run id) is someone's own file: resuming would replace it
+        owners.append((str(recorded["run_id"]) if isinstance(recorded, dict) and recorded.get("run_id")
+                       else "none (not a run's config.yaml)", "config.yaml"))
+    except FileNotFoundError:
+        if (folder / "summary.json").exists():   # a run writes config.yaml first: this summary is not its own
+            owners.append(("none (a summary.json without the run's config.yaml)", "summary.json"))
     except (OSError, ValueError, yaml.YAMLError):
-        pass
+        owners.append(("none (an unreadable config.yaml)", "config.yaml"))
     for name in ("last.pt", "best.pt"):
         path = folder / name
         try:
@@ -271,11 +277,14 @@ def check_run_folder(resume: Path, run_id: str, step: int) -> None:
     into it would overwrite that run's last.pt, best.pt, metrics and summary) — as its config.yaml says, or, when
     that is gone, damaged or from before run ids, its own checkpoints — or when the folder's last.pt is further on
     (resuming from best.pt would silently discard the epochs after it)."""
-    for owner, said_by in run_owners(resume.parent, resume):
-        if owner != run_id:
-            raise ImgclfError(f"{resume}: this checkpoint belongs to run {run_id}, but {resume.parent} holds run "
-                              f"{owner} (its {said_by}); resuming here would overwrite that run's files. Copy the "
-                              "whole run folder and resume from the copy's last.pt")
+    owners = run_owners(resume.parent, resume)
+    proven = any(owner == run_id and said_by.endswith(".pt") for owner, said_by in owners)   # its own checkpoints
+    foreign = [(o, by) for o, by in owners if o != run_id and not (o.startswith("none") and proven)]
+    for owner, said_by in sorted(foreign, key=lambda o: o[0].startswith("none")):   # another run's files first
+        whose = f"files of {owner}" if owner.startswith("none") else f"run {owner}"
+        raise ImgclfError(f"{resume}: this checkpoint belongs to run {run_id}, but {resume.parent} holds {whose} "
+                          f"(its {said_by}); resuming here would overwrite them. Copy the whole run folder and resume "
+                          "from the copy's last.pt")
     last = resume.parent / "last.pt"
     if last.is_file() and not last.samefile(resume):
         later = load_checkpoint(last).get("global_step", 0)
