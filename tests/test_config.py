@@ -196,3 +196,16 @@ def test_print_config_is_what_the_run_records(case, tmp_path, capsys):
     expected = {"mixed-sizes": ("image_size", 16), "steps": ("epochs", 2), "photos": ("model", "efficientnet-lite0")}
     if case in expected:
         assert printed[expected[case][0]] == expected[case][1]
+
+
+def test_a_resume_on_other_threads_or_device_says_its_figures_will_differ():
+    from imgclf.config import resume_settings
+
+    saved = TrainConfig(threads=0, device="auto").to_dict()
+    with pytest.warns(UserWarning, match="--threads 1 \\(the run: 0\\).*differ slightly"):
+        assert resume_settings(saved, {"threads": 1}, "last.pt")["threads"] == 1
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resume_settings(saved, {"threads": 0, "plots": False}, "last.pt")   # the same arithmetic: nothing to say

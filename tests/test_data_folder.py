@@ -349,3 +349,22 @@ def test_high_bit_depth_images_decode_by_their_declared_depth(tmp_path, target):
     Image.fromarray(dim).save(tmp_path / "dim2.png")
     a, b = decode_image(tmp_path / "dim.png", mode=target), decode_image(tmp_path / "dim2.png", mode=target)
     assert a.max() == 1 and b[0, 1, 1] == a[0, 1, 1] == 1   # 200/65535 of full scale; the bright pixel changes no other
+
+
+def test_one_file_under_two_classes_is_left_out_and_under_two_names_used_once(tmp_path):
+    """A symbolic link puts a square under 'circle' too: that file's label cannot be trusted (it trained twice with
+    both labels); a second name for a file in its own class is one image, not two."""
+    import os
+
+    from imgclf.data.folder import scan_split
+
+    root = make_image_folder(tmp_path / "f", per_class=5, size=8)
+    os.symlink(root / "square" / "001.png", root / "circle" / "sq.png")
+    os.link(root / "circle" / "002.png", root / "circle" / "002-again.png")
+    with pytest.warns(UserWarning) as caught:
+        fl = scan_split(root)
+    names = [os.path.relpath(f, root) for f in fl.files]
+    assert "circle/sq.png" not in names and "square/001.png" not in names
+    assert ("circle/002.png" in names) != ("circle/002-again.png" in names) and len(names) == 9
+    said = " ".join(str(w.message) for w in caught)
+    assert "under 2 classes (circle, square" in said and "left out" in said and "used once" in said

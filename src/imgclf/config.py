@@ -30,6 +30,7 @@ import json
 import math
 import numbers
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 LOAD_KEYS = ("data", "data_dir", "image_size", "resize", "test_split", "seed", "strict_images", "download", "budget")
 # Settings a resumed run may change: they do not alter the maths of the run.
 RESUME_OVERRIDABLE = ("device", "threads", "log_every", "save_every_steps", "plots", "data_dir")
+ARITHMETIC_KEYS = ("device", "threads")   # of those, what changes the order of floating-point sums (resume says so)
 
 
 def tta_mirrors(tta_mirror: bool | None, flip: str) -> bool:
@@ -427,6 +429,11 @@ def resume_settings(saved: dict[str, Any], user: dict[str, Any], where: str) -> 
         raise ConfigError(f"{where}: a resumed run keeps its settings, but {listing} differ; on resume only "
                           f"{', '.join('--' + k.replace('_', '-') for k in RESUME_OVERRIDABLE)} may change. "
                           "To train with other settings, start a new run")
+    for key in ARITHMETIC_KEYS:
+        if key in user and user[key] != saved.get(key):
+            warnings.warn(f"--{key} {user[key]} (the run: {saved.get(key)}): the rest of the run adds its numbers in "
+                          "another order, so its figures will differ slightly from those of the run uninterrupted",
+                          stacklevel=2)
     return {**saved, **{k: v for k, v in user.items() if k in RESUME_OVERRIDABLE}}
 
 

@@ -52,19 +52,40 @@ def scan_split(root: Path, classes: list[str] | None = None) -> FileList:
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if classes is None:
         classes = found
-    files, labels, signature = [], [], []
+    listed = [(path, ci, st) for ci, c in enumerate(classes) if (root / c).is_dir()
+              for path, st in walk_images(root / c)]
+    keep = _one_file_once(listed, root, classes)
     prefix = len(str(root)) + 1
-    for ci, c in enumerate(classes):
-        folder = root / c
-        if not folder.is_dir():
-            continue
-        for path, st in walk_images(folder):
-            files.append(path)
-            labels.append(ci)
-            # ctime and inode too: a same-size replacement with its mtime restored (cp -p, rsync, os.utime)
-            # still changes the inode (a rename) or the ctime (anything that sets the mtime sets it)
-            signature.append(f"{path[prefix:]}\0{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}")
+    files = [path for path, _, _ in keep]
+    labels = [ci for _, ci, _ in keep]
+    # ctime and inode too: a same-size replacement with its mtime restored (cp -p, rsync, os.utime) still changes
+    # the inode (a rename) or the ctime (anything that sets the mtime sets it)
+    signature = [f"{path[prefix:]}\0{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}"
+                 for path, _, st in keep]
     return FileList(root, files, labels, classes, signature)
+
+
+def _one_file_once(listed: list[tuple[str, int, os.stat_result]], root: Path, classes: list[str]
+                   ) -> list[tuple[str, int, os.stat_result]]:
+    """Each file once: one reached under several names (symbolic or hard links) in one class is kept at its first
+    name; one reached in two classes has no label that can be trusted and is left out. Both are warned, by name."""
+    names: dict[tuple[int, int], list[int]] = {}
+    for i, (_, _, st) in enumerate(listed):
+        if st.st_ino:   # 0: a file system without inode numbers
+            names.setdefault((st.st_dev, st.st_ino), []).append(i)
+    drop: set[int] = set()
+    for group in (g for g in names.values() if len(g) > 1):
+        paths = ", ".join(os.path.relpath(listed[i][0], root) for i in group[:4])
+        labels = {listed[i][1] for i in group}
+        if len(labels) > 1:
+            drop.update(group)
+            named = ", ".join(classes[c] for c in sorted(labels))
+            warnings.warn(f"{root}: one file under {len(labels)} classes ({named}: {paths}): its label is not known, "
+                          "left out", stacklevel=4)
+        else:
+            drop.update(group[1:])
+            warnings.warn(f"{root}: one file under {len(group)} names ({paths}): used once", stacklevel=4)
+    return [entry for i, entry in enumerate(listed) if i not in drop]
 
 
 def _check_classes(train: FileList) -> None:
