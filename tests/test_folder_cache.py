@@ -321,15 +321,15 @@ def test_prune_removes_killed_decodes_after_an_hour_old_formats_and_with_the_fla
     load_dataset(root)
     load_dataset(gone)
     cache = _cache()
-    np.save(cache / "killed0000000000000000000.images.npy", np.zeros((4, 3, 8, 8), np.uint8))  # no meta.json
-    np.save(cache / "oldformat000000000000000.images.npy", np.zeros((4, 3, 8, 8), np.uint8))
-    np.save(cache / "oldformat000000000000000.labels.npy", np.zeros(4, np.int64))
-    (cache / "oldformat000000000000000.meta.json").write_text(json.dumps({"kept": None, "skipped": [],
+    np.save(cache / "dead00000000000000000000.images.npy", np.zeros((4, 3, 8, 8), np.uint8))  # no meta.json
+    np.save(cache / "0d0f0000000000000000000f.images.npy", np.zeros((4, 3, 8, 8), np.uint8))
+    np.save(cache / "0d0f0000000000000000000f.labels.npy", np.zeros(4, np.int64))
+    (cache / "0d0f0000000000000000000f.meta.json").write_text(json.dumps({"kept": None, "skipped": [],
                                                                           "shape": [4, 3, 8, 8]}))   # v3: no crc32
     shutil.rmtree(gone)
-    assert [c.key for c in cachedir.prune(cache)] == ["oldformat000000000000000"]   # the killed one is too young
+    assert [c.key for c in cachedir.prune(cache)] == ["0d0f0000000000000000000f"]   # the killed one is too young
     removed = cachedir.prune(cache, now=time.time() + cachedir.STALE_SECONDS + 60, missing_folders=True)
-    assert sorted(c.folder or c.key for c in removed) == [str(gone.resolve())] * 2 + ["killed0000000000000000000"]
+    assert sorted(c.folder or c.key for c in removed) == [str(gone.resolve())] * 2 + ["dead00000000000000000000"]
     assert list(_complete(cache).values()) == [(str(root.resolve()), "null")]
     _no_decoding(monkeypatch)   # the folder that is still there opens from its entry
     load_dataset(root)
@@ -372,3 +372,24 @@ def test_a_reader_that_goes_away_ends_the_output_quietly_and_a_training_run_stil
     assert (p.returncode, p.stderr) == (0, "")
     summary = json.loads((tmp_path / "piped" / "summary.json").read_text())
     assert summary["epochs_run"] == 2 and (tmp_path / "piped" / "best.pt").is_file()
+
+
+def test_the_cache_touches_only_files_it_named(tmp_path, monkeypatch):
+    """$IMGCLF_CACHE_DIR pointed at a folder that holds the user's own files named like cache parts, and an old
+    hidden temporary file: decoding, --prune and --clear leave every one of them as it was."""
+    import os
+
+    from imgclf.cli import main
+
+    cache = tmp_path / "shared-folder"
+    cache.mkdir()
+    monkeypatch.setenv("IMGCLF_CACHE_DIR", str(cache))
+    mine = {"scan.labels.npy": b"labels", "scan.images.npy": b"images", "notes.meta.json": b"{}",
+            ".draft.txt.tmp999999": b"draft"}
+    for name, data in mine.items():
+        (cache / name).write_bytes(data)
+        os.utime(cache / name, (1, 1))                        # old: a stale entry's age
+    root = make_image_folder(tmp_path / "imgs", per_class=6)
+    load_dataset(root)
+    assert main(["cache", "--prune"]) == 0 and main(["cache", "--clear"]) == 0
+    assert {n: (cache / n).read_bytes() for n in mine} == mine

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .foldercache import CACHE_VERSION, Entry
+from .foldercache import CACHE_VERSION, KEY, Entry
 
 STALE_SECONDS = 3600.0   # an entry still without its meta.json after this long was left by a killed first decode:
                          # a live writer writes labels and meta.json within seconds of committing the images
@@ -53,7 +53,7 @@ def entries(cache_dir: Path) -> list[Cached]:
     with contextlib.suppress(OSError):
         for name in os.listdir(cache_dir):
             key, _, part = name.partition(".")
-            if key and part in _PARTS:
+            if part in _PARTS and KEY.match(key):   # a name the cache made: never a user's own file
                 groups.setdefault(key, []).append(cache_dir / name)
     out = []
     for key, files in groups.items():

@@ -31,7 +31,9 @@ BLOCK = 4 << 20               # bytes of image data per CRC-32
 FULL_CHECK_BYTES = 1 << 30    # up to 1 GiB every block is verified on every open (crc32: ~4 GB/s from the page cache)
 SAMPLED_BLOCKS = 64           # above it, the first, the last and 64 random blocks (256 MiB) per open
 _COPY_ROWS = 1024
-_TEMPORARY = re.compile(r"^\..+\.tmp(\d+)$")   # fileio.temporary_name's pattern: the pid is the writer's
+KEY = re.compile(r"^[0-9a-f]{24}$")   # folder._cache_key's form: the cache touches only names made of one
+# fileio.temporary_name's pattern for the cache's own files: the pid is the writer's
+_TEMPORARY = re.compile(r"^\.[0-9a-f]{24}\.(?:images\.npy|labels\.npy|meta\.json|size\.json)\.tmp(\d+)$")
 
 
 @dataclass(frozen=True)
