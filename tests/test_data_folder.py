@@ -368,3 +368,13 @@ def test_one_file_under_two_classes_is_left_out_and_under_two_names_used_once(tm
     assert ("circle/002.png" in names) != ("circle/002-again.png" in names) and len(names) == 9
     said = " ".join(str(w.message) for w in caught)
     assert "under 2 classes (circle, square" in said and "left out" in said and "used once" in said
+
+
+def test_a_class_named_train_is_a_class(tmp_path):
+    """bus/, car/, train/ of images is a flat folder of three classes, not a train/test layout missing its test/."""
+    root = make_image_folder(tmp_path / "vehicles", classes=("bus", "car", "train"), per_class=6, size=8)
+    ds = load_dataset(root)
+    assert ds.classes == ["bus", "car", "train"] and len(ds.train) + len(ds.test) == 18
+    split = make_image_folder(tmp_path / "split" / "train", classes=("bus", "car"), per_class=4, size=8).parent
+    with pytest.raises(DataError, match="has train/ but no test/"):    # train/<class>/ without test/: still said
+        load_dataset(split)

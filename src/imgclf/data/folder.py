@@ -311,7 +311,7 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
     if not root.is_dir():
         raise DataError(f"{root}: no such folder (and not a dataset name; see `imgclf datasets`)")
     remove_orphans(cache_dir)   # the temporary files of a killed first decode
-    has_train = (root / "train").is_dir()
+    has_train = _split_layout(root)
     train_fl = scan_split(root / "train" if has_train else root)
     _check_classes(train_fl)
     if not has_train:
@@ -346,6 +346,18 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
             raise DataError(f"{root}: train images are {tuple(ds.train.images.shape[1:])} but {other.name} images "
                             f"are {tuple(other.images.shape[1:])} (C, H, W); pass --image-size N to make them match")
     return ds
+
+
+def _split_layout(root: Path) -> bool:
+    """Whether `root` is laid out as train/<class>/ (+ test/, val/): its train/ holds class folders. A flat folder
+    whose classes include one named 'train' (bus/, car/, train/) holds images there, and is read as classes."""
+    train = root / "train"
+    if not train.is_dir():
+        return False
+    if (root / "test").is_dir():
+        return True
+    with os.scandir(train) as it:
+        return any(e.is_dir() and not e.name.startswith(".") for e in it)
 
 
 def _check_flat_counts(fl: FileList) -> None:
