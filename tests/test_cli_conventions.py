@@ -289,3 +289,19 @@ def test_tensorboard_not_installed_is_a_one_line_error_naming_the_extra(capsys, 
     err = capsys.readouterr().err
     assert "pip install 'imgclf[tensorboard]'" in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []                                    # no run folder was made
+
+
+def test_ctrl_c_while_imgclf_starts_is_one_line_and_exit_130(monkeypatch, capsys):
+    """A Ctrl-C during the first seconds (torch importing) printed a 15-40-line traceback."""
+    import sys
+
+    import imgclf
+    from imgclf.cli import entry
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(imgclf, "import_api", interrupted)
+    monkeypatch.setattr(sys, "argv", ["imgclf", "train", "--no-plots"])
+    assert entry() == 130
+    assert capsys.readouterr().err == "interrupted\n"

@@ -90,12 +90,17 @@ def entry() -> int:
     of a 10 s run on our 2-core CPU). Everything is written and closed by then."""
     started = process_started()              # a --budget counts Python's start-up and imports too
     argv = sys.argv[1:]
-    if argv[:1] == ["train"] and not {"--no-plots", "-h", "--help"} & set(argv) and os.environ.get("RANK", "0") == "0":
-        from ..report import painter
-        painter.start()                      # matplotlib's import on the core that torch's import leaves idle
-    from .. import import_api
-    import_api()
-    code = main(argv, started=started)
+    try:
+        if argv[:1] == ["train"] and not {"--no-plots", "-h", "--help"} & set(argv) and \
+                os.environ.get("RANK", "0") == "0":
+            from ..report import painter
+            painter.start()                  # matplotlib's import on the core that torch's import leaves idle
+        from .. import import_api
+        import_api()
+        code = main(argv, started=started)
+    except KeyboardInterrupt:                # Ctrl-C while torch was still importing: nothing to save yet
+        print("interrupted", file=sys.stderr)
+        return EXIT_STOPPED
     try:
         sys.stdout.flush()   # what a pipe has not taken yet: its reader may have gone by now
     except BrokenPipeError:
