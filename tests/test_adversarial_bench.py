@@ -25,7 +25,7 @@ def fake(bench, rc, out="", err="", **kw):
 
 
 @pytest.mark.parametrize("expect, result, outcome", [
-    ("error", dict(rc=3, err="error: setting 'lr' must be positive and finite, got inf\n"), "clear error"),
+    ("error", dict(rc=3, err="error: setting 'lr' must be positive, at most 10000, got inf\n"), "clear error"),
     ("error", dict(rc=2, err="usage: imgclf train [-h]\nimgclf train: error: argument --lr: invalid float value\n"),
      "clear error"),
     ("error", dict(rc=3, err="warning: skipped x.png\nerror: --lr inf is not finite\n"), "clear error"),

@@ -58,7 +58,7 @@ def test_bad_settings(tmp_path, settings, message):
 @pytest.mark.parametrize("settings, message", [
     ({"image_size": 0}, "'image_size' must be unset or in"), ({"image_size": 100000}, "'image_size' must be"),
     ({"image_size": -4}, "'image_size' must be"), ({"threads": -1}, "'threads' must be in"),
-    ({"seed": 2**70}, "'seed' must be in"), ({"lr": float("inf")}, "'lr' must be positive and finite"),
+    ({"seed": 2**70}, "'seed' must be in"), ({"lr": float("inf")}, "'lr' must be positive, at most 10000"),
 ])
 def test_out_of_range_settings_are_clear_errors_before_any_work(tmp_path, settings, message):
     with pytest.raises(ConfigError, match=message):
