@@ -182,6 +182,9 @@ def test_imgclf_report_rebuilds_and_compares_runs(run_dir, tmp_path, capsys):
                               plots=False)["run_dir"])
     (run_dir / "report.html").unlink()
     out = tmp_path / "cmp.html"
+    # --out naming a run's own report would replace it with the comparison: refused, even with --force, before any work
+    assert main(["report", str(run_dir), str(other), "--out", str(other / "report.html"), "--force"]) == 3
+    assert "is the run report of" in capsys.readouterr().err and not (run_dir / "report.html").exists()
     assert main(["report", str(run_dir), str(other), "--out", str(out)]) == 0
     assert (run_dir / "report.html").is_file() and (other / "report.html").is_file()
     assert str(out) in capsys.readouterr().out

@@ -196,6 +196,10 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     if len(args.run_dirs) > 1:
         check_new_file(args.out, args.force)
+        own = [d for d in args.run_dirs if Path(args.out).resolve() == (Path(d) / "report.html").resolve()]
+        if own:   # the comparison would replace the run's own report just written, even with --force
+            from ..errors import ConfigError
+            raise ConfigError(f"--out {args.out}: is the run report of {own[0]}; name another file for the comparison")
     for run_dir in args.run_dirs:
         print(f"wrote {write_report(run_dir)}")
     if len(args.run_dirs) > 1:
