@@ -125,3 +125,14 @@ def test_zip_with_wrong_members(tmp_path):
         z.writestr("archive/data.pkl", b"not a pickle")
     with pytest.raises(CheckpointError):
         ck.load_checkpoint(tmp_path / "z.pt")
+
+
+def test_a_file_that_is_no_pytorch_file_says_what_it_looks_like(tmp_path):
+    """An ONNX export renamed .pt, or a text file, is no pickle at all: it is named for what it is, not as a file
+    that 'could run code'."""
+    (tmp_path / "model.pt").write_bytes(b"\x08\x09\x12\x07pytorch\x1a\x05" + bytes(64))   # ONNX: ir_version first
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint.*must be named .onnx"):
+        ck.load_checkpoint(tmp_path / "model.pt")
+    (tmp_path / "notes.pt").write_text("epochs: 3\n")
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint.*a text file"):
+        ck.load_checkpoint(tmp_path / "notes.pt")

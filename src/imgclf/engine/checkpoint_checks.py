@@ -31,6 +31,13 @@ def safe_torch_load(path: Path, what: str = "checkpoint") -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: {what} file not found")
     check_archive(path)   # before torch.load: a compressed member could expand to gigabytes
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):   # torch.save's zip archive, or its legacy pickle
+        kind = ("an ONNX model? (an exported .onnx file must be named .onnx)" if head[:1] == b"\x08" else
+                "a text file" if head.isascii() and head.strip() else "unknown bytes")
+        raise CheckpointError(f"{path}: not a PyTorch {what}: neither torch.save's archive nor its legacy format "
+                              f"({kind})")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on odd pickle protocols: we report our own error
