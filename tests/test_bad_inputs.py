@@ -250,7 +250,8 @@ BAD_COMMANDS = [
     (["train", "--config", "list.yaml"], "list.yaml: a config file must be a mapping"),
     (["train", "--config", "float-epochs.yaml"], "setting 'epochs': bad value 1.5 (expected a whole number)"),
     (["train", "--config", "inf-epochs.yaml"], "setting 'epochs': bad value inf (expected a whole number)"),
-    (["find-lr", "--steps", "0"], "--steps must be at least 1, got 0"),
+    (["find-lr", "--steps", "0"], "--steps must be at least 5 (a range to find the steepest descent in), got 0"),
+    (["find-lr", "--steps", "1"], "--steps must be at least 5"),
     (["find-lr", "--min-lr", "0"], "--min-lr must be positive"),
     (["find-lr", "--min-lr", "nan"], "--min-lr must be positive"),
     (["find-lr", "--min-lr", "2", "--max-lr", "1"], "--max-lr must be finite and above --min-lr 2, got 1"),
@@ -439,3 +440,9 @@ def test_an_output_that_is_a_link_fifo_or_device_is_never_replaced(trained, tmp_
         assert code == 3 and "never does" in err, err
     assert (tmp_path / "link.csv").is_symlink() and target.read_text() == "mine"
     assert Path("/dev/null").is_char_device()
+
+
+def test_find_lr_never_suggests_an_lr_outside_the_range_it_tried():
+    from imgclf.engine.lr_finder import suggest
+
+    assert suggest([1e-3, 1e-2, 1e-1], [2.0, 1.5, float("nan")]) == 1e-3   # diverged early: not 1e-3 / 10

@@ -161,7 +161,7 @@ def test_find_lr_writes_its_plot_into_a_new_run_folder(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--steps", "0"], "--steps must be at least 1, got 0"),
+    (["--steps", "0"], "--steps must be at least 5 (a range to find the steepest descent in), got 0"),
     (["--min-lr", "0"], "--min-lr must be positive"),
     (["--min-lr=-1e-3"], "--min-lr must be positive"),
     (["--min-lr", "0.1", "--max-lr", "0.1"], "--max-lr must be finite and above --min-lr 0.1"),

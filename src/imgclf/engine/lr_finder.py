@@ -59,8 +59,8 @@ def find_lr(settings: dict[str, Any], steps: int = 100, min_lr: float = 1e-5, ma
 
 def check_range(steps: int, min_lr: float, max_lr: float) -> None:
     """The range test's own settings, checked before any data is loaded (one-line errors naming the flag)."""
-    if steps < 1:
-        raise ConfigError(f"--steps must be at least 1, got {steps}")
+    if steps < 5:   # the steepest descent needs a curve: fewer steps suggested an lr below --min-lr
+        raise ConfigError(f"--steps must be at least 5 (a range to find the steepest descent in), got {steps}")
     if not min_lr > 0:
         raise ConfigError(f"--min-lr must be positive (the learning rate rises geometrically from it), got {min_lr:g}")
     if not (min_lr < max_lr < math.inf):
@@ -73,8 +73,8 @@ def suggest(lrs: list[float], losses: list[float]) -> float:
     while losses and not math.isfinite(losses[-1]):
         lrs, losses = lrs[:-1], losses[:-1]
     n = len(lrs)
-    if n < 5:
-        return lrs[int(torch.tensor(losses).argmin())] / 10 if lrs else 0.0
+    if n < 5:   # the loss diverged early: a tenth of the best lr, within the range tried
+        return max(lrs[0], lrs[int(torch.tensor(losses).argmin())] / 10) if lrs else 0.0
     lo, hi = max(1, n // 10), max(2, n - n // 10)
     log_lr = torch.tensor(lrs).log()
     grad = torch.diff(torch.tensor(losses)) / torch.diff(log_lr)
