@@ -75,8 +75,13 @@ def cmd_show(args: argparse.Namespace) -> None:
         what = (f"{ds.name}, train split after augmentation\n(crop_scale {cfg.crop_scale}, crop_pad {cfg.crop_pad}, "
                 f"flip {cfg.flip}, color_jitter {cfg.color_jitter}, cutout {cfg.cutout})")
     else:
+        from ..models.pretrained import weights_available
+        from ..recipes import PHOTO_PRETRAINED_SIZE, PRETRAINED_PHOTOS
+
+        # photos at the size `imgclf train` decodes them at (the pretrained default's, where it applies)
+        photo_size = PHOTO_PRETRAINED_SIZE if weights_available(PRETRAINED_PHOTOS["model"]) else None
         ds = load_dataset(args.data, args.data_dir, image_size=args.image_size,
-                          val_split=0.1 if args.split == "val" else 0, quiet=args.quiet)
+                          val_split=0.1 if args.split == "val" else 0, quiet=args.quiet, photo_size=photo_size)
         split = ds.split(args.split)
         idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(args.seed))[:args.n].sort().values
         images, labels, what = split.images[idx], split.labels[idx], f"{ds.name}, {args.split} split"
