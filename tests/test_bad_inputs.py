@@ -231,6 +231,7 @@ BAD_COMMANDS = [
     (["train", "--weight-decay", "1e308"], "'weight_decay' must be in [0, 10000], got 1e+308"),
     (["train", "--warmup", "inf"], "'warmup' must be at most 10000 epochs, got inf"),
     (["train", "--warmup", "1e308"], "'warmup' must be at most 10000 epochs, got 1e+308"),
+    (["train", "--budget", "1e308s"], "'budget' must be a time such as 90s, 5m or 1h (at least 10s, at most a week)"),
     (["train", "--progressive-size", "100000", "--progressive-epochs", "1"],
      "'progressive_size' must be 0 (off) or in [8, 2048], got 100000"),
     (["train", "--config", "twice.yaml"], "twice.yaml: cannot parse config file (setting 'epochs' is given twice"),

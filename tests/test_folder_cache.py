@@ -393,3 +393,15 @@ def test_the_cache_touches_only_files_it_named(tmp_path, monkeypatch):
     load_dataset(root)
     assert main(["cache", "--prune"]) == 0 and main(["cache", "--clear"]) == 0
     assert {n: (cache / n).read_bytes() for n in mine} == mine
+
+
+def test_a_broken_npy_header_in_the_cache_is_damage_not_an_internal_error(tmp_path):
+    """A header numpy cannot parse raised TokenError through the cache reader (exit 1 on every run)."""
+    root = make_image_folder(tmp_path / "imgs", per_class=6)
+    first = load_dataset(root)
+    images = next(_cache().glob("*.images.npy"))
+    data = images.read_bytes()
+    images.write_bytes(data.replace(b"), }", b" }  ", 1))
+    with pytest.warns(UserWarning, match="damaged cache entry"):
+        again = load_dataset(root)
+    assert np.array_equal(again.train.images.numpy(), first.train.images.numpy())

@@ -192,6 +192,13 @@ def test_features_are_cached_keyed_on_pixels_and_rebuilt_when_damaged(tmp_path):
             probe.cached_features(model, split, norm, cpu, prec, mirror=m)
             probe.cached_features(model, Split(changed, split.labels), norm, cpu, prec)
     assert torch.equal(probe.cached_features(model, split, norm, cpu, prec)[0], first)
+    for header in (b"1280), }", b"99999999999,), }"):          # a broken .npy header; one claiming 373 GiB
+        for entry in probe.features_dir().glob("*.npy"):
+            data = entry.read_bytes()
+            entry.write_bytes(data.replace(b"1280), }", header.replace(b"), }", b" }  ") if header == b"1280), }"
+                                           else header))
+        with pytest.warns(UserWarning, match="damaged feature cache entry"):
+            assert torch.equal(probe.cached_features(model, split, norm, cpu, prec)[0], first)
 
 
 def test_the_probe_chooses_its_decay_on_val_alone():

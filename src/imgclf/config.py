@@ -467,7 +467,8 @@ def validate(cfg: TrainConfig, shape: tuple[int, int, int] | None = None) -> Non
     that must fit inside an image."""
     lo, hi = IMAGE_SIZES
     checks = [("epochs", cfg.epochs >= 1, "at least 1"), ("steps", cfg.steps >= 0, "≥ 0 (0: epochs × steps/epoch)"),
-              ("budget", cfg.budget is None or budget_ok(cfg.budget), "a time such as 90s, 5m or 1h (at least 10s)"),
+              ("budget", cfg.budget is None or budget_ok(cfg.budget),
+               "a time such as 90s, 5m or 1h (at least 10s, at most a week)"),
               ("batch_size", cfg.batch_size >= 1, "at least 1"),
               ("image_size", cfg.image_size is None or lo <= cfg.image_size <= hi, f"unset or in [{lo}, {hi}]"),
               ("threads", 0 <= cfg.threads <= 1024, "in [0, 1024] (0: PyTorch's default)"),
@@ -514,9 +515,12 @@ def budget_seconds(text: str) -> float:
     return value
 
 
+MAX_BUDGET_S = 7 * 24 * 3600   # a week: 1e308 s was accepted, and its calibration (1% a candidate) never ended
+
+
 def budget_ok(text: str) -> bool:
     try:
-        return budget_seconds(text) >= 10
+        return 10 <= budget_seconds(text) <= MAX_BUDGET_S
     except ValueError:
         return False
 

@@ -97,9 +97,9 @@ def open_entry(entry: Entry, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray
             raise ValueError("its labels do not match the class folders")
         _verify_blocks(images, meta["crc32"])
         return images, got, meta
-    except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError) as e:
-        warnings.warn(f"damaged cache entry {entry.images.name} ({str(e)[:120]}): removed, decoding again",
-                      stacklevel=3)
+    except Exception as e:   # whatever a damaged file makes numpy raise (a broken .npy header: TokenError, MemoryError)
+        warnings.warn(f"damaged cache entry {entry.images.name} ({type(e).__name__}: {str(e)[:120]}): removed, "
+                      "decoding again", stacklevel=3)
         entry.remove()
         return None
 

