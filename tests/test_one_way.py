@@ -307,3 +307,18 @@ def test_resume_never_replaces_a_users_own_files_in_the_folder(tmp_path, own):
     with pytest.raises(ImgclfError, match=f"holds files of none .*its {own}"):
         imgclf.train(resume=mine / "last.pt", quiet=True)
     assert (mine / own).read_text() == "my notes: epochs 3, lr 0.1\n"
+
+
+def test_dependencies_point_one_way():
+    """data and models import nothing from the layers above them (engine, report, cli, the API): a checkpoint's safe
+    reading, which models need for weights files, lives below both (safeload.py)."""
+    import ast
+    from pathlib import Path
+
+    package = Path(imgclf.__file__).parent
+    above = ("engine", "report", "cli", "api", "export", "exported")
+    for layer in ("data", "models"):
+        for path in (package / layer).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level >= 2 and node.module:
+                    assert node.module.split(".")[0] not in above, f"{path.name} imports ..{node.module}"

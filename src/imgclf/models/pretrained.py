@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..engine.checkpoint_checks import safe_torch_load
 from ..errors import CheckpointError, ConfigError, ImgclfError
+from ..safeload import safe_torch_load
 from .imagenet import first_conv
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)   # the statistics torchvision's ImageNet weights were trained with, [0, 1] units
