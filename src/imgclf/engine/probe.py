@@ -98,24 +98,32 @@ def backbone_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def features_key(split: Split, backbone: str, norm: Normalizer, prec: Precision, device: torch.device,
-                 mirror: bool) -> str:
-    """The cache key: the pixels themselves (so a changed image, size or resize never reads a stale entry), the
-    backbone, the normalization, the view, and what decides the arithmetic (precision, layout, device, CPU
-    capability). One key per split: a split that gains or loses an image computes all its features again."""
+def pixel_digest(split: Split) -> str:
+    """A digest of a split's pixels (and their shape): computed once per split, shared by its views' keys."""
     h = hashlib.blake2b(digest_size=20)
-    h.update(json.dumps([FEATURES_VERSION, backbone, norm.scale.flatten().tolist(), norm.shift.flatten().tolist(),
-                         prec.name, prec.channels_last, device.type, torch.backends.cpu.get_cpu_capability(), mirror,
-                         list(split.images.shape)]).encode())
+    h.update(json.dumps(list(split.images.shape)).encode())
     h.update(np.ascontiguousarray(split.images.numpy()).data)
     return h.hexdigest()
 
 
+def features_key(pixels: str, backbone: str, norm: Normalizer, prec: Precision, device: torch.device,
+                 mirror: bool) -> str:
+    """The cache key: the pixels themselves (pixel_digest: so a changed image, size or resize never reads a stale
+    entry), the backbone, the normalization, the view, and what decides the arithmetic (precision, layout, device,
+    CPU capability). One key per split: a split that gains or loses an image computes all its features again."""
+    return hashlib.blake2b(json.dumps([
+        FEATURES_VERSION, pixels, backbone, norm.scale.flatten().tolist(), norm.shift.flatten().tolist(), prec.name,
+        prec.channels_last, device.type, torch.backends.cpu.get_cpu_capability(), mirror]).encode(),
+        digest_size=20).hexdigest()
+
+
 def cached_features(model: nn.Module, split: Split, norm: Normalizer, device: torch.device, prec: Precision,
-                    mirror: bool = False, backbone: str | None = None) -> tuple[torch.Tensor, bool]:
+                    mirror: bool = False, backbone: str | None = None, pixels: str | None = None
+                    ) -> tuple[torch.Tensor, bool]:
     """`extract`'s features, from the cache when an intact entry is there (True), else computed and stored (False).
-    A damaged entry (unreadable, wrong shape or checksum) is replaced with a one-line warning."""
-    key = features_key(split, backbone or backbone_digest(model), norm, prec, device, mirror)
+    A damaged entry (unreadable, wrong shape or checksum) is replaced with a one-line warning. `backbone` and
+    `pixels`: their digests, when the caller has them already."""
+    key = features_key(pixels or pixel_digest(split), backbone or backbone_digest(model), norm, prec, device, mirror)
     folder = features_dir()
     found = _read_entry(folder, key)
     if found is not None:
@@ -208,9 +216,9 @@ def run_probe(model: nn.Module, train: Split, val: Split | None, norm: Normalize
     """Epoch 1 of a --linear-probe run: features of train (and its mirror, as a second view, with `mirror`) and val,
     a head chosen on val, copied into `model`'s head. Returns the epoch's figures and the probe's record."""
     t0 = time.perf_counter()
-    backbone = backbone_digest(model)
-    views = [cached_features(model, train, norm, device, prec, m, backbone) for m in ((False, True) if mirror
-                                                                                       else (False,))]
+    backbone, pixels = backbone_digest(model), pixel_digest(train)   # once, for both views of train
+    views = [cached_features(model, train, norm, device, prec, m, backbone, pixels)
+             for m in ((False, True) if mirror else (False,))]
     x = torch.cat([v for v, _ in views])
     y = train.labels.repeat(len(views))
     val_xy = None
