@@ -136,3 +136,27 @@ def test_a_file_that_is_no_pytorch_file_says_what_it_looks_like(tmp_path):
     (tmp_path / "notes.pt").write_text("epochs: 3\n")
     with pytest.raises(CheckpointError, match="not a PyTorch checkpoint.*a text file"):
         ck.load_checkpoint(tmp_path / "notes.pt")
+
+
+def test_resume_repairs_what_an_epoch_end_wrote_after_last_pt_and_refuses_what_it_cannot(tmp_path):
+    """last.pt is an epoch end's commit point: a best.pt or metrics.csv left behind it is rewritten from it; a best.pt
+    that holds another epoch than the best one recorded (and cannot be rebuilt) stops the run with the file named."""
+    import shutil
+
+    from imgclf.engine.resume import repair_epoch_end
+
+    imgclf.train(data="digits", model="fastcnn-tiny", epochs=2, threads=1, out=str(tmp_path), name="r", plots=False,
+                 quiet=True)
+    run = tmp_path / "r"
+    last = ck.load_checkpoint(run / "last.pt")
+    shutil.copy(run / "last.pt", tmp_path / "epoch2.pt")
+    assert repair_epoch_end(run, last) == []                          # an intact run: nothing written
+    (run / "best.pt").unlink()
+    (run / "metrics.csv").write_text((run / "metrics.csv").read_text().splitlines()[0] + "\n")   # rows lost
+    assert repair_epoch_end(run, last) == ["best.pt", "metrics.csv"]
+    assert (run / "best.pt").read_bytes() == (tmp_path / "epoch2.pt").read_bytes()
+    assert len((run / "metrics.csv").read_text().splitlines()) == 3
+    later = {**last, "epoch": 3, "global_step": last["global_step"] + 1}   # best epoch 2, but best.pt is gone
+    (run / "best.pt").unlink()
+    with pytest.raises(CheckpointError, match="best.pt: should hold epoch 2 of run .* but does not"):
+        repair_epoch_end(run, later)

@@ -133,7 +133,7 @@ def test_a_length_you_give_replaces_the_config_files():
 
 
 def test_resuming_a_run_older_than_tta_mirror_keeps_the_views_it_validated_with():
-    from imgclf.engine.setup import saved_settings
+    from imgclf.engine.resume import saved_settings
 
     config = {"data": "cifar10", "model": "tutorial-net", "flip": "none", "tta": True}
     assert saved_settings({"config": config, "tta_mirror": False}, {}, "last.pt")["tta_mirror"] is False

@@ -148,6 +148,30 @@ def test_eval_finds_a_test_image_given_other_pixels_and_another_folder_of_the_sa
         assert "data_changed" not in imgclf.evaluate(tmp_path / "old.pt", data=str(root))
 
 
+def test_resume_refuses_a_training_image_given_other_pixels_under_its_name(tmp_path):
+    """A training file rewritten under its own name (its mtime put back) leaves the file list as it was; the
+    pixels recorded from the folder cache's checksums differ, and resume says so. A mere touch resumes."""
+    from conftest import make_image_folder
+
+    from imgclf.errors import ImgclfError
+
+    root = make_image_folder(tmp_path / "shapes", per_class=12, size=12)
+    s = imgclf.train(data=str(root), model="fastcnn-tiny", epochs=1, out=str(tmp_path / "r"), name="a", plots=False,
+                     quiet=True)
+    last = tmp_path / "r" / "a" / "last.pt"
+    assert len(torch.load(last, weights_only=True)["data"]["train_pixels"]) == 16
+    train_file = next(f for f in sorted((root / "circle").iterdir())
+                      if f"circle/{f.name}" in load_dataset(str(root)).train.keys)
+    for f in root.rglob("*.png"):
+        os.utime(f, (1e9, 1e9))                                 # touched: the same pixels, a new cache entry
+    assert imgclf.train(resume=last, quiet=True)["test_accuracy"] == s["test_accuracy"]
+    old = train_file.stat()
+    Image.fromarray(np.full((12, 12, 3), 9, np.uint8)).save(train_file)
+    os.utime(train_file, ns=(old.st_atime_ns, old.st_mtime_ns))
+    with pytest.raises(ImgclfError, match="the training images' pixels, under the same file names"):
+        imgclf.train(resume=last, quiet=True)
+
+
 def test_resume_refuses_a_checkpoint_copied_into_another_runs_folder(tmp_path):
     import shutil
 

@@ -25,7 +25,7 @@ from ..errors import DataError
 from ..fileio import atomic_write
 from ..procs import die_with_parent
 from .cachedir import prune
-from .foldercache import CACHE_VERSION, Entry, ImageSink, open_entry, remove_orphans, write_entry
+from .foldercache import CACHE_VERSION, Entry, ImageSink, block_crcs, open_entry, remove_orphans, write_entry
 from .images import decode_image, image_dims, walk_images
 from .split import Dataset, Split, name_bytes, stable_holdout
 
@@ -193,7 +193,9 @@ def load_split_cached(fl: FileList, name: str, image_size: tuple[int, int] | Non
     prefix = len(str(fl.root)) + 1
     kept = meta["kept"]
     keys = [f[prefix:] for f in fl.files] if kept is None else [fl.files[i][prefix:] for i in kept]
-    return Split(torch.from_numpy(images), torch.from_numpy(labels), name, keys)
+    crcs = meta["crc32"] if meta["crc32"] is not None else block_crcs(images)
+    digest = hashlib.sha256(json.dumps([meta["shape"], crcs]).encode()).hexdigest()
+    return Split(torch.from_numpy(images), torch.from_numpy(labels), name, keys, digest=digest)
 
 
 def _decode_to_cache(fl: FileList, name: str, size: tuple[int, int] | None, fit: str, entry: Entry,
@@ -323,6 +325,7 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
     opts = {"image_size": image_size, "cache_dir": cache_dir, "strict": strict, "fit": fit}
     train = load_split_cached(train_fl, "train", **opts)
     val = None
+    pixels = hashlib.sha256(train.digest.encode())   # the decoded pixels train (and val) come from: see identity()
     if has_train:
         if not (root / "test").is_dir():
             raise DataError(f"{root}: has train/ but no test/ folder; add {root}/test/<class>/... "
@@ -330,6 +333,7 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
         test = load_split_cached(_matching(root / "test", train_fl), "test", **opts)
         if (root / "val").is_dir():
             val = load_split_cached(_matching(root / "val", train_fl), "val", **opts)
+            pixels.update(val.digest.encode())
     else:
         keep, held = stable_holdout(train.keys, test_split, seed, "test")
         if len(held) == 0 or len(keep) == 0:
@@ -339,7 +343,8 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
         train = train.subset(keep, "train")
         notes.append(f"test split: {len(held)} images (~{test_split:.0%}, by a hash of each file's path: adding or "
                      f"removing files never moves another, seed {seed}) held out of {root}")
-    ds = Dataset(root.name, train, test, train_fl.classes, val=val, source=str(root), notes=notes, auto_size=auto)
+    ds = Dataset(root.name, train, test, train_fl.classes, val=val, source=str(root), notes=notes, auto_size=auto,
+                 train_pixels=pixels.hexdigest())
     _check_class_splits(root, ds, None if has_train else test_split)
     for other in (ds.test, ds.val):
         if other is not None and other.images.shape[1:] != ds.train.images.shape[1:]:

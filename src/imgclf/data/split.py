@@ -21,6 +21,7 @@ class Split:
     labels: torch.Tensor
     name: str = "train"
     keys: list[str] | None = None   # a stable name per sample (an image folder's relative paths): see stable_holdout
+    digest: str | None = field(default=None, compare=False)   # of the pixels as decoded (folder cache), not a subset
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -54,6 +55,7 @@ class Dataset:
     source: str = ""
     notes: list[str] = field(default_factory=list)
     auto_size: int | None = None    # the size imgclf chose for a folder of mixed sizes (folder.choose_size)
+    train_pixels: str | None = None  # a folder's: digest of the decoded images train and val were drawn from
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -93,6 +95,8 @@ class Dataset:
                 t.update(part.labels.numpy().tobytes())
                 t.update(name_bytes("\0".join(part.keys)) if part.keys is not None else b"")
         out["train_fingerprint"] = t.hexdigest()[:16]
+        if self.train_pixels:
+            out["train_pixels"] = self.train_pixels[:16]
         return out
 
     def split(self, name: str) -> Split:

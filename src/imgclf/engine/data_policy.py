@@ -12,6 +12,7 @@ import torch
 
 from ..config import TrainConfig
 from ..data import Dataset
+from ..data.registry import NAMED, locate
 from ..data.split import test_split_changes
 from ..errors import ImgclfError
 
@@ -26,10 +27,22 @@ def recorded_data_dir(user: dict[str, Any], then: dict[str, Any] | None) -> dict
     data = Path(str(user.get("data", ""))).expanduser()
     if source.is_dir() and not data.exists() and data.name == source.name:
         return {**user, "data": str(source)}            # the run's image folder, from another working directory
-    if data.exists():
-        return user
+    if data.exists() or _found_by_default(str(user.get("data", "")), source):
+        return user       # config.yaml keeps saying what the run was given
     folder = source if source.is_dir() else source.parent
     return {**user, "data_dir": str(folder)} if folder.is_dir() else user
+
+
+def _found_by_default(name: str, source: Path) -> bool:
+    """Whether named dataset `name` would be read from `source` without a --data-dir (packaged with imgclf, or in
+    the default data folder)."""
+    ds = NAMED.get(name.lower())
+    if ds is None:
+        return False
+    if not ds.files:
+        return True
+    found = locate(name.lower())
+    return found is not None and found.resolve() in (source.resolve(), *source.resolve().parents)
 
 
 def check_same_data(then: dict[str, Any] | None, now: dict[str, Any], where: str) -> None:
@@ -44,6 +57,9 @@ def check_same_data(then: dict[str, Any] | None, now: dict[str, Any], where: str
         (f"the test split ({', '.join(test)})", bool(test)),
         ("the training files or their labels", "train_fingerprint" in then
          and then["train_fingerprint"] != now.get("train_fingerprint")),
+        ("the training images' pixels, under the same file names", "train_pixels" in then
+         and then.get("train_fingerprint") == now.get("train_fingerprint")
+         and not test and then["train_pixels"] != now.get("train_pixels")),
         (f"the folder {then['source']} → {now['source']}", then["source"] != now["source"]
          and Path(then["source"]).is_dir())) if differs]
     if changed:

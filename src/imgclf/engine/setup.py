@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from .._version import __version__
 from ..config import (
@@ -26,7 +25,6 @@ from ..config import (
     load_settings,
     photos_layer,
     resolve,
-    resume_settings,
     tta_mirrors,
     wants_pretrained_photos,
 )
@@ -54,9 +52,10 @@ from .builders import (
 )
 from .checkpoint import FORMAT_VERSION, arch_of, load_checkpoint, load_model_state, save_checkpoint
 from .checkpoint_checks import require
-from .data_policy import check_same_data, class_weights, recorded_data_dir, val_noise_note
+from .data_policy import check_same_data, class_weights, val_noise_note
 from .device import Precision, pick_device, pick_precision
 from .ema import EMA, Lookahead
+from .resume import check_run_folder, repair_epoch_end, saved_settings
 from .schedule import lr_at
 
 
@@ -192,14 +191,6 @@ class Run:
         self.resumed = True
 
 
-def saved_settings(ckpt: dict[str, Any], user: dict[str, Any], resume: str | Path) -> dict[str, Any]:
-    """A resumed run's settings (config.resume_settings), with what an older checkpoint's config lacks filled in as
-    that run decided it: its test-time mirrors (the checkpoint's own field; before it existed, TTA always mirrored)
-    and its data folder."""
-    saved = {"tta_mirror": bool(ckpt.get("tta_mirror", True)), **ckpt["config"]}
-    return recorded_data_dir(resume_settings(saved, user, str(resume)), ckpt.get("data"))
-
-
 def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: str | Path | None = None,
               quiet: bool = False, started: float | None = None) -> Run:
     """A run for `imgclf train`: new (settings `file` < `user`, see config.py), or continued from `resume`.
@@ -235,6 +226,10 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
         run.run_dir = Path(resume).parent
         if run.world.is_main:   # what a killed run was writing when it died: its files are intact, these not
             remove_stale_temporaries(run.run_dir)
+            repaired = repair_epoch_end(run.run_dir, ckpt)
+            if repaired:
+                run.data.notes.append(f"{' and '.join(repaired)} brought up to {Path(resume).name} (the run was "
+                                      "stopped between an epoch end's writes)")
     elif run.world.is_main:
         run.run_dir = new_run_dir(run.cfg.out, run.cfg.name or f"{run.data.name}-{run.cfg.model}")
     else:
@@ -242,55 +237,6 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
     if logs_tensorboard:
         run.tensorboard = TensorBoardLog(run.run_dir, run.cfg.to_dict(), run.progress.epoch)
     return run
-
-
-def run_owners(folder: Path, resume: Path) -> list[tuple[str, str]]:
-    """(run id, which file says so) for the run(s) a folder belongs to: its config.yaml's run_id and the run_id of
-    its last.pt and best.pt (other than `resume`). A config.yaml without a run id, or a summary.json without a
-    config.yaml, is not a run's: it owns the folder as 'none'. Unreadable checkpoints say nothing."""
-    owners = []
-    config = folder / "config.yaml"
-    try:
-        recorded = yaml.safe_load(config.read_text())
-        # a config.yaml that is not a run's record (no run id) is someone's own file: resuming would replace it
-        owners.append((str(recorded["run_id"]) if isinstance(recorded, dict) and recorded.get("run_id")
-                       else "none (not a run's config.yaml)", "config.yaml"))
-    except FileNotFoundError:
-        if (folder / "summary.json").exists():   # a run writes config.yaml first: this summary is not its own
-            owners.append(("none (a summary.json without the run's config.yaml)", "summary.json"))
-    except (OSError, ValueError, yaml.YAMLError):
-        owners.append(("none (an unreadable config.yaml)", "config.yaml"))
-    for name in ("last.pt", "best.pt"):
-        path = folder / name
-        try:
-            if path.is_file() and not path.samefile(resume):
-                owner = load_checkpoint(path).get("run_id")
-                if owner:
-                    owners.append((str(owner), name))
-        except (OSError, ImgclfError):
-            continue
-    return owners
-
-
-def check_run_folder(resume: Path, run_id: str, step: int) -> None:
-    """Resume writes into the checkpoint's folder: refuse when that folder belongs to another run (a last.pt copied
-    into it would overwrite that run's last.pt, best.pt, metrics and summary) — as its config.yaml says, or, when
-    that is gone, damaged or from before run ids, its own checkpoints — or when the folder's last.pt is further on
-    (resuming from best.pt would silently discard the epochs after it)."""
-    owners = run_owners(resume.parent, resume)
-    proven = any(owner == run_id and said_by.endswith(".pt") for owner, said_by in owners)   # its own checkpoints
-    foreign = [(o, by) for o, by in owners if o != run_id and not (o.startswith("none") and proven)]
-    for owner, said_by in sorted(foreign, key=lambda o: o[0].startswith("none")):   # another run's files first
-        whose = f"files of {owner}" if owner.startswith("none") else f"run {owner}"
-        raise ImgclfError(f"{resume}: this checkpoint belongs to run {run_id}, but {resume.parent} holds {whose} "
-                          f"(its {said_by}); resuming here would overwrite them. Copy the whole run folder and resume "
-                          "from the copy's last.pt")
-    last = resume.parent / "last.pt"
-    if last.is_file() and not last.samefile(resume):
-        later = load_checkpoint(last).get("global_step", 0)
-        if later > step:
-            raise ImgclfError(f"{resume}: {last} is further on (step {later} against {step}); resume from it, or, to "
-                              f"start again from these weights, a new run with --init-weights {resume}")
 
 
 def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, resume: str | Path | None = None

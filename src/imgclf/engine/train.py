@@ -17,6 +17,7 @@ import torch
 from .. import rng
 from .._version import __version__
 from ..config import TrainConfig, user_settings
+from ..errors import CheckpointError
 from ..fileio import printable
 from ..models import count_parameters
 from ..models.pretrained import freeze_backbone, head_module
@@ -258,6 +259,10 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
     cfg, p, data = run.cfg, run.progress, run.data
     if run.world.is_main and p.best_epoch is not None and p.best_epoch != p.epoch:
         saved = load_checkpoint(run.run_dir / "best.pt")
+        if (saved.get("run_id"), saved.get("epoch")) != (run.run_id, p.best_epoch):   # never test other weights
+            raise CheckpointError(f"{run.run_dir / 'best.pt'}: holds epoch {saved.get('epoch')} of run "
+                                  f"{saved.get('run_id')}, not the best epoch {p.best_epoch} of run {run.run_id} "
+                                  "(replaced by hand?); restore it, or evaluate last.pt with imgclf eval")
         load_model_state(run.eval_model, saved["ema"] or saved["model"], str(run.run_dir / "best.pt"), cfg.model)
     t_test = time.perf_counter()
     # in fp32 whatever precision trained: `imgclf eval` then reproduces the figure exactly, on any machine

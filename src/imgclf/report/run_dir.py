@@ -49,16 +49,28 @@ def write_config(run_dir: Path, config: dict[str, Any], extra: dict[str, Any]) -
     write_text(run_dir / "config.yaml", dump_yaml({**config, **extra}))
 
 
-def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    """metrics.csv, one row per epoch, rewritten whole from the history kept in the checkpoint."""
-    if not history:
-        return
+def metrics_text(history: list[dict[str, Any]]) -> str:
+    """metrics.csv's text: one row per epoch of the history kept in the checkpoint."""
     keys = list(dict.fromkeys(k for row in history for k in row))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys)
     w.writeheader()
     w.writerows(history)
-    write_text(run_dir / "metrics.csv", buf.getvalue())
+    return buf.getvalue()
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> bool:
+    """Rewrite metrics.csv whole from `history` unless it already says exactly that; returns whether it wrote."""
+    if not history:
+        return False
+    text, path = metrics_text(history), run_dir / "metrics.csv"
+    try:
+        if path.read_bytes() == text.encode():
+            return False
+    except OSError:
+        pass
+    write_text(path, text)
+    return True
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
