@@ -177,7 +177,9 @@ def test_tutorial_state_dict_loads_directly(tmp_path):
 
     net = Net()
     torch.save(net.state_dict(), tmp_path / "cifar_net.pth")
-    clf = imgclf.load(tmp_path / "cifar_net.pth", model="tutorial-net", classes=[f"c{i}" for i in range(10)])
+    with pytest.warns(UserWarning, match=r"a bare state_dict, which records none of this: assuming 32×32 input "
+                                         r"\(--image-size N .*\); pixels normalized as \(x-0.5\)/0.5"):
+        clf = imgclf.load(tmp_path / "cifar_net.pth", model="tutorial-net", classes=[f"c{i}" for i in range(10)])
     x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     with torch.no_grad():
         logits = net((x.float() / 255 - 0.5) / 0.5)

@@ -301,6 +301,7 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
         c = args["in_channels"]
         norm = {"mean": [0.5] * c, "std": [0.5] * c} if normalize == "half" else {"mean": [0.0] * c, "std": [1.0] * c}
         tta, config, channels_last, mirror = False, {}, False, True
+        _say_assumed(path, args, image_size, normalize, classes)
     net = _build(name, args, arch_of(ckpt) if name == ckpt.get("model_name") else {}, path)
     load_model_state(net, state, str(path), name)
     if len(names) != args["num_classes"]:
@@ -310,6 +311,19 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
     clf.data_identity = ckpt.get("data")
     clf.numbered_classes = ckpt["format_version"] < 1 and classes is None
     return clf
+
+
+def _say_assumed(path: str | Path, args: dict[str, Any], image_size: int | None, normalize: str,
+                 classes: list[str] | None) -> None:
+    """A bare state_dict records no input size, normalization or class names: say what is assumed for it."""
+    size = args["image_size"][0]
+    assumed = [f"{size}×{size} input" + ("" if image_size else " (--image-size N if it was trained at another)"),
+               "pixels normalized as (x-0.5)/0.5, the tutorials' (imgclf.load(..., normalize='none') for [0, 1])"
+               if normalize == "half" else "pixels in [0, 1], not normalized"]
+    if classes is None:
+        assumed.append("classes numbered 0.." + str(args["num_classes"] - 1))
+    warnings.warn(f"{path}: a bare state_dict, which records none of this: assuming {'; '.join(assumed)}",
+                  stacklevel=3)
 
 
 def _build(name: str, args: dict[str, Any], arch: dict[str, Any], path: str | Path) -> torch.nn.Module:
