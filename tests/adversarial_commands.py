@@ -636,7 +636,8 @@ def export_twice(ctx: Ctx) -> Result:
     return ctx.run("export", run / "best.pt", "--format", "torchscript", "--out", "out/model.ts")
 
 
-@case("export", "error", names="exists|--force", what="export --out onto the run's best.pt: refused, run untouched")
+@case("export", "error", names="being exported|exists|--force",
+      what="export --out onto the run's best.pt: refused (it is the checkpoint being exported), run untouched")
 def export_over_best_pt(ctx: Ctx) -> Result:
     run = ctx.digits_run()
     return ctx.run("export", run / "best.pt", "--format", "torchscript", "--out", run / "best.pt")
