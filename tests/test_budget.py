@@ -169,9 +169,9 @@ def test_a_short_timed_window_can_only_shorten_the_plan(monkeypatch):
     def replanned(loop_step, at):
         clock = iter([0.0, loop_step * (at - budget.REPLAN_FROM)])
         monkeypatch.setattr(budget, "_now", lambda run: next(clock))
-        run = SimpleNamespace(cfg=SimpleNamespace(steps=2500, epochs=1, eval_every=1, plots=False),
-                              steps_per_epoch=10_000, probe_epochs=0, data=SimpleNamespace(val=None, test=[]),
-                              budget_plan={})
+        run = SimpleNamespace(cfg=SimpleNamespace(steps=2500, epochs=1, eval_every=1, plots=False), steps=2500,
+                              epochs=1, steps_per_epoch=10_000, probe_epochs=0,
+                              data=SimpleNamespace(val=None, test=[]), budget_plan={})
         rp = budget.Replan(deadline=100.0, cal=c, at=at)
         assert not rp.after_step(run, budget.REPLAN_FROM) and rp.after_step(run, at)
         return run.budget_plan["replan"]

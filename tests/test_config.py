@@ -1,6 +1,7 @@
 """The one settings resolver: layers in order, what --print-config and --help say, a TrainConfig's given fields,
 a run's own config.yaml read back, and the settings a resume may and may not change."""
 
+import dataclasses
 import json
 
 import pytest
@@ -53,8 +54,12 @@ def test_help_says_defaults_depend_on_the_data(capsys):
 def test_a_trainconfig_counts_the_fields_you_set_even_at_their_default_value():
     cfg = TrainConfig(data="digits", batch_size=256)
     assert user_settings(cfg) == {"data": "digits", "batch_size": 256}
-    cfg.epochs = 10                                          # assigning counts too, even the default value
-    assert user_settings(cfg)["epochs"] == 10
+    with pytest.raises(dataclasses.FrozenInstanceError):     # resolved once, never changed after
+        cfg.epochs = 10
+    changed = dataclasses.replace(cfg, epochs=10)            # a changed copy: every field counts as given
+    assert user_settings(changed)["epochs"] == 10
+    with pytest.raises(TypeError, match="unknown setting.*epoch"):
+        TrainConfig(epoch=3)
     assert explain(user_settings(cfg), "digits", (1, 8, 8))["batch_size"] == (256, "yours")   # profile says 64
 
 

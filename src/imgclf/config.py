@@ -46,13 +46,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, frozen=True, init=False)
 class TrainConfig:
     """All settings of `imgclf train`; the CLI flags and config-file keys have these names (with - for _).
 
-    A TrainConfig remembers which fields were given (to the constructor, or assigned later): only those count as
-    your settings, so `TrainConfig(recipe="fast-1m", epochs=1)` keeps the recipe's values for everything else, and
-    `TrainConfig(batch_size=256)` means 256 even though that is also the field's default.
+    A TrainConfig remembers which fields were given to it: only those count as your settings, so
+    `TrainConfig(recipe="fast-1m", epochs=1)` keeps the recipe's values for everything else, and
+    `TrainConfig(batch_size=256)` means 256 even though that is also the field's default. It is frozen: a run's
+    settings are resolved once (`resolve`) and never change after (`dataclasses.replace` makes a changed copy).
     """
 
     # data
@@ -116,7 +117,7 @@ class TrainConfig:
     precision: str = "auto"         # auto (CUDA: amp-bf16, else fp32) | fp32 | amp-bf16 | amp-fp16
     channels_last: bool | None = None  # None: on (CPU and CUDA), off on MPS
     compile: bool = False
-    threads: int = 0                # torch CPU threads (0: PyTorch's default)
+    threads: int = 0                # torch CPU threads (0: the CPUs free when the run starts, cpuload.py)
     seed: int = 0
     # output
     out: str = "runs/train"
@@ -130,25 +131,19 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def __init__(self, **given: Any) -> None:
+        unknown = sorted(set(given) - set(FIELDS))
+        if unknown:
+            raise TypeError(f"TrainConfig got unknown setting(s) {', '.join(unknown)}")
+        for f in dataclasses.fields(self):
+            value = given[f.name] if f.name in given else (
+                f.default if f.default is not dataclasses.MISSING else f.default_factory())   # type: ignore[misc]
+            object.__setattr__(self, f.name, value)
+        object.__setattr__(self, "_given", frozenset(given))
+
     def given(self) -> dict[str, Any]:
-        """The fields that were set explicitly (see the class docstring)."""
-        return {k: getattr(self, k) for k in FIELDS if k in self.__dict__.get("_given", ())}
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        super().__setattr__(key, value)
-        if key in FIELDS and "_given" in self.__dict__:
-            self.__dict__["_given"].add(key)
-
-
-_dataclass_init = TrainConfig.__init__
-
-
-def _init_recording_given(self: TrainConfig, **given: Any) -> None:
-    _dataclass_init(self, **given)
-    self.__dict__["_given"] = set(given)
-
-
-TrainConfig.__init__ = _init_recording_given  # type: ignore[method-assign]
+        """The fields that were given to the constructor (see the class docstring)."""
+        return {k: getattr(self, k) for k in FIELDS if k in self._given}
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -384,28 +379,31 @@ def resolve(user: dict[str, Any], dataset_name: str, shape: tuple[int, int, int]
     cfg = TrainConfig(**{k: coerce(k, v) for k, v in merged.items()})
     validate(cfg, shape)
     if fit is not None:
-        _fit_to_data(cfg, fit, batch_given="batch_size" in {**(file or {}), **user})
+        cfg = _fit_to_data(cfg, fit, batch_given="batch_size" in {**(file or {}), **user})
         validate(cfg, shape)
     return cfg
 
 
-def _fit_to_data(cfg: TrainConfig, fit: DataFit, batch_given: bool) -> None:
-    """The batch size for a small training split (module docstring) and the epochs of a length in steps."""
-    if not batch_given and fit.n_train // cfg.batch_size < MIN_STEPS_PER_EPOCH:
-        cfg.batch_size = min(cfg.batch_size, max(2, fit.n_train // MIN_STEPS_PER_EPOCH))
-    if cfg.batch_size > fit.n_train // fit.world_size:
-        raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the {fit.n_train} training images"
+def _fit_to_data(cfg: TrainConfig, fit: DataFit, batch_given: bool) -> TrainConfig:
+    """`cfg` with the batch size for a small training split (module docstring) and the epochs of a length in
+    steps."""
+    batch, epochs = cfg.batch_size, cfg.epochs
+    if not batch_given and fit.n_train // batch < MIN_STEPS_PER_EPOCH:
+        batch = min(batch, max(2, fit.n_train // MIN_STEPS_PER_EPOCH))
+    if batch > fit.n_train // fit.world_size:
+        raise ConfigError(f"--batch-size {batch} is larger than the {fit.n_train} training images"
                           + (f" shared by {fit.world_size} processes" if fit.world_size > 1 else ""))
     if cfg.steps:
-        per_epoch = steps_per_epoch(fit.n_train, cfg.batch_size, fit.world_size)
-        cfg.epochs = math.ceil(cfg.steps / per_epoch) + int(cfg.linear_probe)   # the probe's epoch takes no steps
+        per_epoch = steps_per_epoch(fit.n_train, batch, fit.world_size)
+        epochs = math.ceil(cfg.steps / per_epoch) + int(cfg.linear_probe)   # the probe's epoch takes no steps
         for key in ("freeze_epochs", "progressive_epochs"):
-            if getattr(cfg, key) > cfg.epochs:
+            if getattr(cfg, key) > epochs:
                 flag = "--" + key.replace("_", "-")
                 planned = ", as --budget planned" if cfg.budget else ""
-                raise ConfigError(f"{flag} {getattr(cfg, key)} is more than the {cfg.epochs} epochs of the run's "
+                raise ConfigError(f"{flag} {getattr(cfg, key)} is more than the {epochs} epochs of the run's "
                                   f"{cfg.steps:,} steps ({per_epoch:,} an epoch{planned}); give a smaller {flag}, or "
                                   "more steps")
+    return dataclasses.replace(cfg, batch_size=batch, epochs=epochs)
 
 
 def load_settings(user: dict[str, Any], file: dict[str, Any] | None = None, plan: dict[str, Any] | None = None
@@ -471,7 +469,7 @@ def validate(cfg: TrainConfig, shape: tuple[int, int, int] | None = None) -> Non
                "a time such as 90s, 5m or 1h (at least 10s, at most a week)"),
               ("batch_size", cfg.batch_size >= 1, "at least 1"),
               ("image_size", cfg.image_size is None or lo <= cfg.image_size <= hi, f"unset or in [{lo}, {hi}]"),
-              ("threads", 0 <= cfg.threads <= 1024, "in [0, 1024] (0: PyTorch's default)"),
+              ("threads", 0 <= cfg.threads <= 1024, "in [0, 1024] (0: the CPUs free when the run starts)"),
               ("seed", 0 <= cfg.seed < 2**63, "in [0, 2**63)"),
               ("lr", 0 < cfg.lr <= LIMIT, f"positive, at most {LIMIT:g}"), ("patience", cfg.patience >= 0, "≥ 0"),
               ("freeze_epochs", 0 <= cfg.freeze_epochs <= cfg.epochs, "in [0, epochs]"),

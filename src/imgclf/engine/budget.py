@@ -201,7 +201,7 @@ class Replan:
     t0: float = 0.0
 
     def after_step(self, run: Any, done: int) -> bool:
-        """Called after each step with the steps done; at `at`, changes run.cfg.steps and epochs (and the record in
+        """Called after each step with the steps done; at `at`, changes the run's steps and epochs (and the record in
         run.budget_plan) and returns True, so the loop can say so."""
         if done == REPLAN_FROM:
             self.t0 = _now(run)
@@ -213,15 +213,15 @@ class Replan:
         step, margin = (measured, REPLAN_SAFETY) if trusted else (max(measured, self.cal.step_seconds), PLAN_SAFETY)
         cal = Calibration(step, self.cal.eval_seconds, self.cal.save_seconds, 0.0)   # the probe is done by now
         total = _steps_for(run, self.deadline - now, cal, margin, done)
-        cfg, before = run.cfg, run.cfg.steps
+        before = run.steps
         if not trusted:
             total = min(total, before)
-        cfg.steps = max(total, 2 * self.at)   # ≥ twice the warm-up: Run.lr keeps the warm-up it has begun
-        cfg.epochs = math.ceil(cfg.steps / run.steps_per_epoch) + run.probe_epochs
+        run.steps = max(total, 2 * self.at)   # ≥ twice the warm-up: Run.lr keeps the warm-up it has begun
+        run.epochs = math.ceil(run.steps / run.steps_per_epoch) + run.probe_epochs
         run.budget_plan["replan"] = {"at_step": done, "loop_step_seconds": round(measured, 6),
                                      "calibrated_step_seconds": round(self.cal.step_seconds, 6),
                                      "timed_seconds": round(now - self.t0, 3), "trusted": trusted,
-                                     "steps_before": before, "steps": cfg.steps}
+                                     "steps_before": before, "steps": run.steps}
         return True
 
 

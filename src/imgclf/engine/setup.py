@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .. import cpuload
 from .._version import __version__
 from ..config import (
     DataFit,
@@ -71,7 +72,7 @@ class Progress:
     history: list[dict[str, Any]] = field(default_factory=list)   # one row per epoch (metrics.csv)
     train_seconds: float = 0.0
     epoch_sums: list[float | int] | None = None                    # EpochTotals.saved() of a mid-epoch save
-    stopped_early: bool = False                                    # --patience ended the run before cfg.epochs
+    stopped_early: bool = False                                    # --patience ended the run before its last epoch
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -106,6 +107,16 @@ class Run:
     lookahead: Lookahead | None = None          # --lookahead: the slow weights (ema.py)
     replan: Replan | None = None                # a fresh budgeted run's re-plan on its own steps (budget.py)
     probe: dict[str, Any] | None = None         # --linear-probe: what epoch 1 measured and chose (probe.py)
+    steps: int = 0     # the run's length: cfg.steps and cfg.epochs as resolved, until a budget's re-plan changes them
+    epochs: int = 0
+
+    def __post_init__(self) -> None:
+        self.steps, self.epochs = self.cfg.steps, self.cfg.epochs
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as this run runs them (config.yaml, checkpoints): the resolved config with the run's length,
+        so that `--config config.yaml` and a resume repeat a re-planned run exactly."""
+        return {**self.cfg.to_dict(), "steps": self.steps, "epochs": self.epochs}
 
     @property
     def steps_per_epoch(self) -> int:
@@ -119,7 +130,7 @@ class Run:
     @property
     def total_steps(self) -> int:
         """--steps (a budget plans it), else whole epochs (after the probe's); the last epoch stops at the total."""
-        return self.cfg.steps or (self.cfg.epochs - self.probe_epochs) * self.steps_per_epoch
+        return self.steps or (self.epochs - self.probe_epochs) * self.steps_per_epoch
 
     def steps_in_epoch(self, epoch: int) -> int:
         """Steps epoch `epoch` takes: all of an epoch's batches, but the last epoch stops at the total (a probe
@@ -141,7 +152,7 @@ class Run:
 
     def lr(self, step: int) -> float:
         warmup = min(self.total_steps, round(self.cfg.warmup * self.steps_per_epoch))
-        if self.cfg.steps:   # a run of steps shorter than its warm-up (in epochs) still decays: half at most
+        if self.steps:   # a run of steps shorter than its warm-up (in epochs) still decays: half at most
             warmup = min(warmup, self.total_steps // 2)
         return lr_at(step, self.total_steps, self.cfg.lr, self.cfg.schedule, warmup)
 
@@ -163,7 +174,7 @@ class Run:
             "optimizer": self.opt.state_dict(),
             "scaler": self.prec.scaler.state_dict() if self.prec.scaler.is_enabled() else None,
             **self.progress.as_dict(),
-            "config": self.cfg.to_dict(), "classes": self.data.classes, "dataset": self.data.name,
+            "config": self.settings(), "classes": self.data.classes, "dataset": self.data.name,
             "data": self.data_identity, "run_id": self.run_id,
             "normalization": {"mean": list(self.mean), "std": list(self.std)}, "tta": self.cfg.tta,
             "tta_mirror": self.views["tta_mirror"],
@@ -235,7 +246,7 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
     else:
         run.run_dir = Path(run.cfg.out)
     if logs_tensorboard:
-        run.tensorboard = TensorBoardLog(run.run_dir, run.cfg.to_dict(), run.progress.epoch)
+        run.tensorboard = TensorBoardLog(run.run_dir, run.settings(), run.progress.epoch)
     return run
 
 
@@ -265,7 +276,7 @@ def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, 
 def usable_threads(asked: int) -> int:
     """--threads, at most the CPUs this process may run on: 1,000 threads on 2 cores made one step take minutes
     (and a Ctrl-C wait for it), with a warning saying so."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = cpuload.usable_cpus()
     if asked > cpus:
         warnings.warn(f"--threads {asked}: this process can run on {cpus} CPU(s); using {cpus}", stacklevel=2)
     return min(asked, cpus)
@@ -317,6 +328,10 @@ def data_layer(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str
     layer, why = {}, []
     if data.auto_size:   # recorded, so eval, predict and --resume load at the same size
         layer["image_size"], why = data.auto_size, ["the size chosen for the folder"]
+    threads = machine_threads(user, file, plan, data)
+    if threads:
+        layer["threads"], _ = threads
+        why.append(f"machine: {threads[1]}")
     profile = profile_name(data.name, data.shape)
     photos = photos_layer(user, file, plan, profile, ready)
     if photos:
@@ -331,6 +346,20 @@ def data_layer(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str
                           "gives photo folders a pretrained start (ImageNet weights, far more accurate on a few "
                           "hundred photos)")
     return {**layer, "layer": "; ".join(why)} if layer else {}
+
+
+def machine_threads(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str, Any] | None,
+                    data: Dataset) -> tuple[int, str] | None:
+    """The CPU threads for a run on the CPU that was given none (cpuload.choose_threads: fewer where other processes
+    keep CPUs busy), and why; None on a GPU or when --threads is set. Resolved into the settings, so config.yaml
+    records the count and a resume computes with the same."""
+    given = {**(plan or {}), **(file or {}), **user}
+    if given.get("threads") or pick_device(str(given.get("device", "auto"))).type != "cpu":
+        return None
+    threads, why = cpuload.choose_threads()
+    if threads < cpuload.usable_cpus():
+        data.notes.append(f"{threads} CPU thread{'s' if threads > 1 else ''} ({why}); --threads N to choose")
+    return threads, why
 
 
 def load_data(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: bool = False,

@@ -54,7 +54,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     devices = [run.device] if run.device.type == "cuda" else []
     with Stopper() as stopper, torch.random.fork_rng(devices):   # steps reseed torch's RNG: the caller's is restored
         epoch = run.progress.epoch
-        while epoch < run.cfg.epochs:   # a budget's re-plan in the first epoch may change cfg.epochs
+        while epoch < run.epochs:   # a budget's re-plan in the first epoch may change the run's epochs
             if run.progress.stopped_early:
                 break
             if epoch < run.probe_epochs:
@@ -62,7 +62,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
             else:
                 row = train_one_epoch(run, epoch, stopper, quiet)
             end_epoch(run, row, quiet)
-            if stopper.requested and epoch + 1 < run.cfg.epochs and not run.progress.stopped_early:
+            if stopper.requested and epoch + 1 < run.epochs and not run.progress.stopped_early:
                 raise stopper.stopped(epoch, run.steps_per_epoch - 1, run.run_dir)
             epoch += 1
     dist.barrier(run.world)
@@ -81,7 +81,7 @@ def announce(run: Run, quiet: bool) -> None:
 
 def write_run_config(run: Run) -> None:
     """config.yaml: every resolved setting, with versions, device and the data's identity."""
-    write_config(run.run_dir, run.cfg.to_dict(), {
+    write_config(run.run_dir, run.settings(), {
         "imgclf_version": __version__, "torch_version": torch.__version__,
         "device_name": console.device_name(run.device), "run_dir": str(run.run_dir),
         "run_id": run.run_id, "data_identity": run.data_identity})
@@ -92,7 +92,7 @@ def announce_replan(run: Run, quiet: bool) -> None:
     the console says why."""
     r = run.budget_plan["replan"]
     if run.tensorboard is not None:
-        run.tensorboard.settings = run.cfg.to_dict()
+        run.tensorboard.settings = run.settings()
     if run.world.is_main:
         write_run_config(run)
         floor = "" if r["trusted"] else f", timed {r['timed_seconds']:.1f} s: the calibrated time stays the floor"
@@ -140,7 +140,7 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
     running, running_n, lr = 0.0, 0, run.lr(p.global_step)
     silent = quiet or not run.world.is_main
     steps_here = run.steps_in_epoch(epoch)
-    bar = console.EpochBar(epoch, cfg.epochs, steps_here, silent)
+    bar = console.EpochBar(epoch, run.epochs, steps_here, silent)
     steps = StepLog(run.run_dir, run.total_steps, run.steps_per_epoch, p.global_step) if run.world.is_main else None
     for step, (x, y) in enumerate(run.batches_for(epoch).epoch(epoch, p.step_in_epoch), p.step_in_epoch):
         if step >= steps_here:
@@ -157,7 +157,7 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
         if run.replan is not None and run.replan.after_step(run, p.global_step):
             run.replan = None
             steps_here = run.steps_in_epoch(epoch)
-            bar.retotal(cfg.epochs, steps_here)
+            bar.retotal(run.epochs, steps_here)
             if steps is not None:
                 steps.retotal(run.total_steps)
             announce_replan(run, quiet)
@@ -203,7 +203,7 @@ def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
     early after --patience validations without a better one, save last.pt and best.pt, rewrite metrics.csv."""
     cfg, p, val = run.cfg, run.progress, run.data.val
     epoch = row["epoch"]
-    if val is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs or epoch <= run.probe_epochs):
+    if val is not None and (epoch % cfg.eval_every == 0 or epoch == run.epochs or epoch <= run.probe_epochs):
         logits = predict_logits(run.eval_model, val, run.norm, run.device, **run.views)  # fp32: see finish()
         m = metrics_from_logits(logits, val.labels, run.data.classes)
         row.update({"val_loss": m["loss"], "val_accuracy": m["accuracy"]})
@@ -215,7 +215,7 @@ def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
         p.best_metric, p.best_epoch = row[cfg.select], epoch
     elif val is None:
         p.best_epoch = epoch  # no validation split: best.pt is simply the last epoch
-    if cfg.patience and epoch < cfg.epochs and selection.evaluations_since_best(p.history, p.best_epoch) >= \
+    if cfg.patience and epoch < run.epochs and selection.evaluations_since_best(p.history, p.best_epoch) >= \
             cfg.patience:
         p.stopped_early = True
     run.save("last")
@@ -272,7 +272,7 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
     images_seen = sum(r["images_per_second"] * r["seconds"] for r in p.history)
     best = p.history[p.best_epoch - 1] if p.best_epoch else {}
     summary = {
-        "dataset": data.name, "model": cfg.model, "recipe": cfg.recipe, "epochs": cfg.epochs,
+        "dataset": data.name, "model": cfg.model, "recipe": cfg.recipe, "epochs": run.epochs,
         "classes": data.classes, "test_split_size": len(data.test),
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
         "test_balanced_accuracy": test["balanced_accuracy"], "test_macro_f1": test["macro_f1"],

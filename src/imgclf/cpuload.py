@@ -1,0 +1,118 @@
+"""How many CPUs this process can have to itself, so that the default thread count fits a busy machine.
+
+PyTorch's default is one thread per core. With another CPU-bound job on the cores, every parallel region then
+waits for a thread the scheduler has parked behind that job: a 2-core run went 10-30× slower than with one thread.
+So the default is measured: the CPUs this process may use (affinity, a cgroup's CPU quota) less the CPU time other
+processes took while this one started (from /proc/stat, less this process and its children). Linux only; elsewhere
+the count is the usable CPUs. Imports nothing heavy: `mark()` runs before torch is imported.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+MIN_WINDOW_S = 0.05    # a shorter window since mark() is sampled again for this long (jiffies are 10 ms)
+MAX_AGE_S = 30.0       # an older mark (a notebook's import long ago) says nothing about now: sample afresh
+ROUND_UP_FROM = 0.7    # 1.7 free CPUs give 2 threads; 1.6 give 1 (a parked thread costs far more than an idle core)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Cumulative CPU time at one moment: the whole machine's busy and total jiffies, and this process tree's."""
+
+    at: float
+    busy: int
+    total: int
+    ours: int
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity, capped by a cgroup v2 CPU quota (a container's --cpus)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
+
+
+def _own_jiffies(children: bool = True) -> int:
+    """user + system jiffies of this process (all its threads) and, with `children`, of its live children (decode
+    workers, the plot painter)."""
+    me, total = os.getpid(), 0
+    for stat in [Path("/proc/self/stat"), *(Path("/proc").glob("[0-9]*/stat") if children else ())]:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if stat.parent.name == "self":      # utime, stime, and the children's it has waited for (cutime, cstime)
+            total += sum(int(v) for v in fields[11:15])
+        elif int(fields[1]) == me:          # a live child (fields[1]: its parent's pid): utime, stime
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def sample(children: bool = True) -> Sample | None:
+    """The counters now, or None where /proc/stat is not there to read (`children`: see _own_jiffies)."""
+    try:
+        cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = cpu[3] + (cpu[4] if len(cpu) > 4 else 0)               # idle, iowait
+    total = sum(cpu[:8])                                           # guest time is already in user
+    return Sample(time.monotonic(), total - idle, total, _own_jiffies(children))
+
+
+_MARK: Sample | None = None
+
+
+def mark() -> None:
+    """Start the window over which other processes' CPU use is measured (imgclf's import does this)."""
+    global _MARK
+    _MARK = sample(children=False)   # a process starting has none yet; reading every /proc entry costs ~5 ms
+
+
+def others_busy(since: Sample | None = None) -> float | None:
+    """CPUs' worth of work done by other processes since `since` (default: the mark; a fresh short window when it
+    is missing or old), or None where it cannot be measured."""
+    start = since or _MARK
+    if start is None or time.monotonic() - start.at > MAX_AGE_S:
+        start = sample()
+    if start is None:
+        return None
+    if time.monotonic() - start.at < MIN_WINDOW_S:
+        time.sleep(MIN_WINDOW_S - (time.monotonic() - start.at))
+    end = sample()
+    if end is None or end.total <= start.total:
+        return None
+    cpus = os.cpu_count() or 1
+    busy_share = (end.busy - start.busy) / (end.total - start.total)   # of all the machine's CPUs
+    ours = (end.ours - start.ours) / (end.total - start.total) * cpus
+    return max(0.0, busy_share * cpus - ours)
+
+
+def choose_threads(others: float | str | None = "measure", cpus: int | None = None, machine: int | None = None
+                   ) -> tuple[int, str]:
+    """The thread count for a run that was given none, and why (a phrase for the run header): the usable CPUs less
+    what other processes keep busy (`others`: measured by others_busy unless given; None: unknown), rounded down
+    unless nearly a whole CPU is free, at least 1. `cpus`: usable by this process; `machine`: all the machine's."""
+    cpus = usable_cpus() if cpus is None else cpus
+    omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]
+    if omp.strip().isdigit() and int(omp) > 0:   # set by you, or by torchrun (1 per process)
+        return min(cpus, int(omp)), f"OMP_NUM_THREADS={omp}"
+    if others == "measure":
+        others = others_busy()
+    if not isinstance(others, float | int):
+        return cpus, f"{cpus} usable CPU(s)"
+    machine = machine or os.cpu_count() or cpus
+    free = min(cpus, machine - others)
+    threads = max(1, min(cpus, math.floor(free + 1 - ROUND_UP_FROM)))
+    if threads == cpus:
+        return threads, f"{cpus} usable CPU(s), {free:.1f} free"
+    return threads, f"{free:.1f} of {cpus} CPUs free: other processes keep {others:.1f} busy"
