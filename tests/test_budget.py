@@ -54,6 +54,7 @@ def test_last_fitting_finds_the_most_capable_candidate_that_fits_in_about_log2_n
     assert last_fitting(n, lambda i: False) == 0            # none fits: the cheapest (the plan then says why)
 
 
+@pytest.mark.slow
 def test_a_budget_plans_the_steps_and_the_schedule_ends_there(tmp_path, monkeypatch):
     monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.06))
     s = imgclf.train(FAST | {"budget": "60s", "out": str(tmp_path)}, quiet=True)
@@ -88,6 +89,7 @@ def test_steps_cut_the_last_epoch_short(tmp_path):
     assert ckpt["step_in_epoch"] == 0 and ckpt["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_a_budgeted_run_resumes_bitwise(tmp_path, monkeypatch):
     from test_train import register_interrupting_model
 
@@ -115,6 +117,7 @@ def test_a_budgeted_run_resumes_bitwise(tmp_path, monkeypatch):
         assert torch.equal(a["model"][k], v), k
 
 
+@pytest.mark.slow
 def test_a_budgeted_run_replans_on_its_own_steps_and_resumes_bitwise(tmp_path, monkeypatch):
     """The calibration can miss the loop's pace (here it measured 10 ms a step and the loop takes 50): at the end of
     the warm-up (whose learning rates do not depend on the total) the run plans again from its own timed steps,
@@ -231,6 +234,7 @@ def test_lookahead_pulls_toward_slow_weights_harder_as_the_run_ends():
     assert net.weight.item() == pytest.approx(1 + (1 - decay), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_the_ladder_chooses_model_and_size_on_32px_colour_data(tmp_path, monkeypatch):
     from conftest import make_image_folder
 
@@ -268,6 +272,7 @@ def test_budget_errors_are_clear(tmp_path, monkeypatch):
     assert not any(tmp_path.iterdir())    # no run folder left behind by a refused budget
 
 
+@pytest.mark.slow
 def test_budget_on_the_command_line(tmp_path, monkeypatch, capsys):
     from imgclf.cli import main
 
@@ -338,6 +343,7 @@ def test_a_budget_under_torchrun_is_refused_before_it_measures(tmp_path, monkeyp
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_budget_and_a_config_file_follow_the_layers(tmp_path, monkeypatch):
     """A run's own config.yaml is a --config file (README): a budgeted run's records both its budget and the steps
     planned, and every run's records its epochs; the layers decide, an error only when flags give both."""

@@ -30,11 +30,13 @@ def test_show_writes_a_grid_of_real_mnist(mnist_dir, tmp_path):
     assert w > 300 and h > 200
 
 
+@pytest.mark.slow
 def test_show_on_the_real_cifar_jpeg_folder(cifar_jpeg_subset, tmp_path):
     assert main(["show", "--data", str(cifar_jpeg_subset), "--split", "test", "--out", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_train_eval_predict_end_to_end(tmp_path):
     r = run("train", "--epochs", "2", "--out", str(tmp_path), "--name", "cli", "--no-plots", "--log-every", "5")
     assert r.returncode == 0, r.stderr
@@ -49,6 +51,7 @@ def test_train_eval_predict_end_to_end(tmp_path):
     assert "per class, test split" in r.stdout and "confusion matrix" in r.stdout
 
 
+@pytest.mark.slow
 def test_predict_on_real_mnist_pngs(mnist_dir, tmp_path):
     from imgclf.data import load_dataset
 
@@ -76,12 +79,14 @@ def test_predict_on_real_mnist_pngs(mnist_dir, tmp_path):
     (["eval", "missing.pt"], "missing.pt: checkpoint file not found"),
     (["train", "--config", "nope.yaml"], "nope.yaml: config file not found"),
 ])
+@pytest.mark.slow
 def test_errors_are_one_line_without_traceback(tmp_path, args, message):
     r = run(*args)
     assert r.returncode == 3                        # data/config/checkpoint errors (2 is argparse's usage errors)
     assert message in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_predict_on_a_non_image(tmp_path):
     r = run("train", "--epochs", "1", "--out", str(tmp_path), "--name", "p", "--no-plots")
     assert r.returncode == 0

@@ -109,6 +109,7 @@ def test_quiet_prints_only_the_result_line(capsys, tmp_path):
     assert capsys.readouterr().out.startswith(f"test accuracy {summary['test_accuracy']:.2%} (360 images")
 
 
+@pytest.mark.slow
 def test_warnings_are_hidden_by_quiet_and_placed_by_verbose(tmp_path):
     folder = make_image_folder(tmp_path / "imgs", per_class=6, size=8)
     (folder / "circle" / "broken.png").write_bytes(b"not a png")       # skipped with a warning naming it
@@ -247,6 +248,7 @@ def read_events(folder: Path) -> Any:
     return acc
 
 
+@pytest.mark.slow
 def test_tensorboard_event_files_hold_the_runs_figures(tmp_path):
     from tensorboard.plugins.hparams import plugin_data_pb2
 

@@ -33,6 +33,7 @@ def test_omp_num_threads_wins_and_unknown_load_means_every_cpu(monkeypatch):
     assert cpuload.choose_threads(None, 3, 3) == (3, "3 usable CPU(s)")
 
 
+@pytest.mark.slow
 def test_this_process_and_its_children_are_ours_and_another_process_is_not():
     start = cpuload.sample()
     if start is None:
@@ -50,6 +51,7 @@ def test_this_process_and_its_children_are_ours_and_another_process_is_not():
     assert cpuload.others_busy(since) >= 0.3    # it ran on a CPU most of that time
 
 
+@pytest.mark.slow
 def test_a_run_on_the_cpu_records_the_threads_it_chose(tmp_path, monkeypatch):
     import yaml
 

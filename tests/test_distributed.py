@@ -5,11 +5,14 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from imgclf.data import load_dataset
 from imgclf.data.split import hold_out_val
 from imgclf.engine.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow   # the slow tier: see pyproject.toml
 
 ARGS = ["train", "--data", "digits", "--epochs", "2", "--batch-size", "64", "--no-plots", "--seed", "3"]
 CPU_ONLY = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}   # gloo on CPU: the test means the same on a GPU machine

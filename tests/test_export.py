@@ -88,6 +88,7 @@ def logits(path: Path, images: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 @pytest.mark.parametrize(("name", "shape"), CASES, ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in CASES])
+@pytest.mark.slow
 def test_every_model_exports_with_imgclf_logits(name, shape, fmt, image_files, tmp_path):
     if fmt == "onnx":
         needs_onnx()
@@ -103,6 +104,7 @@ def test_every_model_exports_with_imgclf_logits(name, shape, fmt, image_files, t
     assert meta["batch_size"] == (None if name in DYNAMIC or fmt == "torchscript" else 1)
 
 
+@pytest.mark.slow
 def test_files_run_without_imgclf_and_carry_their_metadata(image_files, tmp_path):
     """Plain torch.jit.load and onnxruntime (imgclf made unimportable) give imgclf's logits; metadata inside."""
     needs_onnx()
@@ -166,6 +168,7 @@ def test_an_export_named_for_another_format_is_refused(tmp_path, fmt, name):
     assert not (tmp_path / name).exists()
 
 
+@pytest.mark.slow
 def test_an_opset_onnxruntime_cannot_run_is_refused_before_exporting(tmp_path):
     needs_onnx()
     ckpt = make_checkpoint(tmp_path / "best.pt", "mlp", (1, 28, 28), torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
@@ -196,6 +199,7 @@ def test_missing_onnx_extra_is_one_line(tmp_path, monkeypatch, capsys):
         imgclf.load(tmp_path / "model.onnx")
 
 
+@pytest.mark.slow
 def test_cifar_jpegs_end_to_end_predict_and_eval_match(cifar_jpeg_subset, tmp_path):
     """tutorial-net trained 1 epoch on real CIFAR JPEGs, exported by the CLI: `imgclf predict` / `imgclf eval` on the
     .onnx give the checkpoint's classes, probabilities and accuracy."""

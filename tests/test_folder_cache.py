@@ -266,6 +266,7 @@ def kill_folder(tmp_path_factory):
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the decode workers")
 @pytest.mark.parametrize("point", ["chunk-3", "before-1", "after-1", "before-2", "before-3", "after-3"])
+@pytest.mark.slow
 def test_a_first_decode_killed_at_any_point_is_rebuilt_or_reused(tmp_path, monkeypatch, kill_folder, point):
     root, reference = kill_folder
     cache, pids = tmp_path / "c", tmp_path / "pids"
@@ -354,6 +355,7 @@ def test_the_cache_command_lists_prunes_and_clears(tmp_path, capsys):
     assert e.value.code == 2
 
 
+@pytest.mark.slow
 def test_a_reader_that_goes_away_ends_the_output_quietly_and_a_training_run_still_finishes(tmp_path):
     """`imgclf cache | head`, `imgclf train | head`: a closed pipe is no internal error; a plain print stops the
     command with exit 141 (its work is done by then), rich's tables and a training run go on silently to the end."""

@@ -13,6 +13,8 @@ import torch
 import yaml
 from kill_chain import CPU_ONLY
 
+pytestmark = pytest.mark.slow   # the slow tier: see pyproject.toml
+
 ARGS = ["train", "--data", "digits", "--model", "fastcnn-tiny", "--epochs", "3", "--threads", "1", "--no-plots",
         "--ema", "0.9", "--out", "out", "--name", "r"]
 # SIGKILL this process right after its N-th rename: the file just committed is whole, nothing after it happened

@@ -22,6 +22,8 @@ from kill_chain import (
     temporaries,
 )
 
+pytestmark = pytest.mark.slow   # the slow tier: see pyproject.toml
+
 
 def test_sigkill_at_random_steps_then_resume_is_bitwise_exact(tmp_path):
     epochs = 4

@@ -82,6 +82,7 @@ def test_a_write_failure_in_the_painter_is_the_error_drawing_here_raises(tmp_pat
         painter.draw_all(figures(tmp_path / "missing"))     # the folder does not exist
 
 
+@pytest.mark.slow
 def test_the_train_command_draws_its_plots_in_the_painter(tmp_path, monkeypatch, no_drawing_here):
     started = []
     real_start = painter.start

@@ -86,6 +86,7 @@ def test_show_augmented_draws_a_training_batch(tmp_path, capsys):
     assert main(["show", "--data", str(root), "--n", "0"]) == 3     # a bad value: exit code 3
 
 
+@pytest.mark.slow
 def test_real_weather_photos_train_from_scratch(weather_dir, tmp_path):
     s = imgclf.train(data=str(weather_dir), epochs=3, pretrained=False, out=str(tmp_path), quiet=True)
     assert s["classes"] == ["cloudy", "rain", "shine", "sunrise"] and s["test_split_size"] == 234
@@ -97,6 +98,7 @@ def test_real_weather_photos_train_from_scratch(weather_dir, tmp_path):
     assert summary["test_balanced_accuracy"] > 0.5
 
 
+@pytest.mark.slow
 def test_real_weather_photos_train_pretrained_with_no_flags(weather_dir, tmp_path):
     """The default for a photo folder: EfficientNet-Lite0's ImageNet weights at 224 px, a linear probe chosen on val
     (95.3% test on this CPU; the threshold leaves room for other CPUs' arithmetic)."""

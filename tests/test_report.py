@@ -86,6 +86,7 @@ def embedded_pngs(page: str) -> list[Image.Image]:
     return images
 
 
+@pytest.mark.slow
 def test_report_html_is_self_contained_with_every_section(run_dir):
     page = (run_dir / "report.html").read_text()
     for section in SECTIONS:
@@ -141,6 +142,7 @@ def test_step_log_drops_a_torn_line_and_rows_past_the_resumed_step(tmp_path):
     assert (tmp_path / "steps.csv").read_text().splitlines()[-1] == "10,1,1.25,0.05"
 
 
+@pytest.mark.slow
 def test_a_resumed_run_writes_the_rows_of_an_uninterrupted_one(tmp_path):
     base = dict(data="digits", epochs=2, model="fastcnn-tiny", batch_size=64, val_split=0.0, plots=False,
                 save_every_steps=8, out=str(tmp_path))

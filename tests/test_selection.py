@@ -25,6 +25,7 @@ def test_ties_go_to_the_lower_loss_then_the_later_epoch():
     assert text.startswith("epoch 3 of 4: highest val accuracy 100.00% (2 epochs tied")
 
 
+@pytest.mark.slow
 def test_the_digits_run_keeps_the_best_of_tied_epochs(tmp_path):
     s = imgclf.train(data="digits", epochs=8, out=str(tmp_path), plots=False, quiet=True)
     history = load_checkpoint(s["checkpoint"])["history"]
@@ -61,6 +62,7 @@ def test_patience_stops_early_and_keeps_the_best(tmp_path):
     assert again["epochs_run"] == s["epochs_run"]          # a resumed early-stopped run does not train on
 
 
+@pytest.mark.slow
 def test_an_imbalanced_folder_warns_reweights_and_reports_balanced_accuracy(tmp_path):
     root = make_image_folder(tmp_path / "shapes", classes=("big", "mid", "small"), per_class=[90, 30, 20], size=16)
     with warnings.catch_warnings(record=True) as caught:

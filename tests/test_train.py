@@ -45,6 +45,7 @@ def digits_run(tmp_path_factory):
     return imgclf.train(FAST | {"plots": True, "ema": 0.9}, out=str(out), quiet=True)
 
 
+@pytest.mark.slow
 def test_run_folder_is_complete(digits_run):
     from pathlib import Path
 
@@ -108,6 +109,7 @@ def test_predict_files_and_tensors(digits_run, tmp_path):
 
 # 22 steps/epoch: the end of epoch 1, and mid-epoch 2; Muon (momentum buffers of its own kind of group) mid-epoch
 @pytest.mark.parametrize("stop_step, optimizer", [(22, "sgd"), (33, "sgd"), (33, "muon")])
+@pytest.mark.slow
 def test_interrupt_and_resume_matches_an_uninterrupted_run(tmp_path, stop_step, optimizer):
     from imgclf.engine.train import TrainingStopped
 
@@ -192,6 +194,7 @@ def test_tutorial_state_dict_loads_directly(tmp_path):
         imgclf.load(tmp_path / "cifar_net.pth", model="mlp")
 
 
+@pytest.mark.slow
 def test_recipes_run_and_learn(tmp_path):
     """Every named recipe runs end to end on a small image folder (few epochs) and beats chance."""
     from imgclf.recipes import RECIPES
@@ -209,6 +212,7 @@ def test_recipes_run_and_learn(tmp_path):
             assert s["test_accuracy"] > 0.5, name
 
 
+@pytest.mark.slow
 def test_a_trainconfig_object_keeps_the_recipe_and_profile_values(tmp_path):
     from imgclf.config import TrainConfig
     from imgclf.recipes import RECIPES

