@@ -12,10 +12,10 @@ from __future__ import annotations
 import gc as _gc
 from typing import Any
 
-from . import cpuload as _cpuload
+from . import machine as _machine
 from ._version import __version__
 
-_cpuload.mark()   # the window in which other processes' CPU use is measured starts now (cpuload.py)
+_machine.mark()   # the window in which other processes' CPU use is measured starts now (machine.py)
 
 __all__ = ["Classifier", "__version__", "evaluate", "load", "predict", "train"]
 

@@ -117,7 +117,7 @@ class TrainConfig:
     precision: str = "auto"         # auto (CUDA: amp-bf16, else fp32) | fp32 | amp-bf16 | amp-fp16
     channels_last: bool | None = None  # None: on (CPU and CUDA), off on MPS
     compile: bool = False
-    threads: int = 0                # torch CPU threads (0: the CPUs free when the run starts, cpuload.py)
+    threads: int = 0                # torch CPU threads (0: the CPUs free when the run starts, machine.py)
     seed: int = 0
     # output
     out: str = "runs/train"
@@ -194,7 +194,7 @@ def coerce(key: str, value: Any, where: str = "") -> Any:
 
 
 # What a run's config.yaml records beyond its settings; ignored when that file is read back with --config.
-RUN_RECORD_KEYS = ("imgclf_version", "torch_version", "device_name", "run_dir", "run_id", "data_identity")
+RUN_RECORD_KEYS = ("imgclf_version", "torch_version", "device_name", "machine", "run_dir", "run_id", "data_identity")
 
 
 class _NoAliasLoader(yaml.SafeLoader):

@@ -11,6 +11,7 @@ import torch
 
 from ..config import TrainConfig
 from ..errors import ConfigError
+from ..machine import bf16_units, cpu_description
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -92,6 +93,7 @@ def auto_precision(device: torch.device) -> tuple[str, str]:
     if device.type == "cpu":
         capability = torch.backends.cpu.get_cpu_capability()
         if cpu_has_native_bf16():
-            return "amp-bf16", f"this CPU computes bf16 natively ({capability} with AVX512-BF16 or AMX)"
+            units = bf16_units(cpu_description().get("flags") or ())
+            return "amp-bf16", f"this CPU computes bf16 natively ({units or capability + ' with AVX512-BF16 or AMX'})"
         return "fp32", f"this CPU has no native bf16 ({capability}): bf16 would be emulated, many times slower"
     return "fp32", f"{device.type}: fp32"

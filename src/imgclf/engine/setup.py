@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .. import cpuload
+from .. import machine
 from .._version import __version__
 from ..config import (
     DataFit,
@@ -276,7 +276,7 @@ def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, 
 def usable_threads(asked: int) -> int:
     """--threads, at most the CPUs this process may run on: 1,000 threads on 2 cores made one step take minutes
     (and a Ctrl-C wait for it), with a warning saying so."""
-    cpus = cpuload.usable_cpus()
+    cpus = machine.usable_cpus()
     if asked > cpus:
         warnings.warn(f"--threads {asked}: this process can run on {cpus} CPU(s); using {cpus}", stacklevel=2)
     return min(asked, cpus)
@@ -351,14 +351,14 @@ def data_layer(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str
 
 def machine_threads(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str, Any] | None,
                     data: Dataset) -> tuple[int, str] | None:
-    """The CPU threads for a run on the CPU that was given none (cpuload.choose_threads: fewer where other processes
+    """The CPU threads for a run on the CPU that was given none (machine.choose_threads: fewer where other processes
     keep CPUs busy), and why; None on a GPU or when --threads is set. Resolved into the settings, so config.yaml
     records the count and a resume computes with the same."""
     given = {**(plan or {}), **(file or {}), **user}
     if given.get("threads") or pick_device(str(given.get("device", "auto"))).type != "cpu":
         return None
-    threads, why = cpuload.choose_threads()
-    if threads < cpuload.usable_cpus():
+    threads, why = machine.choose_threads()
+    if threads < machine.usable_cpus():
         data.notes.append(f"{threads} CPU thread{'s' if threads > 1 else ''} ({why}); --threads N to choose")
     return threads, why
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .. import rng
+from .. import machine, rng
 from .._version import __version__
 from ..config import TrainConfig, user_settings
 from ..errors import CheckpointError
@@ -83,8 +83,19 @@ def write_run_config(run: Run) -> None:
     """config.yaml: every resolved setting, with versions, device and the data's identity."""
     write_config(run.run_dir, run.settings(), {
         "imgclf_version": __version__, "torch_version": torch.__version__,
-        "device_name": console.device_name(run.device), "run_dir": str(run.run_dir),
+        "device_name": console.device_name(run.device), "machine": machine_record(run.device),
+        "run_dir": str(run.run_dir),
         "run_id": run.run_id, "data_identity": run.data_identity})
+
+
+def machine_record(device: torch.device) -> dict[str, Any]:
+    """What the run computed on, for config.yaml and summary.json: the CPU (model, speed-deciding flags), its threads
+    and the CPUs this process could use; the GPU's name on CUDA. Figures from two machines compare only with it."""
+    record = {"cpu": machine.cpu_description(), "threads": torch.get_num_threads(),
+              "usable_cpus": machine.usable_cpus()}
+    if device.type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(device)
+    return record
 
 
 def announce_replan(run: Run, quiet: bool) -> None:
@@ -287,7 +298,7 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         "train_seconds": round(p.train_seconds, 3), "test_seconds": round(test_seconds, 3),
         "total_seconds": round(time.perf_counter() - t_start, 3),
         "images_per_second": round(images_seen / max(p.train_seconds, 1e-9), 1),
-        "device": console.device_name(run.device),
+        "device": console.device_name(run.device), "machine": machine_record(run.device),
         "compute_precision": str(run.prec.autocast_dtype or "fp32").replace("torch.", ""),
         "precision_mode": run.prec.name, "precision_reason": run.prec.reason,
         "parameters": count_parameters(run.model), "tta": cfg.tta, "tta_shift": cfg.tta_shift if cfg.tta else 0,

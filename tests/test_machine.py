@@ -8,47 +8,47 @@ import time
 
 import pytest
 
-from imgclf import cpuload
+from imgclf import machine
 
 SPIN = "import time\nt = time.perf_counter()\nwhile time.perf_counter() - t < {s}: pass\n"
 
 
-@pytest.mark.parametrize("others, cpus, machine, threads", [
+@pytest.mark.parametrize("others, cpus, all_cpus, threads", [
     (0.0, 2, 2, 2), (0.2, 2, 2, 2), (0.3, 2, 2, 2),   # background noise: every CPU
     (0.5, 2, 2, 1), (1.1, 2, 2, 1), (4.0, 2, 2, 1),   # a job on a core: one thread, never none
     (3.0, 4, 8, 4),                                    # busy CPUs elsewhere on a bigger machine leave ours free
     (6.5, 4, 8, 1), (0.0, 1, 1, 1),
 ])
-def test_threads_are_the_free_cpus(monkeypatch, others, cpus, machine, threads):
+def test_threads_are_the_free_cpus(monkeypatch, others, cpus, all_cpus, threads):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    got, why = cpuload.choose_threads(others, cpus, machine)
+    got, why = machine.choose_threads(others, cpus, all_cpus)
     assert got == threads
     assert ("busy" in why) == (threads < cpus)
 
 
 def test_omp_num_threads_wins_and_unknown_load_means_every_cpu(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert cpuload.choose_threads(0.0, 2, 2) == (1, "OMP_NUM_THREADS=1")
+    assert machine.choose_threads(0.0, 2, 2) == (1, "OMP_NUM_THREADS=1")
     monkeypatch.setenv("OMP_NUM_THREADS", "")
-    assert cpuload.choose_threads(None, 3, 3) == (3, "3 usable CPU(s)")
+    assert machine.choose_threads(None, 3, 3) == (3, "3 usable CPU(s)")
 
 
 @pytest.mark.slow
 def test_this_process_and_its_children_are_ours_and_another_process_is_not():
-    start = cpuload.sample()
+    start = machine.sample()
     if start is None:
         pytest.skip("no /proc/stat here")
     child = subprocess.Popen([sys.executable, "-c", SPIN.format(s=0.6)])
     time.sleep(0.3)
-    mid = cpuload.sample()
+    mid = machine.sample()
     child.wait()
     assert mid.ours - start.ours >= 5           # a live child's CPU time is ours (5 jiffies: 0.05 s at least)
     # a process that is not our child: a grandchild left running by a child that has exited
     subprocess.run([sys.executable, "-c", "import subprocess, sys; subprocess.Popen([sys.executable, '-c', "
                     f"{SPIN.format(s=1.0)!r}])"], check=True)
-    since = cpuload.sample()
+    since = machine.sample()
     time.sleep(0.8)
-    assert cpuload.others_busy(since) >= 0.3    # it ran on a CPU most of that time
+    assert machine.others_busy(since) >= 0.3    # it ran on a CPU most of that time
 
 
 @pytest.mark.slow
@@ -58,8 +58,8 @@ def test_a_run_on_the_cpu_records_the_threads_it_chose(tmp_path, monkeypatch):
     import imgclf
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(cpuload, "others_busy", lambda since=None: 1.0)   # another job on one core
-    monkeypatch.setattr(cpuload, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(machine, "others_busy", lambda since=None: 1.0)   # another job on one core
+    monkeypatch.setattr(machine, "usable_cpus", lambda: 2)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     s = imgclf.train(data="digits", model="fastcnn-tiny", epochs=1, out=str(tmp_path), name="r", plots=False,
                      quiet=True)
@@ -68,3 +68,25 @@ def test_a_run_on_the_cpu_records_the_threads_it_chose(tmp_path, monkeypatch):
     given = imgclf.train(data="digits", model="fastcnn-tiny", epochs=1, threads=2, out=str(tmp_path), name="g",
                          plots=False, quiet=True)
     assert given["device"] == "cpu (2 threads)"
+
+
+def test_runs_record_the_cpu_they_computed_on(tmp_path):
+    """config.yaml and summary.json name the CPU and its speed-deciding features, so figures from two machines are
+    never compared blind."""
+    import json
+
+    import yaml
+
+    import imgclf
+
+    s = imgclf.train(data="digits", model="fastcnn-tiny", epochs=1, threads=1, out=str(tmp_path), name="r",
+                     plots=False, quiet=True)
+    config = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert config["machine"] == summary["machine"] == s["machine"]
+    assert s["machine"]["threads"] == 1 and s["machine"]["usable_cpus"] >= 1
+    cpu = machine.cpu_description()
+    assert s["machine"]["cpu"] == cpu and cpu["model"]
+    assert set(cpu.get("flags", [])) <= set(machine.SPEED_FLAGS) or "flags" not in cpu or cpu["flags"]
+    assert machine.bf16_units(["avx2", "avx512_bf16", "amx_bf16"]) == "AMX-BF16"
+    assert machine.bf16_units(["avx512_bf16"]) == "AVX512-BF16" and machine.bf16_units(["avx2"]) is None

@@ -1,4 +1,5 @@
-"""How many CPUs this process can have to itself, so that the default thread count fits a busy machine.
+"""The machine a run is on: how many CPUs this process can have to itself (so that the default thread count fits a
+busy machine), and what the CPU is.
 
 PyTorch's default is one thread per core. With another CPU-bound job on the cores, every parallel region then
 waits for a thread the scheduler has parked behind that job: a 2-core run went 10-30× slower than with one thread.
@@ -97,11 +98,11 @@ def others_busy(since: Sample | None = None) -> float | None:
     return max(0.0, busy_share * cpus - ours)
 
 
-def choose_threads(others: float | str | None = "measure", cpus: int | None = None, machine: int | None = None
+def choose_threads(others: float | str | None = "measure", cpus: int | None = None, all_cpus: int | None = None
                    ) -> tuple[int, str]:
     """The thread count for a run that was given none, and why (a phrase for the run header): the usable CPUs less
     what other processes keep busy (`others`: measured by others_busy unless given; None: unknown), rounded down
-    unless nearly a whole CPU is free, at least 1. `cpus`: usable by this process; `machine`: all the machine's."""
+    unless nearly a whole CPU is free, at least 1. `cpus`: usable by this process; `all_cpus`: the machine's."""
     cpus = usable_cpus() if cpus is None else cpus
     omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]
     if omp.strip().isdigit() and int(omp) > 0:   # set by you, or by torchrun (1 per process)
@@ -110,9 +111,41 @@ def choose_threads(others: float | str | None = "measure", cpus: int | None = No
         others = others_busy()
     if not isinstance(others, float | int):
         return cpus, f"{cpus} usable CPU(s)"
-    machine = machine or os.cpu_count() or cpus
-    free = min(cpus, machine - others)
+    free = min(cpus, (all_cpus or os.cpu_count() or cpus) - others)
     threads = max(1, min(cpus, math.floor(free + 1 - ROUND_UP_FROM)))
     if threads == cpus:
         return threads, f"{cpus} usable CPU(s), {free:.1f} free"
     return threads, f"{free:.1f} of {cpus} CPUs free: other processes keep {others:.1f} busy"
+
+
+# the CPU features that decide how fast training runs, as /proc/cpuinfo names them (in this order in the record)
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
+               "amx_int8")
+
+
+def cpu_description() -> dict[str, object]:
+    """The CPU's model name and the speed-deciding features it reports (SPEED_FLAGS; ARM's from `Features`), so
+    figures from different machines can be told apart; what cannot be read is left out."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        import platform
+        return {"model": platform.processor() or platform.machine()}
+    fields: dict[str, str] = {}
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+        if not line.strip() and fields:
+            break   # the first processor's block is enough
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    model = fields.get("model name") or fields.get("Model") or fields.get("CPU part") or "unknown"
+    return {"model": model, "flags": [f for f in SPEED_FLAGS if f in flags] or sorted(flags)[:12]}
+
+
+def bf16_units(flags: list[str] | tuple[str, ...]) -> str | None:
+    """Which bf16 hardware the flags name (AMX over AVX512-BF16), or None."""
+    if "amx_bf16" in flags:
+        return "AMX-BF16"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16"
+    return None
