@@ -12,6 +12,7 @@ import time
 import traceback
 import warnings
 
+from .. import phases
 from ..errors import ImgclfError
 from ..fileio import stdout_to_devnull
 from .commands import COMMANDS
@@ -39,9 +40,13 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """Run the command; every failure becomes its exit code and a one-line message (a traceback with --verbose)."""
+    """Run the command; every failure becomes its exit code and a one-line message (a traceback with --verbose,
+    which also prints where the time went: phases.py)."""
+    phases.begin(args.started)
     try:
         COMMANDS[args.command](args)
+        if args.verbose and args.command == "train":
+            print(phases.line(), file=sys.stderr)
     except ImgclfError as e:
         if args.verbose:
             traceback.print_exc()

@@ -36,6 +36,7 @@ from ..errors import ImgclfError
 from ..fileio import remove_stale_temporaries
 from ..models import arch_args
 from ..models.pretrained import weights_available
+from ..phases import phase
 from ..recipes import PHOTO_PRETRAINED_SIZE, PRETRAINED_PHOTOS, profile_name
 from ..report.run_dir import new_run_dir
 from ..report.tensorboard import TensorBoardLog
@@ -289,7 +290,8 @@ def build_run(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
     and batches (fresh weights unless `ckpt` is given, whose normalization and architecture are then kept).
     `loaded` keeps the datasets loaded so far, for the builds a budget's calibration makes."""
     world = dist.setup()
-    data, cfg, _ = load_data(user, file, quiet, plan, loaded, world.size)
+    with phase("data"):
+        data, cfg, _ = load_data(user, file, quiet, plan, loaded, world.size)
     if cfg.threads:
         torch.set_num_threads(usable_threads(cfg.threads))
     data.notes += val_noise_note(data)

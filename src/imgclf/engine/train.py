@@ -21,6 +21,7 @@ from ..errors import CheckpointError
 from ..fileio import printable
 from ..models import count_parameters
 from ..models.pretrained import freeze_backbone, head_module
+from ..phases import phase
 from ..report import console
 from ..report.run_dir import write_config, write_metrics, write_summary
 from ..report.steps import StepLog
@@ -49,19 +50,20 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     default now) is when the command began: a --budget counts from it.
     """
     t_start = time.perf_counter() if started is None else started
-    run = setup_run(user_settings(config, **settings), config_file, resume, quiet, t_start)
-    announce(run, quiet)
+    with phase("setup"):
+        run = setup_run(user_settings(config, **settings), config_file, resume, quiet, t_start)
+        announce(run, quiet)
     devices = [run.device] if run.device.type == "cuda" else []
     with Stopper() as stopper, torch.random.fork_rng(devices):   # steps reseed torch's RNG: the caller's is restored
         epoch = run.progress.epoch
         while epoch < run.epochs:   # a budget's re-plan in the first epoch may change the run's epochs
             if run.progress.stopped_early:
                 break
-            if epoch < run.probe_epochs:
-                row = probe_epoch(run, epoch, quiet)
-            else:
-                row = train_one_epoch(run, epoch, stopper, quiet)
-            end_epoch(run, row, quiet)
+            with phase("training"):
+                row = probe_epoch(run, epoch, quiet) if epoch < run.probe_epochs else \
+                    train_one_epoch(run, epoch, stopper, quiet)
+            with phase("validation and checkpoints"):
+                end_epoch(run, row, quiet)
             if stopper.requested and epoch + 1 < run.epochs and not run.progress.stopped_early:
                 raise stopper.stopped(epoch, run.steps_per_epoch - 1, run.run_dir)
             epoch += 1
@@ -277,7 +279,8 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         load_model_state(run.eval_model, saved["ema"] or saved["model"], str(run.run_dir / "best.pt"), cfg.model)
     t_test = time.perf_counter()
     # in fp32 whatever precision trained: `imgclf eval` then reproduces the figure exactly, on any machine
-    logits = predict_logits(run.eval_model, data.test, run.norm, run.device, **run.views)
+    with phase("test"):
+        logits = predict_logits(run.eval_model, data.test, run.norm, run.device, **run.views)
     test = metrics_from_logits(logits, data.test.labels, data.classes)
     test_seconds = time.perf_counter() - t_test
     images_seen = sum(r["images_per_second"] * r["seconds"] for r in p.history)
@@ -314,7 +317,8 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         write_summary(run.run_dir, summary)       # the figures first: pictures are best-effort after them
         console.test_report(summary, test, quiet)
         if cfg.plots:
-            write_pictures(run, test, logits)
+            with phase("plots and report"):
+                write_pictures(run, test, logits)
         if run.tensorboard is not None:
             run.tensorboard.close(summary)  # reads the plots just drawn
         summary["total_seconds"] = round(time.perf_counter() - t_start, 3)
