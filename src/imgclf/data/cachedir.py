@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .foldercache import CACHE_VERSION, KEY, Entry
+from .foldercache import CACHE_VERSION, DERIVED, KEY, Entry
 
 STALE_SECONDS = 3600.0   # an entry still without its meta.json after this long was left by a killed first decode:
                          # a live writer writes labels and meta.json within seconds of committing the images
-_PARTS = ("images.npy", "labels.npy", "meta.json", "size.json")
+_PARTS = ("images.npy", "labels.npy", "meta.json", "size.json", *DERIVED)
 
 
 @dataclass
@@ -38,6 +38,12 @@ class Cached:
     @property
     def complete(self) -> bool:
         return any(p.name.endswith(".meta.json") for p in self.files)
+
+    @property
+    def orphaned(self) -> bool:
+        """Only parts computed from an entry (DERIVED), the entry itself gone: they are written only while it is
+        complete and removed with it, so only a removal that raced their writer leaves them."""
+        return all(p.name.endswith(DERIVED) for p in self.files)
 
     def remove(self) -> None:
         """Delete the key's files; meta.json first, so that a half-removed entry reads as incomplete, not damaged."""
@@ -72,8 +78,8 @@ def prune(cache_dir: Path, keep: str | None = None, folder: str | None = None, v
           missing_folders: bool = False, now: float | None = None) -> list[Cached]:
     """Remove (and return) what no run can use again: entries of `folder` at `variant` other than `keep` (the
     entry just written for the folder as it is now supersedes them), entries of an older CACHE_VERSION (no key
-    reaches them), entries a killed first decode left incomplete more than STALE_SECONDS ago, and with
-    `missing_folders`, entries whose image folder no longer exists."""
+    reaches them), entries a killed first decode left incomplete more than STALE_SECONDS ago, parts computed from an
+    entry that is gone, and with `missing_folders`, entries whose image folder no longer exists."""
     now = time.time() if now is None else now
     variant = json.loads(json.dumps(variant))   # as meta.json holds it: tuples are lists there
     gone = []
@@ -85,7 +91,7 @@ def prune(cache_dir: Path, keep: str | None = None, folder: str | None = None, v
             any(p.name.endswith((".images.npy", ".labels.npy")) for p in c.files)
         outdated = c.version is not None and c.version != CACHE_VERSION
         vanished = missing_folders and c.folder is not None and not Path(c.folder).is_dir()
-        if superseded or outdated or stale or vanished:
+        if superseded or outdated or stale or vanished or c.orphaned:
             c.remove()
             gone.append(c)
     return gone

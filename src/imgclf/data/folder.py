@@ -27,7 +27,7 @@ from ..procs import die_with_parent
 from .cachedir import prune
 from .foldercache import CACHE_VERSION, Entry, ImageSink, block_crcs, open_entry, remove_orphans, write_entry
 from .images import decode_image, image_dims, walk_images
-from .split import Dataset, Split, name_bytes, stable_holdout
+from .split import Dataset, Origin, Split, name_bytes, stable_holdout
 
 _CHUNK = 256
 PHOTO_MIN_SIDE = 32    # photos: the median longer side above this (recipes.profile_name: an image's longer side)
@@ -195,7 +195,9 @@ def load_split_cached(fl: FileList, name: str, image_size: tuple[int, int] | Non
     keys = [f[prefix:] for f in fl.files] if kept is None else [fl.files[i][prefix:] for i in kept]
     crcs = meta["crc32"] if meta["crc32"] is not None else block_crcs(images)
     digest = hashlib.sha256(json.dumps([meta["shape"], crcs]).encode()).hexdigest()
-    return Split(torch.from_numpy(images), torch.from_numpy(labels), name, keys, digest=digest)
+    origin = None if meta["crc32"] is None else \
+        Origin(entry.meta.with_name(entry.key), len(images), digest, fl.root, np.arange(len(images), dtype=np.int64))
+    return Split(torch.from_numpy(images), torch.from_numpy(labels), name, keys, digest=digest, origin=origin)
 
 
 def _decode_to_cache(fl: FileList, name: str, size: tuple[int, int] | None, fit: str, entry: Entry,

@@ -1,6 +1,7 @@
 """The decoded-folder cache, one entry per key (folder.py's file list and size): `<key>.images.npy` (uint8
 N×C×H×W, memory-mapped when read), `<key>.labels.npy` and `<key>.meta.json` (the files kept and skipped, the
-array's shape and a CRC-32 per 4 MiB block; written last, so its presence says the entry is complete). A first
+array's shape and a CRC-32 per 4 MiB block; written last, so its presence says the entry is complete), and beside
+them what other modules computed from the entry (DERIVED: cacheparts.py), removed with it. A first
 decode writes straight into a preallocated memory-mapped temporary file (ImageSink), so its peak memory is the
 chunks in flight, not the folder; a damaged entry is found on open, removed and rebuilt."""
 
@@ -32,8 +33,10 @@ FULL_CHECK_BYTES = 1 << 30    # up to 1 GiB every block is verified on every ope
 SAMPLED_BLOCKS = 64           # above it, the first, the last and 64 random blocks (256 MiB) per open
 _COPY_ROWS = 1024
 KEY = re.compile(r"^[0-9a-f]{24}$")   # folder._cache_key's form: the cache touches only names made of one
+DERIVED = ("hashes.npz", "headers.npz")   # parts computed from an entry and kept beside it (cacheparts.py)
 # fileio.temporary_name's pattern for the cache's own files: the pid is the writer's
-_TEMPORARY = re.compile(r"^\.[0-9a-f]{24}\.(?:images\.npy|labels\.npy|meta\.json|size\.json)\.tmp(\d+)$")
+_TEMPORARY = re.compile(r"^\.[0-9a-f]{24}\.(?:images\.npy|labels\.npy|meta\.json|size\.json|hashes\.npz|headers\.npz)"
+                        r"\.tmp(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,8 @@ class Entry:
         return self.meta.name.split(".", 1)[0]
 
     def remove(self) -> None:
-        """Delete whatever exists of the entry (a damaged or half-written one)."""
-        for p in (self.meta, self.images, self.labels):
+        """Delete whatever exists of the entry (a damaged or half-written one), and what was computed from it."""
+        for p in (self.meta, self.images, self.labels, *(self.meta.with_name(f"{self.key}.{d}") for d in DERIVED)):
             with contextlib.suppress(OSError):
                 p.unlink(missing_ok=True)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,19 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a folder split's images lie in the folder cache (folder.load_split_cached), so that what is computed from
+    them (duplicates.py's hashes) can be kept beside them: the entry's path without its part (`cache_dir/<key>`),
+    its rows and pixel digest, the folder the split's keys are relative to, and each image's row in the entry."""
+
+    stem: Path
+    total: int
+    digest: str
+    root: Path
+    rows: np.ndarray    # int64, one per image of the split
 
 
 @dataclass
@@ -22,6 +35,7 @@ class Split:
     name: str = "train"
     keys: list[str] | None = None   # a stable name per sample (an image folder's relative paths): see stable_holdout
     digest: str | None = field(default=None, compare=False)   # of the pixels as decoded (folder cache), not a subset
+    origin: Origin | None = field(default=None, compare=False, repr=False)   # the folder-cache rows, kept by subset
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -40,7 +54,8 @@ class Split:
         """The samples at `index` (a copy), e.g. a held-out validation part."""
         index = torch.as_tensor(index, dtype=torch.int64)
         keys = [self.keys[i] for i in index.tolist()] if self.keys is not None else None
-        return Split(self.images[index], self.labels[index], name or self.name, keys)
+        origin = None if self.origin is None else replace(self.origin, rows=self.origin.rows[index.numpy()])
+        return Split(self.images[index], self.labels[index], name or self.name, keys, origin=origin)
 
 
 @dataclass
