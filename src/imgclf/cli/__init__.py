@@ -1,4 +1,4 @@
-"""The `imgclf` command: datasets, models, show, train, eval, predict, export, find-lr, report.
+"""The `imgclf` command: datasets, models, check, show, train, eval, predict, export, find-lr, report, cache.
 parser.py holds the flags and help, commands.py what each command does; this module runs one and maps its
 outcome to an exit code."""
 

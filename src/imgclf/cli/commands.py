@@ -90,6 +90,40 @@ def cmd_show(args: argparse.Namespace) -> None:
     print(f"wrote {path} ({len(images)} images: {what})")
 
 
+def cmd_check(args: argparse.Namespace) -> None:
+    from ..data.duplicates import write_duplicates_csv
+    from ..data.health import check_data
+    from ..errors import ConfigError, DataError
+    from ..models.pretrained import weights_available
+    from ..recipes import PHOTO_PRETRAINED_SIZE, PRETRAINED_PHOTOS
+    from ..report.checkpage import print_check, verdict, write_check_html
+    from ..report.console import console
+
+    if not 0.0 < args.test_split < 1.0:
+        raise ConfigError(f"--test-split {args.test_split}: the held-out fraction must be between 0 and 1 (e.g. 0.2)")
+    for flag, value in (("--html", args.html), ("--csv", args.csv)):
+        if value:
+            check_new_file(value, args.force, flag)   # before the work, not after it
+    # photos at the size `imgclf train` decodes them at, so the check reads (and fills) the cache entry train uses
+    photo_size = PHOTO_PRETRAINED_SIZE if weights_available(PRETRAINED_PHOTOS["model"]) else None
+    report = check_data(args.data, args.data_dir, image_size=args.image_size, test_split=args.test_split,
+                        seed=args.seed, photo_size=photo_size, download_missing=args.download, quiet=args.quiet)
+    if args.json:
+        print(json.dumps(report.to_json()))
+    elif not args.quiet:
+        print_check(report, console)
+    if args.html:
+        write_check_html(report, args.html)
+    if args.csv:
+        write_duplicates_csv(report.findings, args.csv)
+    if not args.json:
+        wrote = [f for f in (args.html, args.csv) if f]
+        console.print(verdict(report) + (f"; wrote {', '.join(wrote)}" if wrote else ""), highlight=False)
+    problems = report.findings.problems()
+    if args.strict and problems:
+        raise DataError(f"--strict: {', '.join(problems)} in {report.dataset.name}; --csv FILE lists every pair")
+
+
 def _train_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """(flags given, the --config file's settings): the two top layers of config.py's resolver."""
     flags = {k: getattr(args, k) for k in FIELDS if getattr(args, k, None) is not None}
@@ -257,7 +291,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
           + "; `imgclf cache --prune` removes entries no run can use, `--clear` all of them")
 
 
-COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "show": cmd_show, "train": cmd_train,
+COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "check": cmd_check, "show": cmd_show, "train": cmd_train,
             "eval": cmd_eval, "predict": cmd_predict, "export": cmd_export, "find-lr": cmd_find_lr,
             "report": cmd_report, "cache": cmd_cache}
 

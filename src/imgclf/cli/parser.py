@@ -183,6 +183,23 @@ def _add_look_commands(sub: Any) -> None:
     sub.add_parser("datasets", help="list datasets, where each is expected and whether it is there").add_argument(
         "--data-dir", help=f"{TRAIN_HELP['data_dir']} (default: {NONE_DEFAULT['data_dir']})")
     sub.add_parser("models", help="list models with their parameter counts")
+    p = sub.add_parser("check", help="a dataset's health without training: images per class and split, file sizes "
+                       "and modes, unreadable files, repeated images across splits, label conflicts")
+    _data_flags(p, required=True)
+    p.add_argument("--test-split", type=float, default=0.2, help="for a folder without test/: the fraction held out "
+                   "as the test split, as train holds it out (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="for a folder without test/: the seed of its test split, as "
+                   "train's --seed (default 0)")
+    p.add_argument("--no-download", dest="download", action="store_false",
+                   help="only look locally for a named dataset (default: download it when missing)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--html", metavar="FILE", help="also write the report as a self-contained HTML page, with "
+                   "repeated images side by side")
+    p.add_argument("--csv", metavar="FILE", help="also write every repeated-image pair to FILE as CSV: kind, split, "
+                   "file, other_split, other_file, distance")
+    p.add_argument("--force", action="store_true", help="replace the --html and --csv files if they exist")
+    p.add_argument("--strict", action="store_true", help="exit 3 when a label conflict or a test image repeating a "
+                   "train/val image is found (for scripts and CI)")
     p = sub.add_parser("show", help="write a labelled grid of images from a dataset")
     _data_flags(p, required=True)
     p.add_argument("--split", default="train", choices=("train", "val", "test"),

@@ -174,6 +174,20 @@ def image_dims(path: str | Path) -> tuple[int, int] | None:
         return None
 
 
+def image_header(path: str | Path) -> tuple[int, int, str, str] | None:
+    """(width, height) upright as image_dims gives them, the mode ('P' with a transparent colour as 'PA': it
+    decodes over white like RGBA) and the format Pillow finds in the file's bytes (whatever its name says), from
+    the header alone; None when the file is not an image Pillow can open."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            turned = im.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
+            mode = "PA" if im.mode == "P" and "transparency" in im.info else im.mode
+            return (h, w, mode, im.format or "") if turned else (w, h, mode, im.format or "")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
 def _draft(im: Image.Image, size: tuple[int, int], fit: str) -> None:
     """Let the JPEG decoder shrink a large photo by 2/4/8 while decoding, to no less than twice what `fit` needs:
     a 12-megapixel photo decodes ~10× faster and the antialiased resize after it loses nothing visible."""
