@@ -66,8 +66,8 @@ def changed(path: Path, kind: str, rng: random.Random) -> bytes:
 
 def build_folder(root: Path, per_class: int = 14, seed: int = 0) -> dict[str, list[str]]:
     """root/train/<class>/: generated photos; root/test/<class>/: every transform of 4 of each class's photos,
-    unrelated photos, a training photo's copy under another class; and in train, one photo twice in its class and
-    one under two classes. Returns what each listed file is (paths relative to their split folder)."""
+    unrelated photos, two training photos' copies under another class (one re-encoded); and in train, one photo
+    twice in its class and one under two classes. Returns what each listed file is (relative to its split folder)."""
     nrng, rng = np.random.default_rng(seed), random.Random(seed)
     truth: dict[str, list[str]] = {}
     for c in CLASSES:
@@ -84,6 +84,7 @@ def build_folder(root: Path, per_class: int = 14, seed: int = 0) -> dict[str, li
                 (root / "test" / name).write_bytes(changed(root / "train" / c / f"{i:02d}.jpg", kind, rng))
                 truth.setdefault(kind, []).append(name)
     (root / "test" / "beta" / "alpha05.jpg").write_bytes((root / "train" / "alpha" / "05.jpg").read_bytes())
+    (root / "test" / "gamma" / "beta09.jpg").write_bytes(changed(root / "train" / "beta" / "09.jpg", "jpeg", rng))
     (root / "train" / "alpha" / "06again.jpg").write_bytes((root / "train" / "alpha" / "06.jpg").read_bytes())
     (root / "train" / "gamma" / "beta07.jpg").write_bytes((root / "train" / "beta" / "07.jpg").read_bytes())
     return truth
@@ -118,7 +119,8 @@ def test_label_conflicts_and_copies_within_a_split_are_found(folder):
     conflicts = {frozenset([(p.split, p.file), (p.other_split, p.other_file)]) for p in f.of("conflict")}
     assert frozenset([("test", "beta/alpha05.jpg"), ("train", "alpha/05.jpg")]) in conflicts   # across splits
     assert frozenset([("train", "beta/07.jpg"), ("train", "gamma/beta07.jpg")]) in conflicts   # within train
-    assert len(conflicts) == 2
+    assert frozenset([("test", "gamma/beta09.jpg"), ("train", "beta/09.jpg")]) in conflicts     # re-encoded
+    assert len(conflicts) == 3
     within = [(p.file, p.other_file, p.distance) for p in f.of("exact_within")]
     assert ("alpha/06again.jpg", "alpha/06.jpg", 0) in within
     assert ("gamma/beta07.jpg", "beta/07.jpg", 0) in within                # identical, whatever the labels
@@ -205,15 +207,15 @@ def test_check_prints_tables_json_html_csv_and_strict_exits_3(folder, tmp_path, 
     assert main(["check", "--data", str(root), "--image-size", "64", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["splits"]["train"]["per_class"]["alpha"] == 15 and report["classes"] == list(CLASSES)
-    assert report["duplicates"]["counts"]["conflict"] == 2
+    assert report["duplicates"]["counts"]["conflict"] == 3
     assert report["duplicates"]["test_repeating_train"] >= len(truth["exact"]) + len(truth["jpeg"])
-    assert report["files"]["modes"] == {"RGB": (14 * 3 + 2) + (3 * (3 + 4 * len(TRANSFORMS)) + 1)}
+    assert report["files"]["modes"] == {"RGB": (14 * 3 + 2) + (3 * (3 + 4 * len(TRANSFORMS)) + 2)}
     assert set(report["duplicates"]["pairs"][0]) >= {"kind", "split", "file", "other_split", "other_file", "distance"}
     html, table = tmp_path / "check.html", tmp_path / "dups.csv"
     assert main(["check", "--data", str(root), "--image-size", "64", "--html", str(html), "--csv", str(table),
                  "--strict"]) == 3
     out, err = capsys.readouterr()
-    assert err.startswith("error: --strict: 2 label conflict(s)") and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: --strict: 3 label conflict(s)") and len(err.strip().splitlines()) == 1
     page = html.read_text()
     assert page.count("<img src=\"data:image/png;base64,") >= 3 and "alpha05.jpg" in page
     rows = table.read_text().splitlines()

@@ -271,7 +271,8 @@ def cmd_cache(args: argparse.Namespace) -> None:
     for c in listed:
         folder = c.folder or "(not recorded: written by an older imgclf)"
         size_choice = all(p.name.endswith(".size.json") for p in c.files)
-        state = "complete" if c.complete else "size choice" if size_choice else "incomplete (a killed first decode)"
+        state = "complete" if c.complete else "size choice" if size_choice else \
+            "left by a removed entry (--prune removes it)" if c.orphaned else "incomplete (a killed first decode)"
         if c.folder and not Path(c.folder).is_dir():
             state = "folder gone"
         if c.version is not None and c.version != CACHE_VERSION:
