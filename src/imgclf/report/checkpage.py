@@ -18,8 +18,8 @@ from ..fileio import printable, write_text_atomic
 from .htmlkit import esc, page, png_img, split_tag, table
 
 KIND_TEXT = {"exact": "identical pixels in another split", "near": "a near-duplicate in another split",
-             "conflict": "the same (or a near) image under another class", "exact_within": "identical pixels twice in "
-             "one split"}
+             "conflict": "the same image (within 16 bits) under another class",
+             "exact_within": "identical pixels twice in one split"}
 SHOWN_PAIRS = 5     # per kind, in the terminal
 THUMB_PAIRS = 8     # per kind, in the HTML page
 
