@@ -98,7 +98,7 @@ def find_duplicates(dataset: Dataset) -> Findings:
     h = ImageHashes.concat(hashes)
     which = np.concatenate([np.full(len(s), k, dtype=np.int64) for k, s in enumerate(splits)])
     local = np.concatenate([np.arange(len(s), dtype=np.int64) for s in splits])
-    labels = np.concatenate([s.labels.numpy() for s in splits])
+    labels = np.concatenate([s.labels.cpu().numpy() for s in splits])
     group = exact_groups(h.exact, lambda i: splits[which[i]].images[local[i]])
     i, j, d = near_pairs(h.perceptual)
     gi, gj = _group_pairs(group, which, labels)

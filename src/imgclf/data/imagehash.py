@@ -60,7 +60,7 @@ def hash_images(images: torch.Tensor) -> ImageHashes:
     out = ImageHashes.empty(n)
     step = max(1, CHUNK_VALUES // max(1, math.prod(images.shape[1:])))
     for s in range(0, n, step):
-        batch = images[s:s + step]
+        batch = images[s:s + step].cpu()        # a split already moved to a GPU is hashed on the CPU
         out.exact[s:s + len(batch)] = exact_keys(batch)
         out.perceptual[s:s + len(batch)] = perceptual_hashes(batch)
     return out
