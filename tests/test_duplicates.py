@@ -240,3 +240,34 @@ def test_check_names_unreadable_and_misnamed_files_and_tiny_classes(tmp_path, ca
     assert [m["file"] for m in report["files"]["mismatched"]] == ["big/really.jpg"]
     assert any("broken.png" in w for w in report["loader_warnings"])
     assert report["files"]["unreadable"] == 0                 # the loader left the broken file out
+
+
+@pytest.mark.slow
+def test_a_run_leaves_test_images_repeating_training_images_out_and_eval_does_the_same(folder, tmp_path, capsys):
+    """The planted copies: the header says how many test images repeat training images, duplicates.csv lists the
+    pairs, the test figure leaves them out and says the figure with them, and `imgclf eval` of the checkpoint gives
+    the same figure; --test-duplicates keep counts them and says the figure without."""
+    root, _ = folder
+    base = ["train", "--data", str(root), "--model", "fastcnn-tiny", "--image-size", "32", "--epochs", "1",
+            "--no-plots", "--out", str(tmp_path)]
+    assert main([*base, "--name", "ex"]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "ex" / "summary.json").read_text())
+    record, n_test = summary["test_duplicates"], 3 * (3 + 4 * len(TRANSFORMS)) + 2
+    repeats = record["repeating_train"]
+    assert repeats >= 0.8 * 3 * 4 * len(TRANSFORMS)                 # the copies, most crops included
+    assert f"duplicates: {repeats} test images repeat training images" in " ".join(out.split())
+    assert record["policy"] == "exclude" and summary["test_split_size"] == record["images"] == n_test - repeats
+    assert summary["test_accuracy"] == record["accuracy_without_them"]
+    assert f"without the {repeats} that repeat training images" in out
+    rows = (tmp_path / "ex" / "duplicates.csv").read_text().splitlines()
+    assert rows[0] == ",".join(CSV_COLUMNS)
+    assert any(r.startswith("exact,test,alpha/copy0-exact.jpg,train,") for r in rows)
+    assert main(["eval", str(tmp_path / "ex" / "best.pt"), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["accuracy"] == summary["test_accuracy"] and again["n"] == summary["test_split_size"]
+    assert again["test_duplicates"] == record
+    assert main([*base, "--name", "keep", "--test-duplicates", "keep"]) == 0
+    kept = json.loads((tmp_path / "keep" / "summary.json").read_text())
+    assert kept["test_split_size"] == n_test and kept["test_duplicates"]["policy"] == "keep"
+    assert kept["test_accuracy"] == kept["test_duplicates"]["accuracy_with_them"]

@@ -19,7 +19,7 @@ from .data.images import decode_image, fit_image, image_to_array, walk_images
 from .data.split import Split, test_split_changes
 from .engine.checkpoint import arch_of, load_checkpoint, load_model_state
 from .engine.checkpoint_checks import require
-from .engine.evaluate import metrics_from_logits, predict_logits
+from .engine.evaluate import metrics_from_logits, predict_logits, test_metrics
 from .engine.setup import pick_device
 from .engine.train import train
 from .errors import CheckpointError, DataError
@@ -179,6 +179,10 @@ class Classifier:
         logits = predict_logits(self.model, part, self.normalize, self.device, self.tta, self.tta_shift,
                                 self.tta_mirror)
         m = metrics_from_logits(logits, part.labels, ds.classes)
+        repeats = (self.data_identity or {}).get("test_repeats") if split == "test" and not changed else None
+        if repeats:   # the run's test split: its test images repeating training images, under the run's policy
+            m, m["test_duplicates"] = test_metrics(logits, part.labels, ds.classes, repeats,
+                                                   self.config.get("test_duplicates", "exclude"))
         if changed:
             m["data_changed"] = changed
         return {"dataset": ds.name, "split": split, "checkpoint": self.source, "classes": ds.classes,

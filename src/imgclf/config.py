@@ -110,6 +110,8 @@ class TrainConfig:
     select: str = "val_accuracy"    # how best.pt is chosen on val: val_accuracy (ties: lower val loss, then the
                                     # later epoch) | val_loss (ties: higher val accuracy, then the later epoch)
     patience: int = 0               # stop after this many validations without a better one (0: never stop early)
+    test_duplicates: str = "exclude"   # test images that repeat a train/val image: exclude (from the test figures,
+                                       # which then also say the figure with them) | keep (data/duplicates.py)
     class_weights: str = "auto"     # none | balanced (loss weights n/(k·n_class)) | auto: balanced when the largest
                                     # class has at least IMBALANCE_RATIO times the images of the smallest
     # machine
@@ -153,6 +155,7 @@ CHOICES = {
     "precision": ("auto", "fp32", "amp-bf16", "amp-fp16"), "select": ("val_accuracy", "val_loss"),
     "resize": ("crop", "squash", "pad"),
     "class_weights": ("auto", "none", "balanced"),
+    "test_duplicates": ("exclude", "keep"),
 }
 
 def coerce(key: str, value: Any, where: str = "") -> Any:

@@ -147,7 +147,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from ..api import load
-    from ..report.console import balance_remark, confusion_table, console, metrics_table
+    from ..report.console import balance_remark, confusion_table, console, metrics_table, repeats_text
 
     clf = load(args.checkpoint, model=args.model, device=args.device, image_size=args.image_size,
                trust_exported=args.trust_exported)
@@ -163,7 +163,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if len(result["classes"]) <= 12 and not args.quiet:
         console.print(confusion_table(result["confusion_matrix"], result["classes"], args.split))
     console.print(f"[bold]{args.split} accuracy {result['accuracy']:.2%}[/] ({result['n']:,} images of "
-                  f"{result['dataset']}, {args.split} split; balanced accuracy {result['balanced_accuracy']:.2%}, "
+                  f"{result['dataset']}, {args.split} split{repeats_text(result.get('test_duplicates'))}; "
+                  f"balanced accuracy {result['balanced_accuracy']:.2%}, "
                   f"macro-F1 {result['macro_f1']:.3f}), {args.split} loss {result['loss']:.4f}")
     remark = balance_remark(result, result["classes"], args.split)
     if remark:

@@ -16,6 +16,9 @@ TRAIN_HELP = {
                   "weights' own size; otherwise the images' own size, and a folder of mixed sizes gets one chosen "
                   "from its median shorter side, at most 64 on a CPU and 224 on a GPU; the run header says which)",
     "resize": "how an image meets --image-size: crop (shorter side to N, centre cut: aspect kept), squash, or pad",
+    "test_duplicates": "test images that repeat a train or val image (exactly, or re-encoded, rescaled, cropped a "
+                       "few percent): exclude them from the test figures (which then also give the figure with them; "
+                       "duplicates.csv lists every pair) or keep them",
     "select": "how best.pt is chosen on the val split: val_accuracy (ties: lower val loss, then the later epoch) "
               "or val_loss",
     "patience": "stop after this many validations without a better one (0: run every epoch); best.pt is kept",

@@ -98,3 +98,19 @@ def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: lis
         top5 = logits.topk(5, 1).indices == labels[:, None]
         out["top5_accuracy"] = round(float(top5.any(1).double().mean()), 6)
     return out
+
+
+def test_metrics(logits: torch.Tensor, labels: torch.Tensor, classes: list[str], repeats: list[int],
+                 policy: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The test figures under --test-duplicates `policy`, and what the test images repeating training images
+    (`repeats`: their indices) did to them (None when there are none). 'exclude' leaves them out of the figures,
+    whose record then holds the accuracy with them too; 'keep' counts them and records the accuracy without."""
+    whole = metrics_from_logits(logits, labels, classes)
+    if not repeats:
+        return whole, None
+    keep = torch.ones(len(labels), dtype=torch.bool)
+    keep[torch.as_tensor(repeats, dtype=torch.int64)] = False
+    kept = metrics_from_logits(logits[keep.to(logits.device)], labels[keep.to(labels.device)], classes)
+    record = {"policy": policy, "repeating_train": len(repeats), "images": int(keep.sum()) if policy == "exclude"
+              else len(labels), "accuracy_without_them": kept["accuracy"], "accuracy_with_them": whole["accuracy"]}
+    return (kept if policy == "exclude" else whole), record

@@ -31,6 +31,7 @@ from ..config import (
 )
 from ..data import Dataset, load_dataset
 from ..data.batches import Batches, Normalizer
+from ..data.duplicates import Findings, find_duplicates, write_duplicates_csv
 from ..data.split import hold_out_val
 from ..errors import ImgclfError
 from ..fileio import remove_stale_temporaries
@@ -108,6 +109,7 @@ class Run:
     lookahead: Lookahead | None = None          # --lookahead: the slow weights (ema.py)
     replan: Replan | None = None                # a fresh budgeted run's re-plan on its own steps (budget.py)
     probe: dict[str, Any] | None = None         # --linear-probe: what epoch 1 measured and chose (probe.py)
+    duplicates: Findings | None = None          # repeated images across and within the splits (rank 0 only)
     steps: int = 0     # the run's length: cfg.steps and cfg.epochs as resolved, until a budget's re-plan changes them
     epochs: int = 0
 
@@ -227,6 +229,8 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
         at = replan_step(run.cfg, run.steps_per_epoch, run.total_steps)
         if at is not None and plan.calibration is not None and plan.deadline is not None:
             run.replan = Replan(plan.deadline, plan.calibration, at)
+    if run.world.is_main:
+        look_for_duplicates(run)
     logs_tensorboard = run.cfg.tensorboard and run.world.is_main
     if logs_tensorboard:
         require_tensorboard()  # not installed: a one-line error before a run folder is made
@@ -246,9 +250,38 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
         run.run_dir = new_run_dir(run.cfg.out, run.cfg.name or f"{run.data.name}-{run.cfg.model}")
     else:
         run.run_dir = Path(run.cfg.out)
+    if run.duplicates is not None and run.duplicates.pairs:
+        write_duplicates_csv(run.duplicates, run.run_dir / "duplicates.csv")
     if logs_tensorboard:
         run.tensorboard = TensorBoardLog(run.run_dir, run.settings(), run.progress.epoch)
     return run
+
+
+def look_for_duplicates(run: Run) -> None:
+    """Find the data's repeated images (data/duplicates.py): the header says what was found, the checkpoints
+    record which test images repeat training images (so `imgclf eval` applies --test-duplicates as the run did)."""
+    run.duplicates = found = find_duplicates(run.data)
+    repeats = found.test_indices_repeating_train().tolist()
+    run.data_identity["test_repeats"] = repeats
+    note = duplicates_note(found, len(repeats), run.cfg.test_duplicates)
+    if note:
+        run.data.notes.append(note)
+
+
+def duplicates_note(found: Findings, repeats: int, policy: str) -> str:
+    """One header line on the repeated images found, or '' when there are none."""
+    said = []
+    if repeats:
+        said.append(f"{repeats:,} test image{'s' if repeats > 1 else ''} repeat{'s' if repeats == 1 else ''} "
+                    f"training images ({found.counts['exact']} identical, {found.counts['near']} near), "
+                    + ("left out of the test figures (--test-duplicates keep counts them)" if policy == "exclude"
+                       else "counted in the test figures (--test-duplicates keep)"))
+    if found.counts["conflict"]:
+        said.append(f"{found.counts['conflict']:,} image(s) under two classes (label conflicts: not fixed, check them)")
+    within = found.counts["exact_within"]
+    if within:
+        said.append(f"{within:,} identical cop{'ies' if within > 1 else 'y'} within a split")
+    return "duplicates: " + "; ".join(said) + "; duplicates.csv lists every pair" if said else ""
 
 
 def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, resume: str | Path | None = None

@@ -30,7 +30,7 @@ from . import selection
 from .builders import augmented_batch
 from .checkpoint import load_checkpoint, load_model_state
 from .ema import Lookahead
-from .evaluate import metrics_from_logits, predict_logits
+from .evaluate import metrics_from_logits, predict_logits, test_metrics
 from .probe import run_probe
 from .setup import Run, setup_run
 from .step import EpochTotals, set_lr, train_step
@@ -281,13 +281,15 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
     # in fp32 whatever precision trained: `imgclf eval` then reproduces the figure exactly, on any machine
     with phase("test"):
         logits = predict_logits(run.eval_model, data.test, run.norm, run.device, **run.views)
-    test = metrics_from_logits(logits, data.test.labels, data.classes)
+    repeats = run.data_identity.get("test_repeats") or []
+    test, repeated = test_metrics(logits, data.test.labels, data.classes, repeats, cfg.test_duplicates)
     test_seconds = time.perf_counter() - t_test
     images_seen = sum(r["images_per_second"] * r["seconds"] for r in p.history)
     best = p.history[p.best_epoch - 1] if p.best_epoch else {}
     summary = {
         "dataset": data.name, "model": cfg.model, "recipe": cfg.recipe, "epochs": run.epochs,
-        "classes": data.classes, "test_split_size": len(data.test),
+        "classes": data.classes, "test_split_size": repeated["images"] if repeated else len(data.test),
+        "test_duplicates": repeated, "duplicates": run.duplicates.counts if run.duplicates else None,
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
         "test_balanced_accuracy": test["balanced_accuracy"], "test_macro_f1": test["macro_f1"],
         **({"test_top5_accuracy": test["top5_accuracy"]} if "top5_accuracy" in test else {}),

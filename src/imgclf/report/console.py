@@ -158,11 +158,22 @@ def test_report(summary: dict[str, Any], test: dict[str, Any], quiet: bool) -> N
     console.print(f"run folder: {summary['run_dir']}")
 
 
+def repeats_text(record: dict[str, Any] | None) -> str:
+    """What the test images that repeat training images did to the figure (engine/evaluate.test_metrics)."""
+    if not record:
+        return ""
+    k = record["repeating_train"]
+    if record["policy"] == "exclude":
+        return (f" without the {k:,} that repeat training images, {record['accuracy_with_them']:.2%} with them")
+    return f", {k:,} of them repeating training images ({record['accuracy_without_them']:.2%} without them)"
+
+
 def result_line(summary: dict[str, Any], bold: bool = False) -> str:
     """A run's result in one line (the last figures of the report; all that `imgclf train --quiet` prints)."""
     accuracy = f"test accuracy {summary['test_accuracy']:.2%}"
     top5 = f", top-5 {summary['test_top5_accuracy']:.2%}" if "test_top5_accuracy" in summary else ""
-    return (f"{f'[bold]{accuracy}[/]' if bold else accuracy} (test split, {summary['test_split_size']:,} images; "
+    return (f"{f'[bold]{accuracy}[/]' if bold else accuracy} (test split, {summary['test_split_size']:,} images"
+            f"{repeats_text(summary.get('test_duplicates'))}; "
             f"balanced accuracy {summary['test_balanced_accuracy']:.2%}, macro-F1 {summary['test_macro_f1']:.3f}"
             f"{top5}), test loss {summary['test_loss']:.4f}; checkpoint chosen on "
             f"{summary['checkpoint_selected_on']}: {summary['checkpoint_choice']}; trained "
