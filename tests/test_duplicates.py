@@ -18,6 +18,7 @@ from PIL import Image
 
 from imgclf.cli import main
 from imgclf.data import cachedir, load_dataset
+from imgclf.data.dupcache import clear_found
 from imgclf.data.duplicates import CSV_COLUMNS, find_duplicates, near_pairs
 from imgclf.data.imagehash import WORDS, distances, hash_images, is_near
 from imgclf.data.split import Dataset, Split
@@ -183,6 +184,7 @@ def test_hashes_are_kept_beside_the_cache_entry_reused_rebuilt_when_damaged_and_
     assert first.hashed > 0 and len(parts) == 2                    # one per split folder's entry
     again = find_duplicates(load_dataset(root, image_size=64))
     assert again.hashed == 0 and again.pairs == first.pairs       # read, not computed
+    clear_found()                                                  # what was found is kept too: look again
     parts[0].write_bytes(parts[0].read_bytes()[:-200])             # cut short: damaged
     with pytest.warns(UserWarning, match=r"damaged cache entry .*hashes\.npz.*computing it again"):
         rebuilt = find_duplicates(load_dataset(root, image_size=64))
@@ -271,3 +273,29 @@ def test_a_run_leaves_test_images_repeating_training_images_out_and_eval_does_th
     kept = json.loads((tmp_path / "keep" / "summary.json").read_text())
     assert kept["test_split_size"] == n_test and kept["test_duplicates"]["policy"] == "keep"
     assert kept["test_accuracy"] == kept["test_duplicates"]["accuracy_with_them"]
+
+
+def test_findings_are_kept_keyed_on_the_pixels_and_a_damaged_record_is_redone(tmp_path):
+    """A second look at the same data reads what the first found (nothing hashed); other pixels or labels are
+    another key; a damaged record is removed with a notice and the work done again; `imgclf cache --clear` empties
+    the folder."""
+    from imgclf.data.dupcache import duplicates_dir
+
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.integers(0, 255, (40, 1, 16, 16), dtype=np.uint8))
+    images[30] = images[3]                                                  # a test image that is a training image
+    labels = torch.arange(40) % 2
+    data = Dataset("gen", Split(images[:30], labels[:30], "train"), Split(images[30:], labels[30:], "test"),
+                   ["a", "b"])
+    first = find_duplicates(data)
+    assert first.hashed == 40 and first.test_indices_repeating_train().tolist() == [0]
+    again = find_duplicates(data)
+    assert again.hashed == 0 and again.pairs == first.pairs
+    other = Dataset("gen", data.train, Split(images[30:], 1 - labels[30:], "test"), ["a", "b"])
+    assert find_duplicates(other).hashed == 40                              # other labels: another key
+    [record] = [p for p in duplicates_dir().glob("*.json") if p.read_text().count('"exact"')][:1]
+    record.write_text('{"key": "x", "found": [[1, 2]]}')
+    with pytest.warns(UserWarning, match="damaged duplicates cache entry"):
+        assert find_duplicates(data).pairs == first.pairs
+    assert main(["cache", "--clear"]) == 0
+    assert list(duplicates_dir().glob("*.json")) == []

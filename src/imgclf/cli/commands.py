@@ -252,6 +252,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     from ..data.cachedir import clear, disk_free, entries, prune
+    from ..data.dupcache import clear_found, duplicates_dir
     from ..data.foldercache import CACHE_VERSION
     from ..data.registry import cache_dir
     from ..engine.probe import clear_features, feature_entries, features_dir
@@ -264,6 +265,8 @@ def cmd_cache(args: argparse.Namespace) -> None:
         if args.clear:
             count, size = clear_features()
             print(f"removed {count} cached feature arrays ({size / 1e6:,.1f} MB) from {features_dir()}")
+            count, size = clear_found()
+            print(f"removed {count} kept duplicate findings ({size / 1e6:,.1f} MB) from {duplicates_dir()}")
         return
     listed = entries(where)
     table = Table(title=f"decoded image folders in {where} ($IMGCLF_CACHE_DIR)", title_justify="left")

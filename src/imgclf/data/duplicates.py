@@ -20,6 +20,7 @@ import torch
 
 from ..fileio import printable, write_text_atomic
 from .cacheparts import rows_cached
+from .dupcache import findings_key, read_found, write_found
 from .imagehash import BITS, FINE_WORDS, HASH_VERSION, WORDS, ImageHashes, distances, hash_images, is_near, popcount
 from .split import Dataset, Split
 
@@ -94,10 +95,24 @@ def find_duplicates(dataset: Dataset) -> Findings:
     """Every kind of repeated image (KINDS) in the dataset's splits (near-duplicates: imagehash.is_near)."""
     started = time.perf_counter()
     splits = [dataset.splits()[name] for name in SPLIT_ORDER if name in dataset.splits()]
-    hashes, hashed = split_hashes(splits)
-    h = ImageHashes.concat(hashes)
     which = np.concatenate([np.full(len(s), k, dtype=np.int64) for k, s in enumerate(splits)])
     local = np.concatenate([np.arange(len(s), dtype=np.int64) for s in splits])
+    key = findings_key(splits, [HASH_VERSION, DENSE_SHARE, STRICT_BITS, CROSS_CLASS_BITS, TABLES, WINDOW])
+    kept = read_found(key)
+    if kept is not None:
+        found, dense = kept
+        hashed = 0
+    else:
+        found, dense, hashed = _look(splits, which, local)
+        write_found(key, found, dense)
+    pairs = [_pair(kind, a, b, dist, splits, which, local) for kind, a, b, dist in found]
+    return Findings(pairs, {s.name: len(s) for s in splits}, time.perf_counter() - started, hashed, dense)
+
+
+def _look(splits: list[Split], which: np.ndarray, local: np.ndarray) -> tuple[list[Found], float, int]:
+    """find_duplicates' work: (what was found, the dense share, the images hashed)."""
+    hashes, hashed = split_hashes(splits)
+    h = ImageHashes.concat(hashes)
     labels = np.concatenate([s.labels.cpu().numpy() for s in splits])
     group = exact_groups(h.exact, lambda i: splits[which[i]].images[local[i]])
     i, j, d = near_pairs(h.perceptual)
@@ -109,8 +124,7 @@ def find_duplicates(dataset: Dataset) -> Findings:
     keep &= (labels[i] == labels[j]) | (d <= CROSS_CLASS_BITS)
     i, j, d = i[keep], j[keep], d[keep]
     found = _cross(gi, gj, i, j, d, which) + _within(gi, gj, which) + _conflicts(gi, gj, i, j, d, labels)
-    pairs = [_pair(kind, a, b, dist, splits, which, local) for kind, a, b, dist in found]
-    return Findings(pairs, {s.name: len(s) for s in splits}, time.perf_counter() - started, hashed, dense)
+    return [(k, int(a), int(b), int(dist)) for k, a, b, dist in found], float(dense), hashed
 
 
 def _dense_share(i: np.ndarray, j: np.ndarray, which: np.ndarray) -> float:
