@@ -269,6 +269,9 @@ def test_a_run_leaves_test_images_repeating_training_images_out_and_eval_does_th
     again = json.loads(capsys.readouterr().out)
     assert again["accuracy"] == summary["test_accuracy"] and again["n"] == summary["test_split_size"]
     assert again["test_duplicates"] == record
+    assert main(["report", str(tmp_path / "ex")]) == 0
+    html = " ".join((tmp_path / "ex" / "report.html").read_text().split())
+    assert "<h2>Repeated images</h2>" in html and f"the {repeats} test images repeating training images" in html
     assert main([*base, "--name", "keep", "--test-duplicates", "keep"]) == 0
     kept = json.loads((tmp_path / "keep" / "summary.json").read_text())
     assert kept["test_split_size"] == n_test and kept["test_duplicates"]["policy"] == "keep"

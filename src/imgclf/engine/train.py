@@ -18,7 +18,7 @@ from .. import machine, rng
 from .._version import __version__
 from ..config import TrainConfig, user_settings
 from ..errors import CheckpointError
-from ..fileio import printable
+from ..fileio import atomic_write, printable
 from ..models import count_parameters
 from ..models.pretrained import freeze_backbone, head_module
 from ..phases import phase
@@ -260,10 +260,22 @@ def write_pictures(run: Run, test: dict[str, Any], logits: torch.Tensor) -> None
                             suptitle="a training batch as the model sees it (augmented)"))
         (run.run_dir / "plots").mkdir(parents=True, exist_ok=True)
         draw_all(figures)    # in the plot painter the command started, if it did (report/painter.py)
+        draw_duplicates(run)
     except (OSError, RuntimeError, ValueError) as e:
         warnings.warn(f"plots not written to {run.run_dir / 'plots'} ({e}); the test figures above and "
                       "summary.json are complete", stacklevel=2)
     write_report_or_warn(run.run_dir)  # report.html: from the files just written, like `imgclf report`
+
+
+def draw_duplicates(run: Run, most: int = 8) -> None:
+    """plots/duplicates.png: the first pairs of repeated images side by side (test against train first), for the
+    report; nothing when none were found."""
+    from ..report.checkpage import pair_strip
+
+    pairs = sorted(run.duplicates.pairs if run.duplicates else [], key=lambda p: (p.split != "test", p.distance))
+    if pairs:
+        with atomic_write(run.run_dir / "plots" / "duplicates.png") as f:
+            pair_strip(run.data, pairs[:most]).save(f, "PNG")
 
 
 def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:

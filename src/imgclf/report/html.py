@@ -208,7 +208,30 @@ def images_section(run: RunFiles) -> str:
                     "no plots/train_batch.png")
     return (f'<section id="predictions"><h2>Predictions {split_tag("test")}</h2>{pred}</section>'
             f'<section id="top-losses"><h2>Top losses {split_tag("test")}</h2>{top}</section>'
-            f'<section id="train-batch"><h2>Training batch {split_tag("train")}</h2>{batch}</section>')
+            f'<section id="train-batch"><h2>Training batch {split_tag("train")}</h2>{batch}</section>'
+            + duplicates_section(run))
+
+
+def duplicates_section(run: RunFiles) -> str:
+    """What the run found repeated in its data (summary.json's counts, plots/duplicates.png): nothing when the run
+    looked and found none, or did not look."""
+    counts, record = run.summary.get("duplicates") or {}, run.summary.get("test_duplicates")
+    if not any(counts.values()):
+        return ""
+    said = [f"{n:,} {what}" for what, n in (("images identical to one in another split", counts.get("exact", 0)),
+                                           ("near-duplicates across splits", counts.get("near", 0)),
+                                           ("label conflicts (one image, two classes)", counts.get("conflict", 0)),
+                                           ("identical copies within a split", counts.get("exact_within", 0))) if n]
+    if record:
+        left = "left out of" if record["policy"] == "exclude" else "counted in"
+        said.append(f"the {record['repeating_train']:,} test images repeating training images are {left} the test "
+                    f"figures: accuracy {record['accuracy_without_them']:.2%} without them, "
+                    f"{record['accuracy_with_them']:.2%} with them")
+    strip = png_img(run.plots.get("duplicates"), "repeated images side by side",
+                    "The first pairs found: each image beside its repeat, with the kind and how many hash bits apart "
+                    "(0: identical pixels).", "no plots/duplicates.png")
+    return (f'<section id="duplicates"><h2>Repeated images</h2><p>{esc("; ".join(said))}.</p>{strip}'
+            '<p class="note"><code>duplicates.csv</code> lists every pair.</p></section>')
 
 
 def write_report(run_dir: str | Path) -> Path:
