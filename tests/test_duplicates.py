@@ -302,3 +302,37 @@ def test_findings_are_kept_keyed_on_the_pixels_and_a_damaged_record_is_redone(tm
         assert find_duplicates(data).pairs == first.pairs
     assert main(["cache", "--clear"]) == 0
     assert list(duplicates_dir().glob("*.json")) == []
+
+
+def test_a_flat_folder_keeps_each_repeated_image_on_the_side_of_its_twin(tmp_path):
+    """A folder without test/: the path-hash split puts a photo and its copies (byte copies, re-encoded,
+    colour-shifted, across classes) on one side, so no copy is trained on while its twin is tested; every other photo keeps the
+    side of its own name, and adding a photo moves no other."""
+    from imgclf.data.split import stable_holdout
+
+    nrng, rng = np.random.default_rng(1), random.Random(1)
+    root = tmp_path / "flat"
+    for c in CLASSES:
+        (root / c).mkdir(parents=True)
+        for i in range(20):
+            smooth_image(nrng).save(root / c / f"{i:02d}.jpg", quality=92)
+    twins = []
+    for c in CLASSES:
+        for i, kind in enumerate(("exact", "jpeg", "colour")):
+            copy = f"{c}/zz-copy{i}.jpg"
+            (root / copy).write_bytes(changed(root / c / f"{i:02d}.jpg", kind, rng))
+            twins.append((f"{c}/{i:02d}.jpg", copy))
+    (root / "beta" / "from-alpha.jpg").write_bytes((root / "alpha" / "05.jpg").read_bytes())   # under two classes
+    twins.append(("alpha/05.jpg", "beta/from-alpha.jpg"))
+    ds = load_dataset(root, image_size=32)
+    side = {**{k: "train" for k in ds.train.keys}, **{k: "test" for k in ds.test.keys}}
+    assert all(side[a] == side[b] for a, b in twins), [(a, b, side[a], side[b]) for a, b in twins]
+    grouped = {k for pair in twins for k in pair}
+    for k, where in side.items():
+        if k not in grouped:
+            own = "test" if len(stable_holdout([k], 0.2, 0, "test")[1]) else "train"
+            assert where == own, k
+    smooth_image(nrng).save(root / "gamma" / "new.jpg", quality=92)
+    again = load_dataset(root, image_size=32)
+    after = {**{k: "train" for k in again.train.keys}, **{k: "test" for k in again.test.keys}}
+    assert all(after[k] == side[k] for k in side)

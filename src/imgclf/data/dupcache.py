@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 
 from ..fileio import write_text_atomic
-from .registry import cache_dir
 from .split import Split
 
 Found = list[tuple[str, int, int, int]]
 
 
 def duplicates_dir() -> Path:
+    from .registry import cache_dir  # registry loads folders, which keep repeated images together (together.py)
     return cache_dir() / "duplicates"
 
 

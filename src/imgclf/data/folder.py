@@ -28,6 +28,7 @@ from .cachedir import prune
 from .foldercache import CACHE_VERSION, Entry, ImageSink, block_crcs, open_entry, remove_orphans, write_entry
 from .images import decode_image, image_dims, walk_images
 from .split import Dataset, Origin, Split, name_bytes, stable_holdout
+from .together import holdout_keys
 
 _CHUNK = 256
 PHOTO_MIN_SIDE = 32    # photos: the median longer side above this (recipes.profile_name: an image's longer side)
@@ -337,7 +338,7 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
             val = load_split_cached(_matching(root / "val", train_fl), "val", **opts)
             pixels.update(val.digest.encode())
     else:
-        keep, held = stable_holdout(train.keys, test_split, seed, "test")
+        keep, held = stable_holdout(train.keys, test_split, seed, "test", holdout_keys(train))
         if len(held) == 0 or len(keep) == 0:
             raise DataError(f"{root}: {len(train)} images are too few to hold out a test split of {test_split:.0%} "
                             "(it would be empty); add images, or give the test images their own test/ folder")

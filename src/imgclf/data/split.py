@@ -179,25 +179,29 @@ def name_bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def stable_holdout(keys: list[str], fraction: float, seed: int, purpose: str) -> tuple[torch.Tensor, torch.Tensor]:
+def stable_holdout(keys: list[str], fraction: float, seed: int, purpose: str, drawn_by: list[str] | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (keep, held_out): a sample is held out when a hash of (purpose, seed, its key) falls below
-    `fraction`. Each sample's side depends on its own key alone, so adding or removing files never moves another
-    file between splits (a shuffled list would re-deal them all). Classes get about `fraction` each, not exactly."""
+    `fraction`. Each sample's side depends on its own key alone (or its `drawn_by` key: repeated images share their
+    group's, together.py), so adding or removing files never moves another file between splits (a shuffled list
+    would re-deal them all). Classes get about `fraction` each, not exactly."""
     if not 0.0 < fraction < 1.0:
         raise DataError(f"a held-out fraction must be between 0 and 1, got {fraction}")
     scale = float(1 << 64)
     held = [int.from_bytes(hashlib.blake2b(name_bytes(f"{purpose}\0{seed}\0{k}"), digest_size=8).digest(), "big")
-            / scale < fraction for k in keys]
+            / scale < fraction for k in (drawn_by or keys)]
     mask = torch.tensor(held, dtype=torch.bool)
     return torch.nonzero(~mask).flatten(), torch.nonzero(mask).flatten()
 
 
 def hold_out_val(ds: Dataset, fraction: float, seed: int) -> Dataset:
     """Move `fraction` of each train class into a val split, unless the data brings its own: by a stable hash of
-    each file's path for image folders (stable_holdout), a seeded per-class draw for the fixed named datasets."""
+    each file's path for image folders (stable_holdout; repeated images together), a seeded per-class draw for the
+    fixed named datasets."""
     if fraction and ds.val is None:
         if ds.train.keys is not None:
-            keep, held = stable_holdout(ds.train.keys, fraction, seed, "val")
+            from .together import holdout_keys  # below split.py's own imports: it imports split
+            keep, held = stable_holdout(ds.train.keys, fraction, seed, "val", holdout_keys(ds.train))
         else:
             keep, held = stratified_holdout(ds.train.labels, fraction, seed)
         if len(held) == 0 or len(keep) == 0:
