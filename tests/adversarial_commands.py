@@ -4,16 +4,21 @@ predict's inputs, and report and export writing beside runs."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 import os
 import re
 import shutil
+import stat
 import time
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from adversarial import (
     TINY,
     Case,
@@ -24,11 +29,14 @@ from adversarial import (
     edit_checkpoint,
     flag_name,
     json_out,
+    nothing_left,
     png_claiming,
     require_text,
     run_config,
     save_image,
+    short_and_quick,
 )
+from PIL import Image
 
 CASES = Cases()
 case, simple = CASES.case, CASES.simple
@@ -221,6 +229,112 @@ def bare_state_dict_with_model(ctx: Ctx) -> Result:
     return ctx.run("predict", _bare(ctx), save_image(ctx.p("img.png"), 8, channels=1), "--model", "fastcnn-tiny")
 
 
+def _huge_shared_classes(c: dict) -> None:
+    big: Any = list(range(1000))
+    for _ in range(5):
+        big = [big] * 10                          # 10^8 numbers in all, a few KB pickled (one object, shared)
+    c["classes"] = [big] * 10_000
+
+
+def _deep_epochs(c: dict) -> None:
+    deep: Any = [1]
+    for _ in range(60):
+        deep = [deep, deep]                       # 60 deep, 2^60 leaves: any full repr never ends
+    c["config"] = {**c["config"], "epochs": deep}
+
+
+def _deep_image_size(c: dict) -> None:
+    deep: Any = [8]
+    for _ in range(60):
+        deep = [deep, deep]
+    c["model_args"] = {**c["model_args"], "image_size": deep}
+
+
+def _bounded(edit: Callable[[dict], Any], command: str, *extra: str) -> Callable[[Ctx], Result]:
+    def build(ctx: Ctx) -> Result:
+        return short_and_quick(_ckpt(edit, command, *extra)(ctx), ctx)
+    return build
+
+
+CASES += [
+    Case("classes-shared-huge-list-predict", "checkpoint", "error", _bounded(_huge_shared_classes, "predict"),
+         names="classes", what="classes: 10,000 references to one list of 10^8 numbers: one short line, at once"),
+    Case("classes-shared-huge-list-export", "checkpoint", "error",
+         _bounded(_huge_shared_classes, "export", "--format", "torchscript", "--out", "m.ts"), names="classes",
+         what="... given to export"),
+    Case("config-epochs-deeply-nested-eval", "checkpoint", "error", _bounded(_deep_epochs, "eval"), names="epochs",
+         what="config.epochs a list nested 60 deep (shared items): one short line, at once"),
+    Case("image-size-deeply-nested-eval", "checkpoint", "error", _bounded(_deep_image_size, "eval"),
+         names="image_size|size", what="model_args.image_size nested 60 deep: one short line, at once"),
+    Case("normalization-1e300-predict", "checkpoint", "error",
+         _ckpt(_set(normalization={"mean": [1e300], "std": [1e-300]}), "predict"), names="normali",
+         what="normalization mean 1e300, std 1e-300: refused, never a 'nan%' prediction"),
+]
+simple("checkpoint", "eval-device=cpu:1", lambda ctx: ["eval", ctx.digits_run() / "best.pt", "--device", "cpu:1"],
+       names="cpu:1", what="eval --device cpu:1 (there is one CPU device): an error naming it")
+simple("checkpoint", "predict-device=cpu:1",
+       lambda ctx: ["predict", ctx.digits_run() / "best.pt", save_image(ctx.p("img.png"), 8, channels=1), "--device",
+                    "cpu:1"], names="cpu:1", what="predict --device cpu:1")
+
+
+def _torchscript_writer(path: Path, victim: Path) -> Path:
+    """A TorchScript program saved as PATH (a checkpoint's name), with imgclf's metadata for the digits run's 8×8
+    grayscale input, whose forward writes XXXX over the first bytes of `victim`."""
+    import torch
+
+    class Writer(torch.nn.Module):
+        def __init__(self, target: str) -> None:
+            super().__init__()
+            self.target = target
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            written = torch.from_file(self.target, shared=True, size=4, dtype=torch.uint8).fill_(88)
+            return x.flatten(1)[:, :10] + written[:1].float() * 0
+
+    victim.write_bytes(b"user data")
+    meta = {"classes": [str(i) for i in range(10)], "input_shape": [1, 8, 8], "mean": [0.5], "std": [0.5]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(Writer(str(victim))), str(path), _extra_files={"imgclf.json": json.dumps(meta)})
+    return path
+
+
+def _torchscript_named_pt(command: str) -> Callable[[Ctx], Result]:
+    def build(ctx: Ctx) -> Result:
+        img = save_image(ctx.p("img.png"), 8, channels=1)
+        prog = _torchscript_writer(ctx.p("best.pt"), ctx.p("victim.txt"))
+        r = ctx.run(command, prog, *([img] if command == "predict" else []))
+        if ctx.p("victim.txt").read_bytes() != b"user data":
+            r.wrong = f"the TorchScript program RAN: victim.txt now holds {ctx.p('victim.txt').read_bytes()!r}"
+        elif command == "predict":   # control: trusted, such a program does run and write (so the check means it)
+            trusted = _torchscript_writer(ctx.p("trusted.pt"), ctx.p("control.txt"))
+            c = ctx.cli("predict", trusted, img, "--trust-exported")
+            if c.rc != 0 or ctx.p("control.txt").read_bytes() == b"user data":
+                r.wrong = (f"the control (the same program run with --trust-exported: exit {c.rc}) wrote nothing, so "
+                           "the check proves nothing")
+        return r
+    return build
+
+
+CASES += [
+    Case("torchscript-named-best-pt-predict", "checkpoint", "error", _torchscript_named_pt("predict"),
+         names="--trust-exported", what="a TorchScript program named best.pt, with imgclf's metadata, to predict "
+                                        "without --trust-exported: refused naming the flag, its forward never run"),
+    Case("torchscript-named-best-pt-eval", "checkpoint", "error", _torchscript_named_pt("eval"),
+         names="--trust-exported", what="... to eval: refused naming --trust-exported, its forward never run"),
+]
+
+
+@case("checkpoint", "error", names="onnx", what="an ONNX export renamed m.pt: an error saying it looks like ONNX")
+def onnx_named_pt(ctx: Ctx) -> Result:
+    if importlib.util.find_spec("onnx"):
+        ctx.prep("export", ctx.shared.digits_run() / "best.pt", "--format", "onnx", "--out", "m.onnx")
+        ctx.p("m.onnx").rename(ctx.p("m.pt"))
+    else:                            # no exporter installed: an ONNX ModelProto's first fields (ir_version 8, producer)
+        ctx.p("m.pt").write_bytes(b"\x08\x08\x12\x07pytorch\x1a\x052.5.0")
+    return ctx.run("predict", ctx.p("m.pt"), save_image(ctx.p("img.png"), 8, channels=1))
+
+
 # ----- settings: flags and --config files ---------------------------------------------------------------------------
 
 
@@ -250,6 +364,14 @@ for _flag, _value, _names in [
         return ctx.run(*train_args(*a))
     CASES.append(Case(flag_name(_args_), "settings", "error", _build,
                       _names, f"train {' '.join(_args_)}: an error naming it, before any work"))
+
+for _flag, _value, _names in [("--lr", "1e308", "lr"), ("--warmup", "1e308", "warmup"),
+                              ("--weight-decay", "1e308", "weight.decay"),
+                              ("--progressive-size", "100000", "progressive.size")]:
+    def _build(ctx: Ctx, a: list[str] = [_flag, _value]) -> Result:   # noqa: B006 (bound per case)
+        return nothing_left(ctx.run(*train_args(*a)), ctx.p("runs"))
+    CASES.append(Case(flag_name([_flag, _value]), "settings", "error", _build, _names,
+                      f"train {_flag} {_value}: an error naming it, no run folder left behind (not even config.yaml)"))
 
 simple("settings", "seed-largest-allowed", train_args("--seed", str(2**63 - 1)), "ok",
        what="the largest seed (2^63-1) trains")
@@ -309,6 +431,23 @@ for _n, _text, _names, _what in [
         ("config-long-value", "epochs: " + "x" * 100_000 + "\n", "epochs", "a 100 KB value (message stays short)")]:
     _config_case(_n, _text, _names, _what)
 _config_case("config-bad-toml", "epochs = = 1\n", "settings.toml|parse", "malformed TOML", suffix=".toml")
+_config_case("config-duplicate-key", "epochs: 1\nlr: 0.1\nepochs: 5\n", "epochs.*(twice|duplicate)",
+             "a YAML key given twice (epochs): an error naming it, not the last one silently winning")
+
+
+@case("settings", "ok", what="a config file named x.TOML is read as TOML (its lr 0.05 and name used), not as YAML")
+def config_upper_case_toml(ctx: Ctx) -> Result:
+    ctx.p("x.TOML").write_text('lr = 0.05\nname = "tomlrun"\n')
+    r = ctx.run(*train_args("--config", "x.TOML"))
+    if r.rc == 0:
+        run = ctx.p("runs", "tomlrun")
+        lr = run_config(run).get("lr") if run.is_dir() else None
+        if lr != 0.05:
+            found = f"runs/tomlrun has lr {lr}" if run.is_dir() else "no runs/tomlrun"
+            r.wrong = f"x.TOML's settings were not used: {found}"
+    return r
+
+
 simple("settings", "config-missing-file", train_args("--config", "nope.yaml"), names="nope.yaml",
        what="--config of a missing file")
 
@@ -345,6 +484,13 @@ for _args_, _names in [(["--steps", "0"], "steps"), (["--steps", "-5"], "steps")
     simple("find-lr", "find-lr-" + flag_name(_args_),
            ["find-lr", "--model", "fastcnn-tiny", *_args_, "--out", "lr"], names=_names,
            what=f"find-lr {' '.join(_args_)}: an error naming it, no run folder")
+
+
+@case("find-lr", "error", names="steps", what="find-lr --steps 1: an error naming --steps (it suggested an lr below "
+                                              "--min-lr), no plot folder")
+def find_lr_steps_1(ctx: Ctx) -> Result:
+    return nothing_left(ctx.run("find-lr", "--model", "fastcnn-tiny", "--steps", "1", "--out", "lr"), ctx.p("lr"),
+                        "a plot folder")
 
 
 @case("find-lr", "ok", what="find-lr twice with one --name: lr/x and lr/x-2, the first plot untouched")
@@ -403,6 +549,31 @@ CASES += [
          _into_other_run(lambda b: (b / "config.yaml").write_text(
              re.sub(r"(?m)^run_id: .*\n", "", (b / "config.yaml").read_text()))), OTHER_RUN,
          "... whose config.yaml records no run id: refused"),
+]
+
+
+def _users_folder(name: str, text: str) -> Callable[[Ctx], Result]:
+    def build(ctx: Ctx) -> Result:
+        mine = ctx.p("mine")
+        mine.mkdir()
+        (mine / name).write_text(text)
+        shutil.copy(ctx.shared.digits_run() / "last.pt", mine / "last.pt")
+        r = ctx.run("train", "--resume", mine / "last.pt", protect=(mine,))
+        if (mine / name).read_text() != text:
+            r.wrong = f"the user's own {name} was replaced"
+        elif sorted(p.name for p in mine.iterdir()) != sorted([name, "last.pt"]):
+            r.wrong = f"files appeared in the user's folder: {sorted(p.name for p in mine.iterdir())}"
+        return r
+    return build
+
+
+CASES += [
+    Case("last-pt-copied-beside-users-config-yaml", "resume", "error",
+         _users_folder("config.yaml", "epochs: 3\nlr: 0.05\n# my own settings, no run id\n"), OTHER_RUN,
+         "a run's last.pt copied into a folder holding the user's own config.yaml: refused, the file untouched"),
+    Case("last-pt-copied-beside-users-summary-json", "resume", "error",
+         _users_folder("summary.json", '{"mine": 1}\n'), OTHER_RUN,
+         "... beside the user's own summary.json (no config.yaml): refused, the file untouched"),
 ]
 
 
@@ -589,6 +760,112 @@ CASES += [
 ]
 
 
+@case("predict", "error", names="empty", what="predict CKPT '' (an empty path): an error, not the working folder's "
+                                              "images classified")
+def empty_path(ctx: Ctx) -> Result:
+    save_image(ctx.p("cwd.png"), 8, channels=1)          # what classifying the working folder would find
+    return ctx.run("predict", ctx.digits_run() / "best.pt", "")
+
+
+def _strip(width: int) -> Callable[[Ctx], Result]:
+    def build(ctx: Ctx) -> Result:
+        _, run = ctx.folder_run("a", "shapes", "--image-size", "32")   # a 32-px crop of it: 32 × 32·width scaled
+        # not save_image: it draws a square of width² pixels first
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (1, width), np.uint8)).save(ctx.p("strip.png"))
+        r = ctx.run("predict", run / "best.pt", ctx.p("strip.png"))
+        if r.rc is not None and r.seconds > 30:
+            r.wrong = f"took {r.seconds:.0f}s for one strip"
+        return r
+    return build
+
+
+CASES += [
+    Case("strip-1x100000", "predict", "either", _strip(100_000), names="strip.png",
+         what="a PNG 1 px high, 100,000 wide, to a 32-px model: predicted (or an error naming it), promptly"),
+    Case("strip-1x1000000", "predict", "either", _strip(1_000_000), names="strip.png",
+         what="... 1,000,000 wide (scaled whole before the crop, it was an internal error)"),
+]
+
+
+def _brightness_meter(c: dict) -> None:
+    """A colour mlp made a light meter: its logits are dark 4 - 8m and light 0, m the input's mean pixel in [0, 1]
+    (normalization 0/1, no TTA), so predict's p(dark) = sigmoid(4 - 8m) gives m back."""
+    import torch
+
+    w = {k: torch.zeros_like(v) for k, v in c["model"].items()}
+    w["layers.0.weight"][0] = 1 / w["layers.0.weight"].shape[1]
+    w["layers.2.weight"][0, 0] = 1
+    w["layers.4.weight"][0, 0] = -8
+    w["layers.4.bias"][0] = 4
+    c.update(model=w, ema=None, tta=False, tta_mirror=False, classes=["dark", "light"],
+             normalization={"mean": [0.0] * 3, "std": [1.0] * 3})
+
+
+@case("predict", "ok", what="16-bit grayscale PNGs to a colour model: a full-range gradient is seen at mean 0.5 "
+                            "(not clipped to 0.92), one spanning 0-255 of 65535 at ~0 (not 0.5); 8-bit grey 64 at 0.25")
+def sixteen_bit_brightness_colour_model(ctx: Ctx) -> Result:
+    from adversarial_data import ramp16
+
+    ctx.folder_run("a", "shapes", "--model", "mlp")
+    meter = ctx.p("meter.pt")
+    edit_checkpoint(ctx.p("a", "runs", "r", "best.pt"), meter, _brightness_meter)
+    want = {"ramp.png": 0.5, "dim.png": 0.5 / 255, "grey64.png": 64 / 255}
+    Image.fromarray(ramp16()).save(ctx.p("ramp.png"))
+    Image.fromarray(ramp16(top=255)).save(ctx.p("dim.png"))
+    Image.fromarray(np.full((12, 12), 64, np.uint8)).save(ctx.p("grey64.png"))
+    r = ctx.run("predict", meter, *map(ctx.p, want), "--topk", "2", "--json")
+    res = json_out(r)
+    if r.rc == 0:
+        seen = {}
+        for item in res if isinstance(res, list) else []:
+            p = min(max(next(t["probability"] for t in item["topk"] if t["class"] == "dark"), 1e-6), 1 - 1e-6)
+            seen[Path(item["file"]).name] = (4 - math.log(p / (1 - p))) / 8
+        bad = [f"{f} at {seen.get(f, float('nan')):.3f} (right: {m:.3f})" for f, m in want.items()
+               if not abs(seen.get(f, float("nan")) - m) < 0.03]
+        if bad:
+            r.wrong = "mean brightness seen by the model: " + "; ".join(bad)
+    return r
+
+
+def _csv_node(make: Callable[[Path], Any], check: Callable[[Path], str | None]) -> Callable[[Ctx], Result]:
+    def build(ctx: Ctx) -> Result:
+        node = ctx.p("p.csv")
+        ctx.p("target.csv").write_text("mine\n")
+        make(node)
+        r = ctx.run("predict", ctx.digits_run() / "best.pt", save_image(ctx.p("img.png"), 8, channels=1), "--csv",
+                    node, "--force")
+        r.wrong = check(node) or r.wrong
+        return r
+    return build
+
+
+def _still_fifo(node: Path) -> str | None:
+    return None if stat.S_ISFIFO(os.lstat(node).st_mode) else "the FIFO p.csv was replaced by a regular file"
+
+
+def _still_link(node: Path) -> str | None:
+    if not node.is_symlink():
+        return "the symbolic link p.csv was replaced by a regular file"
+    if node.with_name("target.csv").read_text() != "mine\n":
+        return "the link's target was written"
+    return None
+
+
+CASES += [
+    Case("csv-fifo-force", "predict", "error", _csv_node(os.mkfifo, _still_fifo), names="p.csv",
+         what="--csv naming a FIFO, with --force: refused (it never blocks), the FIFO left a FIFO"),
+    Case("csv-symlink-force", "predict", "error", _csv_node(lambda n: os.symlink("target.csv", n), _still_link),
+         names="p.csv", what="--csv naming a symbolic link, with --force: refused, the link and its target untouched"),
+]
+
+
+@case("predict", "ok", what="a FIFO named pipe.png in a folder given to predict: named in a warning and skipped")
+def fifo_in_folder(ctx: Ctx) -> Result:
+    save_image(ctx.p("imgs", "good.png"), 8, channels=1)
+    os.mkfifo(ctx.p("imgs", "pipe.png"))
+    return require_text(ctx.run("predict", ctx.digits_run() / "best.pt", ctx.p("imgs")), "pipe.png", "good.png")
+
+
 # ----- report and export: run folders written by other commands ------------------------------------------------------
 
 
@@ -602,6 +879,18 @@ def report_of_a_run(ctx: Ctx) -> Result:
 def report_compare_two(ctx: Ctx) -> Result:
     a, b = ctx.digits_run("a"), ctx.other_run("b")
     return ctx.run("report", a, b, "--out", "cmp.html", writes=(a / "report.html", b / "report.html"))
+
+
+@case("report", "error", names="run report|report of", what="report A B --out A/report.html --force: refused (the "
+                                                            "comparison would replace A's own report), A untouched")
+def report_compare_out_is_runs_own_report(ctx: Ctx) -> Result:
+    a, b = ctx.digits_run("a"), ctx.other_run("b")
+    ctx.prep("report", a)
+    before = (a / "report.html").read_bytes()
+    r = ctx.run("report", a, b, "--out", a / "report.html", "--force")
+    if (a / "report.html").read_bytes() != before:
+        r.wrong = "A's report.html was replaced"
+    return r
 
 
 simple("report", "report-not-a-run", ["report", "."], names="summary.json", what="report on a folder that is no run")
@@ -680,4 +969,7 @@ predict/missing-path predict/text-file predict/truncated-jpeg predict/topk-zero 
 predict/symlink-loop-folder predict/rgba-on-gray-model predict/device-cuda-without-gpu report/report-compare-two
 report/report-not-a-run report/report-summary-json-garbage report/report-steps-csv-malformed export/export-torchscript
 export/export-bare-state-dict export/export-nan-weights
-""".split())  # noqa: SIM905 (99 names: a list of quoted strings reads worse)
+checkpoint/classes-shared-huge-list-export checkpoint/image-size-deeply-nested-eval checkpoint/predict-device=cpu:1
+settings/weight-decay=1e308 predict/fifo-in-folder
+resume/last-pt-copied-beside-users-summary-json
+""".split())  # noqa: SIM905 (105 names: a list of quoted strings reads worse)

@@ -436,6 +436,41 @@ def skipped_file_warned_again_from_cache(ctx: Ctx) -> Result:
     return require_text(ctx.run(*SHOW, "--out", "g1.png"), "broken.png")
 
 
+USERS_FILES = ("foo.labels.npy", "bar.images.npy", "baz.meta.json", "qux.size.json", "notes.txt", ".draft.txt.tmp99")
+
+
+def _users_cache_dir(command: str) -> Callable[[Ctx], Result]:
+    def build(ctx: Ctx) -> Result:
+        mine = ctx.p("mine")
+        mine.mkdir()
+        for name in USERS_FILES:
+            (mine / name).write_text(f"the user's own {name}\n")
+            os.utime(mine / name, (1, 1))       # old: --prune removes a killed decode's leftovers after an hour
+        env = {"IMGCLF_CACHE_DIR": str(mine)}
+        make_folder(ctx.p("shapes"))
+        ctx.prep(*FOLDER_TRAIN, env=env)
+        shutil.rmtree(ctx.p("shapes"))                  # the cached folder is gone: --prune has an entry to remove
+        r = ctx.run("cache", command, env=env)
+        lost = [n for n in USERS_FILES if not (mine / n).is_file()
+                or (mine / n).read_text() != f"the user's own {n}\n"]
+        kept = [p.name for p in mine.glob("*.images.npy") if p.name != "bar.images.npy"]
+        if lost:
+            r.wrong = f"the user's file(s) {', '.join(lost)} in IMGCLF_CACHE_DIR removed or changed"
+        elif r.rc == 0 and kept:
+            r.wrong = f"the gone folder's entry {kept[0]} was kept: the case proves nothing"
+        return r
+    return build
+
+
+CASES += [
+    Case("cache-dir-holds-users-files-prune", "cache", "ok", _users_cache_dir("--prune"),
+         what="IMGCLF_CACHE_DIR at a folder of the user's old files (foo.labels.npy, bar.images.npy, baz.meta.json, "
+              "...): train, then cache --prune, removes its own entry only"),
+    Case("cache-dir-holds-users-files-clear", "cache", "ok", _users_cache_dir("--clear"),
+         what="... and cache --clear removes its own entries only"),
+]
+
+
 # ----- MNIST-format IDX files ---------------------------------------------------------------------------------------
 
 IDX_TRAIN = ("train", "--data", "mnist", "--data-dir", "mn", "--no-download", *TINY, "--out", "runs")
@@ -725,6 +760,95 @@ def data_is_a_file(ctx: Ctx) -> Result:
     return ctx.run(*FOLDER_TRAIN)
 
 
+def _trained(ctx: Ctx) -> dict[str, Any]:
+    """The config.yaml of the one run FOLDER_TRAIN made."""
+    runs = sorted(ctx.p("runs").glob("*/config.yaml"))
+    assert len(runs) == 1, f"expected one run folder, found {[str(p.parent) for p in runs]}"
+    return run_config(runs[0].parent)
+
+
+@case("folder", "ok", what="a flat folder whose classes are bus/, car/, train/: three classes (not a train/ split)")
+def classes_bus_car_train(ctx: Ctx) -> Result:
+    make_folder(ctx.p("shapes"), classes=("bus", "car", "train"))
+    r = ctx.run(*FOLDER_TRAIN)
+    if r.rc == 0:
+        ident = _trained(ctx)["data_identity"]
+        if ident["classes"] != ["bus", "car", "train"] or sum(ident["sizes"].values()) != 30:
+            r.wrong = f"trained on classes {ident['classes']} with {ident['sizes']}, not bus/car/train's 30 images"
+    return r
+
+
+def ramp16(k: int = 0, top: int = 65535, size: int = 12) -> np.ndarray:
+    """A size×size 16-bit grayscale gradient 0 … `top` (65535: full range), its columns rolled by k // 2 and odd k
+    transposed (distinct images of one brightness)."""
+    ramp = np.roll(np.tile(np.linspace(0, top, size).round().astype(np.uint16), (size, 1)), k // 2, axis=1)
+    return ramp.T.copy() if k % 2 else ramp
+
+
+@case("folder", "ok", what="16-bit grayscale PNGs among colour ones: a full-range gradient decodes to mean ~128 of "
+                           "255 (not clipped white), one spanning 0-255 of 65535 to ~0 (not scaled by its own maximum)")
+def sixteen_bit_ramp_brightness(ctx: Ctx) -> Result:
+    data = make_folder(ctx.p("shapes"))
+    for cls, top in (("ramp", 65535), ("dim", 255)):
+        (data / cls).mkdir()
+        for k in range(10):
+            Image.fromarray(ramp16(k, top)).save(data / cls / f"{k:03d}.png")
+    assert Image.open(data / "dim" / "000.png").mode == "I;16"
+    r = ctx.run(*FOLDER_TRAIN)
+    if r.rc == 0:
+        images, labels = np.load(cache_entry(ctx, "images.npy")), np.load(cache_entry(ctx, "labels.npy"))
+        classes = _trained(ctx)["data_identity"]["classes"]
+        for cls, want in (("ramp", 127.5), ("dim", 0.5)):
+            decoded = images[labels == classes.index(cls)]
+            means = decoded.reshape(len(decoded), -1).mean(axis=1)
+            if len(decoded) != 10 or not np.all(np.abs(means - want) < 12):
+                r.wrong = (f"{cls}/: {len(decoded)} images decoded with mean pixels "
+                           f"{np.round(means).astype(int).tolist()}, where ~{want:.0f} of 255 is right")
+                break
+    return r
+
+
+def _fifo(data: Path) -> None:
+    os.mkfifo(data / "circle" / "pipe.png")
+
+
+CASES += [
+    Case("fifo-in-class-folder", "folder", "ok", _folder(_fifo, require=("pipe.png",)),
+         what="a FIFO named circle/pipe.png: named in a warning and skipped, never opened (a read would block)"),
+    Case("fifo-in-class-folder-strict", "folder", "error", _folder(_fifo, "--strict-images"), names="pipe.png",
+         what="... with --strict-images: an error naming it",
+         xfail="--strict-images does not apply to it: the walker warns 'skipped shapes/circle/pipe.png: not a "
+               "regular file (a FIFO, device or socket)' and trains on the rest, exit 0"),
+]
+
+
+@case("folder", "ok", what="a symlink square/dup.png -> ../circle/003.png (one image, two classes): left out with a "
+                           "warning naming both, never trained under both labels")
+def symlink_image_under_two_classes(ctx: Ctx) -> Result:
+    data = make_folder(ctx.p("shapes"))
+    os.symlink(os.path.join("..", "circle", "003.png"), data / "square" / "dup.png")
+    r = require_text(ctx.run(*FOLDER_TRAIN), "circle/003.png", "square/dup.png")
+    if r.rc == 0 and not r.wrong and sum(_trained(ctx)["data_identity"]["sizes"].values()) != 19:
+        r.wrong = f"trained on {_trained(ctx)['data_identity']['sizes']}: 19 images (20 less the linked one) expected"
+    return r
+
+
+@case("folder", "ok", what="one camera's JPEGs (all stored 16×12), half EXIF-rotated (orientation 6 or 8): trains, "
+                           "never stops with 'images differ in size'")
+def exif_rotated_half(ctx: Ctx) -> Result:
+    rng = np.random.default_rng(0)
+    for ci, cls in enumerate(("circle", "square")):
+        (ctx.p("shapes", cls)).mkdir(parents=True)
+        for i in range(10):
+            img = rng.integers(0, 60, (12, 16, 3)).astype(np.uint8)
+            img[3:9, 4:12] = [200, 180, 60 * ci]
+            exif = Image.Exif()
+            if i % 2:
+                exif[0x0112] = 6 if i % 4 == 1 else 8          # Orientation: rotate 90° on display, either way
+            Image.fromarray(img).save(ctx.p("shapes", cls, f"{i:03d}.jpg"), exif=exif.tobytes(), quality=95)
+    return ctx.run(*FOLDER_TRAIN)
+
+
 # Variants of the default cases (another bad value, the same defect in another file): run with ADVERSARIAL_ALL=1.
 VARIANTS = set("""
 split/remove-train-file-then-eval split/touch-every-file-then-eval identity/eval-added-class
@@ -741,4 +865,5 @@ folder/hidden-files-only-class folder/two-images-per-class folder/test-of-anothe
 folder/train-without-test folder/mixed-sizes-chosen folder/dangling-symlink folder/newline-in-file-name
 folder/sixteen-bit-png folder/cmyk-jpeg folder/animated-gif folder/unicode-class-names folder/test-split-0.99
 folder/data-is-a-file folder/empty-class-folder folder/extreme-aspect-image folder/symlink-loop
-""".split())  # noqa: SIM905 (53 names: a list of quoted strings reads worse)
+cache/cache-dir-holds-users-files-clear
+""".split())  # noqa: SIM905 (54 names: a list of quoted strings reads worse)

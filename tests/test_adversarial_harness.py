@@ -26,6 +26,8 @@ def fake(rc, out="", err="", **kw):
     ("error", dict(rc=0, out="test accuracy 10.00%\n"), "silent wrong"),
     ("ok", dict(rc=0, out="test accuracy nan%\n", wrong="accuracy is nan"), "silent wrong"),
     ("ok", dict(rc=0, out="done\n", changed=["runs/b/summary.json"]), "run overwritten"),
+    ("error", dict(rc=3, err="error: refused to load\n", wrong="its pickled code RAN"), "silent wrong"),  # side effect
+    ("error", dict(rc=3, err="error: lr\n", wrong="left a run folder behind: runs/x"), "silent wrong"),
     ("error", dict(rc=3, err="error: refused\n", changed=["runs/b/last.pt"]), "run overwritten"),
     ("error", dict(rc=3, err="error: one\nerror: two\n"), "unclear error"),
     ("error", dict(rc=3, err="error: something went wrong\n"), "unclear error"),     # does not name 'lr'
