@@ -307,3 +307,18 @@ def test_ctrl_c_while_imgclf_starts_is_one_line_and_exit_130(monkeypatch, capsys
     monkeypatch.setattr(sys, "argv", ["imgclf", "train", "--no-plots"])
     assert entry() == 130
     assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_outside_a_terminal_progress_is_plain_lines_now_and_then(tmp_path, capsys, monkeypatch):
+    """A log file or CI gets a plain progress line at most every PLAIN_EVERY_S (here: every chance), with the step,
+    the loss, img/s and when the epoch ends; --quiet gets none."""
+    from imgclf.report import console
+
+    monkeypatch.setattr(console, "PLAIN_EVERY_S", 0.0)
+    args = ["train", "--data", "digits", "--model", "fastcnn-tiny", "--epochs", "1", "--no-plots", "--out",
+            str(tmp_path)]
+    assert main(args) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch 1/1  step ")]
+    assert lines and "train loss" in lines[0] and "img/s" in lines[0] and "epoch ends in" in lines[0]
+    assert main([*args, "--quiet"]) == 0
+    assert "step " not in capsys.readouterr().out

@@ -155,52 +155,54 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
     steps_here = run.steps_in_epoch(epoch)
     bar = console.EpochBar(epoch, run.epochs, steps_here, silent)
     steps = StepLog(run.run_dir, run.total_steps, run.steps_per_epoch, p.global_step) if run.world.is_main else None
-    for step, (x, y) in enumerate(run.batches_for(epoch).epoch(epoch, p.step_in_epoch), p.step_in_epoch):
-        if step >= steps_here:
-            break
-        lr = run.lr(p.global_step)
-        set_lr(run.opt, lr)
-        torch.manual_seed(rng.mix(cfg.seed, epoch, step, run.world.rank, rng.MODEL))   # dropout: replays on resume
-        loss, logits = train_step(run.step_model, x, y, run.opt, run.prec, cfg.label_smoothing, run.class_weights)
-        if run.lookahead is not None:
-            run.lookahead.after_step(run.model, p.global_step + 1, run.total_steps)
-        if run.ema is not None:
-            run.ema.update(run.model, p.global_step)
-        p.global_step, p.step_in_epoch = p.global_step + 1, step + 1
-        if run.replan is not None and run.replan.after_step(run, p.global_step):
-            run.replan = None
-            steps_here = run.steps_in_epoch(epoch)
-            bar.retotal(run.epochs, steps_here)
-            if steps is not None:
-                steps.retotal(run.total_steps)
-            announce_replan(run, quiet)
-        totals.add(loss, logits, y)
-        logged = steps is not None and steps.wants(p.global_step)  # steps.csv: the loss is read on these steps only
-        if cfg.log_every or bar.wants_update(step) or logged:
-            check_finite(loss.detach(), epoch, step, lr, cfg.lr, run.run_dir)
-            value = loss.item()
-            running, running_n = running + value, running_n + 1
-            if cfg.log_every and (step + 1) % cfg.log_every == 0:
-                console.running_loss(epoch, step, running / running_n, silent)
-                running, running_n = 0.0, 0
-            bar.update(step, value, totals.accuracy, totals.seen / (time.perf_counter() - t_epoch))
-            if logged:
-                steps.write(p.global_step, value, lr)
-        mid_epoch = step + 1 < steps_here  # at an epoch's end, end_epoch saves
-        periodic = cfg.save_every_steps and p.global_step % cfg.save_every_steps == 0
-        if mid_epoch and (periodic or stopper.requested):
-            check_finite(totals.loss_sum, epoch, step, lr, cfg.lr, run.run_dir)
-            now = time.perf_counter()
-            p.train_seconds += now - t_epoch
-            seconds_before += now - t_epoch
-            t_epoch = now
-            p.epoch_sums = totals.saved()
-            if steps is not None:
-                steps.sync()
-            run.save("last")
-            if stopper.requested:
-                raise stopper.stopped(epoch, step, run.run_dir)
-    bar.close()
+    try:
+        for step, (x, y) in enumerate(run.batches_for(epoch).epoch(epoch, p.step_in_epoch), p.step_in_epoch):
+            if step >= steps_here:
+                break
+            lr = run.lr(p.global_step)
+            set_lr(run.opt, lr)
+            torch.manual_seed(rng.mix(cfg.seed, epoch, step, run.world.rank, rng.MODEL))   # dropout: replays on resume
+            loss, logits = train_step(run.step_model, x, y, run.opt, run.prec, cfg.label_smoothing, run.class_weights)
+            if run.lookahead is not None:
+                run.lookahead.after_step(run.model, p.global_step + 1, run.total_steps)
+            if run.ema is not None:
+                run.ema.update(run.model, p.global_step)
+            p.global_step, p.step_in_epoch = p.global_step + 1, step + 1
+            if run.replan is not None and run.replan.after_step(run, p.global_step):
+                run.replan = None
+                steps_here = run.steps_in_epoch(epoch)
+                bar.retotal(run.epochs, steps_here)
+                if steps is not None:
+                    steps.retotal(run.total_steps)
+                announce_replan(run, quiet)
+            totals.add(loss, logits, y)
+            logged = steps is not None and steps.wants(p.global_step)  # steps.csv: the loss is read on these steps only
+            if cfg.log_every or bar.wants_update(step) or logged:
+                check_finite(loss.detach(), epoch, step, lr, cfg.lr, run.run_dir)
+                value = loss.item()
+                running, running_n = running + value, running_n + 1
+                if cfg.log_every and (step + 1) % cfg.log_every == 0:
+                    console.running_loss(epoch, step, running / running_n, silent)
+                    running, running_n = 0.0, 0
+                bar.update(step, value, totals.accuracy, totals.seen / (time.perf_counter() - t_epoch))
+                if logged:
+                    steps.write(p.global_step, value, lr)
+            mid_epoch = step + 1 < steps_here  # at an epoch's end, end_epoch saves
+            periodic = cfg.save_every_steps and p.global_step % cfg.save_every_steps == 0
+            if mid_epoch and (periodic or stopper.requested):
+                check_finite(totals.loss_sum, epoch, step, lr, cfg.lr, run.run_dir)
+                now = time.perf_counter()
+                p.train_seconds += now - t_epoch
+                seconds_before += now - t_epoch
+                t_epoch = now
+                p.epoch_sums = totals.saved()
+                if steps is not None:
+                    steps.sync()
+                run.save("last")
+                if stopper.requested:
+                    raise stopper.stopped(epoch, step, run.run_dir)
+    finally:
+        bar.close()   # also when a signal or an error ends the epoch
     if steps is not None:
         steps.sync()  # before end_epoch saves last.pt
     check_finite(totals.loss_sum, epoch, p.step_in_epoch - 1, lr, cfg.lr, run.run_dir)

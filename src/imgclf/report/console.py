@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import torch
@@ -56,36 +57,53 @@ def run_header(cfg: Any, data: Any, device: torch.device, prec: Any, n_params: i
                   f"{', channels_last' if prec.channels_last else ''}; run folder {run_dir}")
 
 
+PLAIN_EVERY_S = 30.0   # outside a terminal or notebook (a log file, CI): a progress line at most this often
+
+
 class EpochBar:
-    """A progress bar for one epoch with live loss, accuracy and images/s (silent when quiet or not a terminal)."""
+    """One epoch's progress with live loss, accuracy and images/s: a bar in a terminal or a Jupyter notebook, a plain
+    line every PLAIN_EVERY_S elsewhere (a log file, CI: nothing for minutes is no answer), nothing when quiet."""
 
     def __init__(self, epoch: int, epochs: int, steps: int, quiet: bool) -> None:
         self.every = max(1, steps // 25)
         self.progress = None
-        if not quiet and console.is_terminal:
+        self.epoch, self.epochs, self.steps = epoch, epochs, steps
+        self.plain = not quiet and not (console.is_terminal or console.is_jupyter)
+        self.started = self.last = time.monotonic()
+        if not quiet and not self.plain:
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console,
                                      transient=True)
             self.task = self.progress.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, info="")
             self.progress.start()
-        self.epoch = epoch
 
     def retotal(self, epochs: int, steps: int) -> None:
         """A budget re-planned the run mid-epoch: the new epoch count and this epoch's steps."""
+        self.epochs, self.steps = epochs, steps
         if self.progress is not None:
             self.progress.update(self.task, description=f"epoch {self.epoch + 1}/{epochs}", total=steps)
 
     def wants_update(self, step: int) -> bool:
-        return self.progress is not None and (step + 1) % self.every == 0
+        """Whether to read the loss for an update after `step` (reading it waits for the device)."""
+        if (step + 1) % self.every:
+            return False
+        return self.progress is not None or (self.plain and time.monotonic() - self.last >= PLAIN_EVERY_S)
 
     def update(self, step: int, loss: float, acc: float, ips: float) -> None:
+        info = f"train loss {loss:.3f} acc {acc:.1%} {ips:,.0f} img/s"
         if self.progress is not None:
-            self.progress.update(self.task, completed=step + 1,
-                                 info=f"train loss {loss:.3f} acc {acc:.1%} {ips:,.0f} img/s")
+            self.progress.update(self.task, completed=step + 1, info=info)
+        elif self.plain and time.monotonic() - self.last >= PLAIN_EVERY_S:
+            self.last = now = time.monotonic()
+            left = (now - self.started) / (step + 1) * max(0, self.steps - step - 1)
+            console.print(f"epoch {self.epoch + 1}/{self.epochs}  step {step + 1:,}/{self.steps:,}  {info}  "
+                          f"epoch ends in {left:,.0f}s")
 
     def close(self) -> None:
+        """Take the bar off the screen (also when the epoch ends by an interrupt or an error)."""
         if self.progress is not None:
             self.progress.stop()
+            self.progress = None
 
 
 def running_loss(epoch: int, step: int, loss: float, quiet: bool) -> None:
