@@ -816,9 +816,7 @@ CASES += [
     Case("fifo-in-class-folder", "folder", "ok", _folder(_fifo, require=("pipe.png",)),
          what="a FIFO named circle/pipe.png: named in a warning and skipped, never opened (a read would block)"),
     Case("fifo-in-class-folder-strict", "folder", "error", _folder(_fifo, "--strict-images"), names="pipe.png",
-         what="... with --strict-images: an error naming it",
-         xfail="--strict-images does not apply to it: the walker warns 'skipped shapes/circle/pipe.png: not a "
-               "regular file (a FIFO, device or socket)' and trains on the rest, exit 0"),
+         what="... with --strict-images: an error naming it"),
 ]
 
 

@@ -306,8 +306,8 @@ def test_findings_are_kept_keyed_on_the_pixels_and_a_damaged_record_is_redone(tm
 
 def test_a_flat_folder_keeps_each_repeated_image_on_the_side_of_its_twin(tmp_path):
     """A folder without test/: the path-hash split puts a photo and its copies (byte copies, re-encoded,
-    colour-shifted, across classes) on one side, so no copy is trained on while its twin is tested; every other photo keeps the
-    side of its own name, and adding a photo moves no other."""
+    colour-shifted, across classes) on one side, so no copy is trained on while its twin is tested; every other
+    photo keeps the side of its own name, and adding a photo moves no other."""
     from imgclf.data.split import stable_holdout
 
     nrng, rng = np.random.default_rng(1), random.Random(1)

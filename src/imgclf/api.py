@@ -133,7 +133,7 @@ class Classifier:
         arrays, files, skipped = [], [], []
         for item in items:
             if isinstance(item, (str, os.PathLike)):
-                for f in expand_image_paths([item]):
+                for f in expand_image_paths([item], strict):
                     try:
                         arrays.append(torch.from_numpy(decode_image(f, (h, w), "L" if c == 1 else "RGB",
                                                                     fit=self.resize)))
@@ -246,16 +246,16 @@ def report_unreadable(skipped: list[str], strict: bool, given_none: bool = False
         warnings.warn(f"skipped {len(skipped) - 10} more unreadable images", stacklevel=4)
 
 
-def expand_image_paths(items: list[str | os.PathLike]) -> list[str]:
-    """Files as given, folders walked as training walks them (image files only, hidden ones skipped, sorted);
-    a missing path is a DataError."""
+def expand_image_paths(items: list[str | os.PathLike], strict: bool = False) -> list[str]:
+    """Files as given, folders walked as training walks them (image files only, hidden ones skipped, sorted;
+    `strict`: walk_images); a missing path is a DataError."""
     files: list[str] = []
     for item in items:
         if not str(item).strip():   # Path("") is the working folder: an empty argument would classify all of it
             raise DataError(f"{item!r}: an empty path; name image files or folders")
         p = Path(item)
         if p.is_dir():
-            found = [path for path, _ in walk_images(p)]
+            found = [path for path, _ in walk_images(p, strict)]
             if not found:
                 raise DataError(f"{p}: folder holds no image files (.jpg/.png/.bmp/.webp/.gif)")
             files.extend(found)

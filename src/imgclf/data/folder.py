@@ -46,15 +46,15 @@ class FileList:
     signature: list[str]  # "relative path, size, mtime, ctime, inode" per file: what the cache key is made of
 
 
-def scan_split(root: Path, classes: list[str] | None = None) -> FileList:
-    """List `root/<class>/<image>` files; each subfolder is a class, sorted by name."""
+def scan_split(root: Path, classes: list[str] | None = None, strict: bool = False) -> FileList:
+    """List `root/<class>/<image>` files; each subfolder is a class, sorted by name (`strict`: walk_images)."""
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if classes is None:
         classes = found
     listed = [(path, ci, st) for ci, c in enumerate(classes) if (root / c).is_dir()
-              for path, st in walk_images(root / c)]
+              for path, st in walk_images(root / c, strict)]
     keep = _one_file_once(listed, root, classes)
     prefix = len(str(root)) + 1
     files = [path for path, _, _ in keep]
@@ -317,7 +317,7 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
         raise DataError(f"{root}: no such folder (and not a dataset name; see `imgclf datasets`)")
     remove_orphans(cache_dir)   # the temporary files of a killed first decode
     has_train = _split_layout(root)
-    train_fl = scan_split(root / "train" if has_train else root)
+    train_fl = scan_split(root / "train" if has_train else root, strict=strict)
     _check_classes(train_fl)
     if not has_train:
         _check_flat_counts(train_fl)
@@ -333,9 +333,9 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
         if not (root / "test").is_dir():
             raise DataError(f"{root}: has train/ but no test/ folder; add {root}/test/<class>/... "
                             "or put the class folders directly under the root")
-        test = load_split_cached(_matching(root / "test", train_fl), "test", **opts)
+        test = load_split_cached(_matching(root / "test", train_fl, strict), "test", **opts)
         if (root / "val").is_dir():
-            val = load_split_cached(_matching(root / "val", train_fl), "val", **opts)
+            val = load_split_cached(_matching(root / "val", train_fl, strict), "val", **opts)
             pixels.update(val.digest.encode())
     else:
         keep, held = stable_holdout(train.keys, test_split, seed, "test", holdout_keys(train))
@@ -396,7 +396,7 @@ def _check_class_splits(root: Path, ds: Dataset, held_out: float | None) -> None
                       "images to them or give the test images their own folders (train/, test/)", stacklevel=3)
 
 
-def _matching(split_root: Path, train_fl: FileList) -> FileList:
+def _matching(split_root: Path, train_fl: FileList, strict: bool = False) -> FileList:
     """Scan a test/val folder with the train classes; a class the train split lacks is an error."""
     names = sorted(p.name for p in split_root.iterdir() if p.is_dir() and not p.name.startswith("."))
     extra = [n for n in names if n not in train_fl.classes]
@@ -406,4 +406,4 @@ def _matching(split_root: Path, train_fl: FileList) -> FileList:
     missing = [c for c in train_fl.classes if c not in names]
     if missing:
         warnings.warn(f"{split_root}: no folder for class(es) {', '.join(missing)}", stacklevel=3)
-    return scan_split(split_root, train_fl.classes)
+    return scan_split(split_root, train_fl.classes, strict)

@@ -35,12 +35,13 @@ def _is_image_name(name: str) -> bool:
     return dot > 0 and not name.startswith(".") and name[dot:].lower() in IMAGE_EXTENSIONS
 
 
-def walk_images(folder: str | Path) -> list[tuple[str, os.stat_result]]:
+def walk_images(folder: str | Path, strict: bool = False) -> list[tuple[str, os.stat_result]]:
     """(path, stat) of every image file below `folder`, sorted by path; hidden files and folders are skipped. A
     symbolic link that loops (ELOOP) or a folder that leads back to one above it is skipped with a warning naming
     it, and a folder reached twice by other links is walked once, so no image is listed twice (or under another
     class). One stat per file: this runs on every start to validate the folder cache (60,000 files in ~0.4 s),
-    so it uses os.scandir rather than pathlib."""
+    so it uses os.scandir rather than pathlib. An image name that is no regular file (a FIFO, device or socket:
+    reading one could block) is skipped with a warning, or with `strict` (--strict-images) is an error."""
     out: list[tuple[str, os.stat_result]] = []
     stack: list[tuple[str, frozenset]] = [(str(folder), _ancestors(folder))]
     seen: set[tuple[int, int]] = set()
@@ -59,7 +60,7 @@ def walk_images(folder: str | Path) -> list[tuple[str, os.stat_result]]:
         if ident in seen:
             continue
         seen.add(ident)
-        subdirs = _scan(top, out)
+        subdirs = _scan(top, out, strict)
         stack.extend((d, above | {ident}) for d in sorted(subdirs, reverse=True))   # popped in name order
     out.sort(key=lambda t: t[0])
     return out
@@ -76,7 +77,7 @@ def _ancestors(folder: str | Path) -> frozenset:
     return frozenset(out)
 
 
-def _scan(top: str, out: list[tuple[str, os.stat_result]]) -> list[str]:
+def _scan(top: str, out: list[tuple[str, os.stat_result]], strict: bool = False) -> list[str]:
     """Append `top`'s image files to `out`; return its sub-folders. An entry that cannot be followed is warned."""
     subdirs: list[str] = []
     try:
@@ -90,6 +91,9 @@ def _scan(top: str, out: list[tuple[str, os.stat_result]]) -> list[str]:
                     elif _is_image_name(e.name) and e.is_file():
                         out.append((e.path, e.stat()))
                     elif _is_image_name(e.name) and os.path.exists(e.path):   # never opened: a read could block
+                        if strict:
+                            raise DataError(f"{e.path}: not a regular file (a FIFO, device or socket), named like "
+                                            "an image (drop --strict-images to skip it)")
                         warnings.warn(f"skipped {e.path}: not a regular file (a FIFO, device or socket)",
                                       stacklevel=3)
                 except OSError as err:
