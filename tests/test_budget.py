@@ -68,7 +68,8 @@ def test_a_budget_plans_the_steps_and_the_schedule_ends_there(tmp_path, monkeypa
     per_epoch = plan["calibration"][0]["steps_per_epoch"]
     fits = [steps_within(60 - plan["planned_at_seconds"], measured, per_epoch, 0, 360, 1, False, margin=m)
             for m in (budget.SAFETY, budget.PLAN_SAFETY)]   # the margin depends on whether the loop re-plans
-    assert planned > 0 and any(f <= planned <= f + 1 for f in fits), (planned, fits)
+    # ±1 step: the record's figures are rounded (6 decimals) and the steps were counted a moment before it was written
+    assert planned > 0 and any(f - 1 <= planned <= f + 1 for f in fits), (planned, fits)
     assert s["steps"] == ckpt["global_step"] == ckpt["config"]["steps"] == planned
     assert ckpt["config"]["epochs"] == len(ckpt["history"]) == -(-planned // per_epoch)
     saved = yaml.safe_load((tmp_path / "digits-fastcnn-tiny" / "config.yaml").read_text())
