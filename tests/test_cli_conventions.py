@@ -4,6 +4,7 @@
 import argparse
 import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -322,3 +323,27 @@ def test_outside_a_terminal_progress_is_plain_lines_now_and_then(tmp_path, capsy
     assert lines and "train loss" in lines[0] and "img/s" in lines[0] and "epoch ends in" in lines[0]
     assert main([*args, "--quiet"]) == 0
     assert "step " not in capsys.readouterr().out
+
+
+def test_small_output_details_read_right():
+    """Class names are never cut in a narrow terminal ('sunrise', not 'sunris'); a row-normalized confusion cell
+    tells 99.6 from 100 and a few errors from none; the header names the settings profile."""
+    from rich.console import Console
+
+    from imgclf.report.console import metrics_table
+    from imgclf.report.plots import share_text
+
+    classes = ["cloudy", "rain", "shine", "sunrise"]
+    m = {"confusion_matrix": [[5, 0, 0, 0], [0, 5, 0, 0], [0, 0, 5, 0], [0, 0, 1, 4]],
+         "per_class_accuracy": {c: 1.0 for c in classes}, "precision": {c: 1.0 for c in classes},
+         "recall": {c: 1.0 for c in classes}, "f1": {c: 1.0 for c in classes}}
+    narrow = Console(width=52, record=True, file=io.StringIO())
+    narrow.print(metrics_table(m, classes, "test"))
+    assert "sunrise" in narrow.export_text()
+    assert [share_text(v) for v in (0.0, 0.0003, 0.004, 0.996, 1.0)] == ["", "<0.1", "0.4", "99.6", "100.0"]
+
+
+def test_the_header_names_the_profile(tmp_path, capsys):
+    assert main(["train", "--data", "digits", "--model", "fastcnn-tiny", "--epochs", "1", "--no-plots", "--out",
+                 str(tmp_path)]) == 0
+    assert "(the 8×8 digits profile; --print-config says where each setting comes from)" in capsys.readouterr().out

@@ -78,7 +78,8 @@ TRAIN_HELP = {
                  "N = 1); 0 = mirror only",
     "eval_every": "validate every N epochs (the last epoch always)",
     "device": "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps",
-    "precision": "auto (CUDA: amp-bf16, else fp32), fp32, or mixed precision amp-bf16 / amp-fp16",
+    "precision": "auto (amp-bf16 on CUDA and on CPUs with native bf16 — AVX512-BF16 or AMX —, fp32 elsewhere; the "
+                 "run header says which), fp32, or mixed precision amp-bf16 / amp-fp16",
     "channels_last": "channels-last memory layout for images and weights",
     "compile": "torch.compile the model (a slower start; can pay off on long GPU runs)",
     "threads": "CPU threads for PyTorch (0 = its default)",

@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..fileio import stdout_to_devnull
+from ..fileio import printable, stdout_to_devnull
+from ..recipes import profile_name
 
 
 class _Console(Console):
@@ -37,6 +38,9 @@ def device_name(device: torch.device) -> str:
     return str(device)
 
 
+PROFILE_WORDS = {"digits": "8×8 digits", "gray28": "28×28 grayscale", "rgb32": "32×32 colour", "photos": "photos"}
+
+
 def run_header(cfg: Any, data: Any, device: torch.device, prec: Any, n_params: int, run_dir: Any,
                resumed: bool, quiet: bool) -> None:
     if quiet:
@@ -52,7 +56,9 @@ def run_header(cfg: Any, data: Any, device: torch.device, prec: Any, n_params: i
     if cfg.linear_probe:
         length = (f"linear probe (epoch 1: a head on the frozen backbone's features) + {length} of fine-tuning"
                   f"{' (BatchNorm statistics kept)' if cfg.freeze_bn else ''}")
-    console.print(f"  {length}, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.schedule}; "
+    profile = PROFILE_WORDS[profile_name(data.name, data.shape)]
+    console.print(f"  {length}, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.schedule} (the {profile} "
+                  f"profile; --print-config says where each setting comes from); "
                   f"device {device_name(device)}, {prec.name} ({prec.reason})"
                   f"{', channels_last' if prec.channels_last else ''}; run folder {run_dir}")
 
@@ -128,8 +134,10 @@ def epoch_line(row: dict[str, Any], quiet: bool) -> None:
 
 def metrics_table(metrics: dict[str, Any], classes: list[str], split: str) -> Table:
     table = Table(title=f"per class, {split} split", title_justify="left")
-    for col in ("class", "accuracy", "precision", "recall", "f1", "images"):
-        table.add_column(col, justify="left" if col == "class" else "right")
+    widest = min(40, max((len(printable(c)) for c in classes), default=5))
+    for col in ("class", "accuracy", "precision", "recall", "f1", "images"):   # class names whole, never 'sunris'
+        table.add_column(col, justify="left" if col == "class" else "right",
+                         min_width=widest if col == "class" else None, no_wrap=col == "class")
     support = [sum(row) for row in metrics["confusion_matrix"]]
 
     def fmt(v: float | None) -> str:

@@ -25,7 +25,8 @@ def run_page(run: RunFiles) -> str:
     per_class, balanced, macro_f1 = class_metrics(s)
     nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in SECTIONS)
     header = (f"<h1>{esc(run.name)}</h1><p>{esc(s.get('dataset', '?'))} · {esc(s.get('model', '?'))}"
-              f"{' · recipe ' + esc(s['recipe']) if s.get('recipe') else ''} · {esc(s.get('epochs', '?'))} epochs · "
+              f"{' · recipe ' + esc(s['recipe']) if s.get('recipe') else ''} · {esc(s.get('epochs', '?'))} "
+              f"epoch{'' if s.get('epochs') == 1 else 's'} · "
               f"{esc(s.get('device', '?'))}</p><nav>{nav}</nav>")
     body = [cards(s, balanced, macro_f1), summary_section(run), checkpoint_section(run), curves_section(run),
             confusion_section(run), per_class_section(per_class), confused_section(s), images_section(run)]

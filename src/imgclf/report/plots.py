@@ -81,15 +81,23 @@ def confusion(cm: list[list[int]], classes: list[str], path: Path | IO[bytes], n
     ax.set_xticks(ticks, names, rotation=60, ha="right", rotation_mode="anchor", fontsize=8)
     ax.set_yticks(ticks, names, fontsize=8)
     ax.set(xlabel="predicted", ylabel="true",
-           title=f"confusion matrix, test split{' (row-normalized)' if normalize else ''}")
+           title=f"confusion matrix, test split{' (% of each true class)' if normalize else ''}")
     if k <= 20:
         for i in range(k):
             for j in range(k):
                 v = m[i, j]
-                ax.text(j, i, f"{v:.2f}" if normalize else f"{int(v)}", ha="center", va="center", fontsize=7,
+                ax.text(j, i, share_text(v) if normalize else f"{int(v)}", ha="center", va="center", fontsize=7,
                         color="white" if v > m.max() * 0.6 else "black")
     save_figure(fig, path, 110)
     plt.close(fig)
+
+
+def share_text(v: float) -> str:
+    """A row-normalized cell as a percentage that still tells 99.6 from 100 and a few errors from none: blank for
+    none, '<0.1' below a thousandth, else one decimal."""
+    if v <= 0:
+        return ""
+    return "<0.1" if v < 0.0005 else f"{100 * v:.1f}"
 
 
 def lr_plot(lrs: list[float], losses: list[float], suggested: float, path: str | Path) -> None:
