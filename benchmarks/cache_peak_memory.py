@@ -46,7 +46,7 @@ fl = F.scan_split(root)
 base_rss, base_anon = status("VmRSS"), status("RssAnon")
 threading.Thread(target=sample, daemon=True).start()
 t = time.perf_counter()
-if way == "old":      # imgclf before session 6: a list of every decoded image, np.stack, np.save
+if way == "old":      # the way a whole-list decode works: a list of every decoded image, np.stack, np.save
     results = []
     for _, chunk in F.iter_decoded(fl.files, (size, size), "crop"):
         results.extend(chunk)

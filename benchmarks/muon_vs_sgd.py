@@ -1,4 +1,4 @@
-"""--optimizer muon against sgd on CIFAR-10 (issue 15: airbench94_muon reaches in 8 epochs what SGD needs ~10 for):
+"""--optimizer muon against sgd on CIFAR-10 (airbench94_muon reaches in 8 epochs what SGD needs ~10 for):
 val accuracy and time for a list of epoch counts and seeds, the 32×32 colour settings of the fast recipes.
 
     python benchmarks/muon_vs_sgd.py --folder CIFAR10_JPEG_DIR [--epochs 4 6 8 10] [--seeds 0 1 2]

@@ -1,4 +1,4 @@
-"""Every bad input a clear error (issue 12): data files, checkpoints, flags and settings, each refused in one line
+"""Every bad input a clear error: data files, checkpoints, flags and settings, each refused in one line
 that names the file or flag, the field and the fix, before any large allocation or any work."""
 
 from __future__ import annotations
