@@ -34,24 +34,39 @@ def test_omp_num_threads_wins_and_unknown_load_means_every_cpu(monkeypatch):
 
 
 @pytest.mark.slow
-def test_this_process_and_its_children_are_ours_and_another_process_is_not():
+def _spinner(marker, seconds: float) -> str:
+    """A Python program that creates `marker` and then keeps a CPU busy for `seconds`."""
+    return f"open({str(marker)!r}, 'w').close()\n" + SPIN.format(s=seconds)
+
+
+def _wait_for(marker) -> None:
+    deadline = time.monotonic() + 60    # a safety net for a child that never starts, not a timing window
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_this_process_and_its_children_are_ours_and_another_process_is_not(tmp_path):
+    """Measured once the spinners are spinning (they say so with a file), over windows far longer than a jiffy."""
     start = machine.sample()
     if start is None:
         pytest.skip("no /proc/stat here")
-    child = subprocess.Popen([sys.executable, "-c", SPIN.format(s=0.6)])
-    time.sleep(0.3)
+    child = subprocess.Popen([sys.executable, "-c", _spinner(tmp_path / "child", 3.0)])
+    _wait_for(tmp_path / "child")
+    begun = machine.sample()
+    time.sleep(0.5)
     mid = machine.sample()
+    child.kill()
     child.wait()
-    assert mid.ours - start.ours >= 5           # a live child's CPU time is ours (5 jiffies: 0.05 s at least)
+    assert mid.ours - begun.ours >= 5           # a live child's CPU time is ours (5 jiffies: 0.05 s of 0.5 s)
     # a process that is not our child: a grandchild left running by a child that has exited
     subprocess.run([sys.executable, "-c", "import subprocess, sys; subprocess.Popen([sys.executable, '-c', "
-                    f"{SPIN.format(s=1.0)!r}])"], check=True)
+                    f"{_spinner(tmp_path / 'orphan', 3.0)!r}])"], check=True)
+    _wait_for(tmp_path / "orphan")
     since = machine.sample()
     time.sleep(0.8)
     assert machine.others_busy(since) >= 0.3    # it ran on a CPU most of that time
 
 
-@pytest.mark.slow
 def test_a_run_on_the_cpu_records_the_threads_it_chose(tmp_path, monkeypatch):
     import yaml
 
