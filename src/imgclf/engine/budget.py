@@ -35,7 +35,7 @@ from ..recipes import BUDGET_LADDER, LADDER_PROFILES, RECIPES, profile_name
 from .checkpoint import save_checkpoint
 from .evaluate import predict_logits
 from .probe import extract
-from .step import EpochTotals, set_lr, train_step
+from .step import EpochTotals, step_loop
 
 PLOTS_SECONDS = 2.5     # plots and report.html: six figures in the painter, two processes (Zen 4: 0.8-1.0 s; slack)
 SAFETY = 0.20           # of the training time: the loop's steps ran 0-12% (fastcnn-tiny) and 19% (fastcnn-medium,
@@ -79,29 +79,24 @@ def candidates(user: dict[str, Any], file: dict[str, Any] | None, name: str, sha
 
 
 def calibrate(run: Any, seconds: float, out: str | None = None) -> Calibration:
-    """Step `run` (a throw-away build) as the loop does, epoch after epoch, for about `seconds` after two warm-up
-    steps; then time a test pass on a slice of the test split and a checkpoint written to disk as a run writes it."""
+    """Step `run` (a throw-away build) as the loop does (step.step_loop: the lookahead and EMA too, when the run
+    has them), epoch after epoch, for about `seconds` after two warm-up steps; then time a test pass on a slice of
+    the test split and a checkpoint written to disk as a run writes it."""
     run.model.train()
     totals = EpochTotals.restore(None, run.device)
     warm, n, t0 = 2, 0, 0.0
-    for epoch in range(10**6):
-        for x, y in run.batches.epoch(epoch, 0):
-            set_lr(run.opt, run.cfg.lr * 0.1)
-            loss, logits = train_step(run.step_model, x, y, run.opt, run.prec, run.cfg.label_smoothing,
-                                      run.class_weights)
-            totals.add(loss, logits, y)
-            if warm:
-                warm -= 1
-                if not warm:
-                    loss.item()   # CUDA runs ahead: wait, then start the clock
-                    t0 = time.perf_counter()
-                continue
-            n += 1
-            if n >= 3 and n % 4 == 0 and (loss.item() or True) and time.perf_counter() - t0 >= seconds:
-                break
-        else:
+    # past the throw-away run's own total, its lookahead (if any) pulls every step: a little slower, the safe side
+    for s in step_loop(run, run.batches, lambda done: run.cfg.lr * 0.1):
+        totals.add(s.loss, s.logits, s.y)
+        if warm:
+            warm -= 1
+            if not warm:
+                s.loss.item()   # CUDA runs ahead: wait, then start the clock
+                t0 = time.perf_counter()
             continue
-        break
+        n += 1
+        if n >= 3 and n % 4 == 0 and (s.loss.item() or True) and time.perf_counter() - t0 >= seconds:
+            break
     step_seconds = (time.perf_counter() - t0) / n
     test = run.data.test.subset(torch.arange(min(len(run.data.test), 256)))   # one batch: six TTA views are costly
     t0 = time.perf_counter()

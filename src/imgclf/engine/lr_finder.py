@@ -11,7 +11,7 @@ import torch
 
 from ..errors import ConfigError
 from .setup import build_run
-from .step import set_lr, train_step
+from .step import step_loop
 
 
 def find_lr(settings: dict[str, Any], steps: int = 100, min_lr: float = 1e-5, max_lr: float = 10.0,
@@ -23,25 +23,22 @@ def find_lr(settings: dict[str, Any], steps: int = 100, min_lr: float = 1e-5, ma
     no plot)."""
     check_range(steps, min_lr, max_lr)
     run = build_run(settings, file, quiet)
-    lrs, losses, smooth, best = [], [], 0.0, math.inf
-    step, epoch, diverged = 0, 0, False
+    lrs, losses, smooth, best, diverged = [], [], 0.0, math.inf, False
     run.model.train()
-    while step < steps:
-        for x, y in run.batches.epoch(epoch):
-            lr = min_lr * (max_lr / min_lr) ** (step / max(1, steps - 1))
-            set_lr(run.opt, lr)
-            loss, _ = train_step(run.step_model, x, y, run.opt, run.prec, run.cfg.label_smoothing, run.class_weights)
-            value = loss.item()
-            smooth = 0.9 * smooth + 0.1 * value
-            debiased = smooth / (1 - 0.9 ** (step + 1))
-            lrs.append(lr)
-            losses.append(debiased)
-            best = min(best, debiased)
-            step += 1
-            if step >= steps or not math.isfinite(value) or debiased > 4 * best:
-                diverged, step = step < steps, steps
-                break
-        epoch += 1
+    # without the lookahead (its pull follows a training run's step/total, which a sweep of its own steps does not
+    # have) and the EMA (it averages the weights evaluated; the loss recorded here is the stepped model's)
+    sweep = step_loop(run, run.batches, lambda done: min_lr * (max_lr / min_lr) ** (done / max(1, steps - 1)),
+                      averages=False)
+    for s in sweep:
+        value = s.loss.item()
+        smooth = 0.9 * smooth + 0.1 * value
+        debiased = smooth / (1 - 0.9 ** s.done)
+        lrs.append(s.lr)
+        losses.append(debiased)
+        best = min(best, debiased)
+        if s.done >= steps or not math.isfinite(value) or debiased > 4 * best:
+            diverged = s.done < steps
+            break
     if diverged and len(lrs) < 5:
         raise ConfigError(f"the loss diverged within {len(lrs)} steps, at lr {lrs[-1]:.3g}, so there is no range "
                           f"to choose from: lower --min-lr (now {min_lr:g})")

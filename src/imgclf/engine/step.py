@@ -1,15 +1,23 @@
-"""One optimizer step, written once (training and the learning-rate finder both use it), and the running sums
-an epoch keeps over its steps."""
+"""The step loop, written once: training, the budget's calibration and the learning-rate finder all step through
+`step_loop`, so a step does the same things in the same order in all three. Also the running sums an epoch keeps over
+its steps."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import rng
 from .device import Precision
+
+if TYPE_CHECKING:
+    from ..data.batches import Batches
+    from .setup import Run
 
 
 def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, prec: Precision,
@@ -33,6 +41,49 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
     times the group's 'lr_mult' where it has one (a backbone trained slower than its new head)."""
     for group in opt.param_groups:
         group["lr"] = lr * group.get("lr_mult", 1.0)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step just taken: where it was (`step` within `epoch`; `done` steps taken in all, this one included), the
+    lr it used, and its labels, loss and logits (on the device: reading them waits for the step)."""
+
+    epoch: int
+    step: int
+    done: int
+    lr: float
+    y: torch.Tensor
+    loss: torch.Tensor
+    logits: torch.Tensor
+
+
+def step_loop(run: Run, batches: Batches, lr_at: Callable[[int], float], *, epoch: int = 0, start: int = 0,
+              done: int = 0, end: Callable[[int], int] | None = None, averages: bool = True) -> Iterator[Step]:
+    """Step `run` through `batches` from step `start` of `epoch` (`done` steps taken before it), yielding a Step after
+    each; the caller stops when it wants. Each step sets the lr to `lr_at(done)`, seeds torch's RNG from (seed,
+    epoch, step, rank) so dropout's draws replay exactly on resume, runs train_step, then, with `averages`, moves the
+    lookahead's slow weights and the EMA.
+
+    With `end`, only epoch `epoch` is stepped, up to step `end(epoch)`, asked before every step (a budget's re-plan
+    moves it); without, every batch, epoch after epoch."""
+    cfg = run.cfg
+    while True:
+        for step, (x, y) in enumerate(batches.epoch(epoch, start), start):
+            if end is not None and step >= end(epoch):
+                return
+            lr = lr_at(done)
+            set_lr(run.opt, lr)
+            torch.manual_seed(rng.mix(cfg.seed, epoch, step, run.world.rank, rng.MODEL))
+            loss, logits = train_step(run.step_model, x, y, run.opt, run.prec, cfg.label_smoothing, run.class_weights)
+            if averages and run.lookahead is not None:
+                run.lookahead.after_step(run.model, done + 1, run.total_steps)
+            if averages and run.ema is not None:
+                run.ema.update(run.model, done)
+            done += 1
+            yield Step(epoch, step, done, lr, y, loss, logits)
+        if end is not None:
+            return
+        epoch, start = epoch + 1, 0
 
 
 @dataclass

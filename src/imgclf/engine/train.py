@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .. import machine, rng
+from .. import machine
 from .._version import __version__
 from ..config import TrainConfig, user_settings
 from ..errors import CheckpointError
@@ -33,7 +33,7 @@ from .ema import Lookahead
 from .evaluate import metrics_from_logits, predict_logits, test_metrics
 from .probe import run_probe
 from .setup import Run, setup_run
-from .step import EpochTotals, set_lr, train_step
+from .step import EpochTotals, step_loop
 from .stopping import NonFiniteLoss, Stopper, TrainingStopped, check_finite
 
 __all__ = ["NonFiniteLoss", "TrainingStopped", "train", "train_one_epoch"]
@@ -136,17 +136,24 @@ def probe_epoch(run: Run, epoch: int, quiet: bool) -> dict[str, Any]:
     return {"epoch": epoch + 1, **fit, "lr": 0.0}
 
 
-def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict[str, Any]:
-    """Step through one epoch (from a mid-epoch checkpoint's step if resuming); saves last.pt mid-epoch every
-    --save-every-steps and when a signal asks to stop. Returns the epoch's row of training figures."""
-    cfg, p = run.cfg, run.progress
+def train_mode(run: Run, epoch: int) -> None:
+    """The model in training mode for `epoch`, but for what stays fixed: BatchNorm with --freeze-bn (the starting
+    weights' statistics, used to normalize too) and the backbone in --freeze-epochs' first epochs."""
     run.model.train()
-    if cfg.freeze_bn:   # BatchNorm keeps the starting weights' statistics (and normalizes with them)
+    if run.cfg.freeze_bn:
         for m in run.model.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.eval()
-    if cfg.freeze_epochs:   # the head alone first (backbone BatchNorm in eval mode), then the whole network
-        freeze_backbone(run.model, epoch < cfg.freeze_epochs)
+    if run.cfg.freeze_epochs:   # the head alone first (backbone BatchNorm in eval mode), then the whole network
+        freeze_backbone(run.model, epoch < run.cfg.freeze_epochs)
+
+
+def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict[str, Any]:
+    """Step through one epoch (from a mid-epoch checkpoint's step if resuming; step.step_loop takes the steps); here
+    the budget's re-plan, the epoch's sums, the progress bar, steps.csv, and last.pt saved mid-epoch every
+    --save-every-steps and when a signal asks to stop. Returns the epoch's row of training figures."""
+    cfg, p = run.cfg, run.progress
+    train_mode(run, epoch)
     t_epoch = time.perf_counter()
     seconds_before = 0.0  # time already spent on this epoch before a mid-epoch save
     totals = EpochTotals.restore(p.epoch_sums, run.device)
@@ -156,18 +163,10 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
     bar = console.EpochBar(epoch, run.epochs, steps_here, silent)
     steps = StepLog(run.run_dir, run.total_steps, run.steps_per_epoch, p.global_step) if run.world.is_main else None
     try:
-        for step, (x, y) in enumerate(run.batches_for(epoch).epoch(epoch, p.step_in_epoch), p.step_in_epoch):
-            if step >= steps_here:
-                break
-            lr = run.lr(p.global_step)
-            set_lr(run.opt, lr)
-            torch.manual_seed(rng.mix(cfg.seed, epoch, step, run.world.rank, rng.MODEL))   # dropout: replays on resume
-            loss, logits = train_step(run.step_model, x, y, run.opt, run.prec, cfg.label_smoothing, run.class_weights)
-            if run.lookahead is not None:
-                run.lookahead.after_step(run.model, p.global_step + 1, run.total_steps)
-            if run.ema is not None:
-                run.ema.update(run.model, p.global_step)
-            p.global_step, p.step_in_epoch = p.global_step + 1, step + 1
+        for s in step_loop(run, run.batches_for(epoch), run.lr, epoch=epoch, start=p.step_in_epoch,
+                           done=p.global_step, end=run.steps_in_epoch):
+            step, lr, loss = s.step, s.lr, s.loss
+            p.global_step, p.step_in_epoch = s.done, step + 1
             if run.replan is not None and run.replan.after_step(run, p.global_step):
                 run.replan = None
                 steps_here = run.steps_in_epoch(epoch)
@@ -175,7 +174,7 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
                 if steps is not None:
                     steps.retotal(run.total_steps)
                 announce_replan(run, quiet)
-            totals.add(loss, logits, y)
+            totals.add(loss, s.logits, s.y)
             logged = steps is not None and steps.wants(p.global_step)  # steps.csv: the loss is read on these steps only
             if cfg.log_every or bar.wants_update(step) or logged:
                 check_finite(loss.detach(), epoch, step, lr, cfg.lr, run.run_dir)
