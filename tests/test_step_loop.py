@@ -31,7 +31,8 @@ def fake_run(total: int = 12) -> SimpleNamespace:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3)).train()
     return SimpleNamespace(
-        cfg=SimpleNamespace(seed=3, label_smoothing=0.0), world=SimpleNamespace(rank=0), model=model, step_model=model,
+        cfg=SimpleNamespace(seed=3, label_smoothing=0.0), world=SimpleNamespace(rank=0), device=torch.device("cpu"),
+        model=model, step_model=model,
         opt=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), class_weights=None, total_steps=total,
         prec=Precision(None, torch.amp.GradScaler("cpu", enabled=False), False),
         ema=EMA(model, 0.9), lookahead=Lookahead(model))

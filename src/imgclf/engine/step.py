@@ -36,6 +36,16 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.op
     return loss, logits
 
 
+def seed_step(seed: int, device: torch.device) -> None:
+    """Seed the generator the step draws from (dropout), so a resumed step replays the same draws. On a CPU run only
+    the CPU generator: torch.manual_seed also queues seeding for CUDA, MPS and XPU, at ~110 µs a call on a CPU-only
+    torch (2.7% of a small model's step) for the same draws."""
+    if device.type == "cpu":
+        torch.default_generator.manual_seed(seed)
+    else:
+        torch.manual_seed(seed)
+
+
 def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
     """Set every parameter group's learning rate (schedules are a pure function of the step: see schedule.py),
     times the group's 'lr_mult' where it has one (a backbone trained slower than its new head)."""
@@ -73,7 +83,7 @@ def step_loop(run: Run, batches: Batches, lr_at: Callable[[int], float], *, epoc
                 return
             lr = lr_at(done)
             set_lr(run.opt, lr)
-            torch.manual_seed(rng.mix(cfg.seed, epoch, step, run.world.rank, rng.MODEL))
+            seed_step(rng.mix(cfg.seed, epoch, step, run.world.rank, rng.MODEL), run.device)
             loss, logits = train_step(run.step_model, x, y, run.opt, run.prec, cfg.label_smoothing, run.class_weights)
             if averages and run.lookahead is not None:
                 run.lookahead.after_step(run.model, done + 1, run.total_steps)
