@@ -30,8 +30,8 @@ def replace(src, dst, **kw):
 os.replace = replace
 sys.exit(main(sys.argv[2:]))
 """
-TIMING = {"seconds", "train_seconds", "test_seconds", "total_seconds", "images_per_second"}
-RANDOM = {"run_id"}   # one per run: the killed and the uninterrupted run are two runs
+TIMING = {"seconds", "train_seconds", "test_seconds", "total_seconds", "images_per_second", "epoch_seconds"}
+RANDOM = {"run_id", "resumed"}   # one per run, and whether the last command resumed: the killed run is two commands
 
 
 def _imgclf(cwd: Path, *args: str, kill_after: int = 0) -> subprocess.CompletedProcess:

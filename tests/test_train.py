@@ -121,13 +121,18 @@ def test_interrupt_and_resume_matches_an_uninterrupted_run(tmp_path, stop_step, 
         imgclf.train(base | {"name": "stopped", "model": f"tiny-ctrl-c-{stop_step}-{optimizer}"}, quiet=True)
     saved = load_checkpoint(tmp_path / "stopped" / "last.pt")
     assert saved["global_step"] == stop_step
+    mid_epoch = stop_step % 22 != 0
+    assert (saved["epoch_seconds"] > 0) == mid_epoch    # the stopped epoch's time so far travels with its sums
     resumed = imgclf.train(resume=tmp_path / "stopped" / "last.pt", quiet=True)
+    assert resumed["resumed"] is True and full["resumed"] is False
     a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "stopped" / "last.pt")
     assert a["global_step"] == b["global_step"] == 3 * 22
     for part in ("model", "ema"):
         for k in a[part]:
             assert torch.equal(a[part][k], b[part][k]), (part, k)
     assert resumed["test_accuracy"] == full["test_accuracy"]
+    stopped_row = b["history"][stop_step // 22]          # the epoch the stop cut: its time counts both commands
+    assert not mid_epoch or stopped_row["seconds"] > saved["epoch_seconds"]
     rows = [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")} for r in b["history"]]
     assert rows == [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")} for r in a["history"]]
 

@@ -74,6 +74,7 @@ class Progress:
     history: list[dict[str, Any]] = field(default_factory=list)   # one row per epoch (metrics.csv)
     train_seconds: float = 0.0
     epoch_sums: list[float | int] | None = None                    # EpochTotals.saved() of a mid-epoch save
+    epoch_seconds: float = 0.0                                     # the epoch's training time up to that save
     stopped_early: bool = False                                    # --patience ended the run before its last epoch
 
     def as_dict(self) -> dict[str, Any]:

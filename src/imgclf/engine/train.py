@@ -155,7 +155,7 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
     cfg, p = run.cfg, run.progress
     train_mode(run, epoch)
     t_epoch = time.perf_counter()
-    seconds_before = 0.0  # time already spent on this epoch before a mid-epoch save
+    seconds_before = p.epoch_seconds if p.epoch_sums else 0.0   # this epoch's time before a mid-epoch save
     totals = EpochTotals.restore(p.epoch_sums, run.device)
     running, running_n, lr = 0.0, 0, run.lr(p.global_step)
     silent = quiet or not run.world.is_main
@@ -183,7 +183,8 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
                 if cfg.log_every and (step + 1) % cfg.log_every == 0:
                     console.running_loss(epoch, step, running / running_n, silent)
                     running, running_n = 0.0, 0
-                bar.update(step, value, totals.accuracy, totals.seen / (time.perf_counter() - t_epoch))
+                bar.update(step, value, totals.accuracy,
+                           totals.seen / (seconds_before + time.perf_counter() - t_epoch))
                 if logged:
                     steps.write(p.global_step, value, lr)
             mid_epoch = step + 1 < steps_here  # at an epoch's end, end_epoch saves
@@ -194,7 +195,7 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
                 p.train_seconds += now - t_epoch
                 seconds_before += now - t_epoch
                 t_epoch = now
-                p.epoch_sums = totals.saved()
+                p.epoch_sums, p.epoch_seconds = totals.saved(), seconds_before
                 if steps is not None:
                     steps.sync()
                 run.save("last")
@@ -223,7 +224,7 @@ def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
         row.update({"val_loss": m["loss"], "val_accuracy": m["accuracy"]})
     best_row = p.history[p.best_epoch - 1] if p.best_epoch else None
     p.history.append(row)
-    p.epoch, p.step_in_epoch, p.epoch_sums = epoch, 0, None
+    p.epoch, p.step_in_epoch, p.epoch_sums, p.epoch_seconds = epoch, 0, None, 0.0
     improved = selection.is_better(row, best_row if val is not None else None, cfg.select)
     if improved:
         p.best_metric, p.best_epoch = row[cfg.select], epoch
@@ -313,7 +314,7 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         "epochs_run": p.epoch, "stopped_early": p.stopped_early, "select": cfg.select if data.val else None,
         "checkpoint_selected_on": "val" if data.val is not None else "last epoch (no validation split)",
         "checkpoint_choice": selection.reason(p.history, p.best_epoch, cfg.select, p.stopped_early),
-        "train_seconds": round(p.train_seconds, 3), "test_seconds": round(test_seconds, 3),
+        "train_seconds": round(p.train_seconds, 3), "test_seconds": round(test_seconds, 3), "resumed": run.resumed,
         "total_seconds": round(time.perf_counter() - t_start, 3),
         "images_per_second": round(images_seen / max(p.train_seconds, 1e-9), 1),
         "device": console.device_name(run.device), "machine": machine_record(run.device),

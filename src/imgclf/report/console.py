@@ -204,4 +204,5 @@ def result_line(summary: dict[str, Any], bold: bool = False) -> str:
             f"{top5}), test loss {summary['test_loss']:.4f}; checkpoint chosen on "
             f"{summary['checkpoint_selected_on']}: {summary['checkpoint_choice']}; trained "
             f"{summary['train_seconds']:.1f}s at {summary['images_per_second']:,.0f} img/s, "
-            f"{summary['total_seconds']:.1f}s in all")
+            + (f"{summary['total_seconds']:.1f}s this command (resumed: the training time is the whole run's)"
+               if summary.get("resumed") else f"{summary['total_seconds']:.1f}s in all"))
