@@ -20,6 +20,17 @@ CIFAR_JPEG = SHARED / "cifar10-jpeg.tar.gz"
 
 
 @pytest.fixture(autouse=True)
+def _fixed_threads(monkeypatch):
+    """Runs that a test compares bitwise compute with one thread count: a run given no --threads takes the CPUs
+    other processes leave free (machine.py), and another test's leftover child can make that differ between the
+    two runs. OMP_NUM_THREADS is what a run then follows (and what child processes inherit); tests of the choice
+    itself remove it."""
+    from imgclf import machine
+
+    monkeypatch.setenv("OMP_NUM_THREADS", str(min(2, machine.usable_cpus())))
+
+
+@pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own decoded-folder cache and data dir: nothing leaks between tests or into ~/.cache."""
     base = tmp_path_factory.mktemp("imgclf-home")
