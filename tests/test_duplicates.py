@@ -332,6 +332,14 @@ def test_a_flat_folder_keeps_each_repeated_image_on_the_side_of_its_twin(tmp_pat
         if k not in grouped:
             own = "test" if len(stable_holdout([k], 0.2, 0, "test")[1]) else "train"
             assert where == own, k
+    from imgclf.data import together
+
+    def looked_again(split):
+        raise AssertionError("the groups were found again, not read from the cache")
+
+    with pytest.MonkeyPatch.context() as mp:      # the same folder again: the groups are read back
+        mp.setattr(together, "_groups", looked_again)
+        assert load_dataset(root, image_size=32).test.keys == ds.test.keys
     smooth_image(nrng).save(root / "gamma" / "new.jpg", quality=92)
     again = load_dataset(root, image_size=32)
     after = {**{k: "train" for k in again.train.keys}, **{k: "test" for k in again.test.keys}}

@@ -45,15 +45,31 @@ def findings_key(splits: list[Split], rules: list[Any]) -> str:
 def read_found(key: str) -> tuple[Found, float] | None:
     """The pairs (kind, image, other image, distance: indices over all splits) and the dense share stored under
     `key`, or None when there are none or they are damaged (then removed, said once)."""
+    record = read_record(key, lambda r: isinstance(r.get("dense"), float | int))
+    if record is None:
+        return None
+    return [(str(k), int(a), int(b), int(d)) for k, a, b, d in record["found"]], float(record["dense"])
+
+
+def write_found(key: str, found: Found, dense: float) -> None:
+    write_record(key, {"dense": dense, "found": [list(f) for f in found]})
+
+
+def read_record(key: str, valid: Any = lambda record: True) -> dict[str, Any] | None:
+    """The record kept under `key` (checked by `valid`, and by reading it whole), or None when there is none or it
+    is damaged (then removed, said once)."""
     path = duplicates_dir() / f"{key}.json"
     if not path.is_file():
         return None
     try:
         record = json.loads(path.read_text())
-        found = [(str(k), int(a), int(b), int(d)) for k, a, b, d in record["found"]]
-        if record.get("key") != key or not isinstance(record.get("dense"), float | int):
+        if not isinstance(record, dict) or record.get("key") != key or not valid(record):
             raise ValueError("its record is not as imgclf writes it")
-        return found, float(record["dense"])
+        for k, a, b, d in record.get("found", []):
+            str(k), int(a), int(b), int(d)
+        for group in record.get("groups", []):
+            [int(i) for i in group]
+        return record
     except Exception as e:   # whatever a damaged file makes json or the unpacking raise
         warnings.warn(f"damaged duplicates cache entry {path.name} ({type(e).__name__}: {str(e)[:100]}): removed, "
                       "looking again", stacklevel=3)
@@ -62,12 +78,11 @@ def read_found(key: str) -> tuple[Found, float] | None:
         return None
 
 
-def write_found(key: str, found: Found, dense: float) -> None:
-    """Keep a result; a read-only or full cache folder costs the work next time, nothing more."""
+def write_record(key: str, record: dict[str, Any]) -> None:
+    """Keep a record; a read-only or full cache folder costs the work next time, nothing more."""
     with contextlib.suppress(OSError):
         duplicates_dir().mkdir(parents=True, exist_ok=True)
-        write_text_atomic(duplicates_dir() / f"{key}.json",
-                          json.dumps({"key": key, "dense": dense, "found": [list(f) for f in found]}))
+        write_text_atomic(duplicates_dir() / f"{key}.json", json.dumps({"key": key, **record}))
 
 
 def clear_found() -> tuple[int, int]:
@@ -79,4 +94,6 @@ def clear_found() -> tuple[int, int]:
             size += path.stat().st_size
             path.unlink()
             count += 1
+    with contextlib.suppress(OSError):
+        folder.rmdir()   # only when empty: a file of someone else's stays, and so does the folder
     return count, size

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from .dupcache import findings_key, read_record, write_record
 from .duplicates import (
     CROSS_CLASS_BITS,
     DENSE_SHARE,
     STRICT_BITS,
+    TABLES,
+    WINDOW,
     _dense_share,
     exact_groups,
     near_pairs,
     split_hashes,
 )
+from .imagehash import HASH_VERSION
 from .split import Split
 
 # Copies come in pairs and small groups; a larger group is look-alikes (frames of one scene, one synthetic pattern),
@@ -33,6 +37,24 @@ def holdout_keys(split: Split) -> list[str] | None:
     n = len(split)
     if n < 2:
         return list(split.keys)
+    key = findings_key([split], ["together", HASH_VERSION, DENSE_SHARE, STRICT_BITS, CROSS_CLASS_BITS, TABLES, WINDOW,
+                                 MAX_GROUP, MAX_GROUP_SHARE])
+    record = read_record(key, lambda r: isinstance(r.get("groups"), list) and all(
+        isinstance(g, list) and all(type(i) is int and 0 <= i < n for i in g) for g in r["groups"]))
+    groups = record["groups"] if record is not None else _groups(split)
+    if record is None:
+        write_record(key, {"groups": groups})
+    drawn_by = list(split.keys)
+    for members in groups:
+        first = min(split.keys[i] for i in members)
+        for i in members:
+            drawn_by[i] = first
+    return drawn_by
+
+
+def _groups(split: Split) -> list[list[int]]:
+    """The groups of repeated images that are drawn together (2 to the limit of images each), as image indices."""
+    n = len(split)
     [h], _ = split_hashes([split])
     group = exact_groups(h.exact, lambda k: split.images[k])
     i, j, d = near_pairs(h.perceptual)
@@ -52,10 +74,8 @@ def holdout_keys(split: Split) -> list[str] | None:
         ra, rb = root(a), root(b)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
-    roots = [root(k) for k in range(n)]
-    size = np.bincount(roots, minlength=n)
-    smallest: dict[int, str] = {}
-    for k, key in enumerate(split.keys):
-        smallest[roots[k]] = min(smallest.get(roots[k], key), key)
+    members: dict[int, list[int]] = {}
+    for k in range(n):
+        members.setdefault(root(k), []).append(k)
     limit = min(MAX_GROUP, int(n * MAX_GROUP_SHARE))
-    return [smallest[roots[k]] if size[roots[k]] <= limit else split.keys[k] for k in range(n)]
+    return [group for group in members.values() if 2 <= len(group) <= limit]
