@@ -93,6 +93,7 @@ def test_runs_record_the_cpu_they_computed_on(tmp_path):
     import yaml
 
     import imgclf
+    from imgclf.engine.device import cpu_has_native_bf16
 
     s = imgclf.train(data="digits", model="fastcnn-tiny", epochs=1, threads=1, out=str(tmp_path), name="r",
                      plots=False, quiet=True)
@@ -100,6 +101,8 @@ def test_runs_record_the_cpu_they_computed_on(tmp_path):
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert config["machine"] == summary["machine"] == s["machine"]
     assert s["machine"]["threads"] == 1 and s["machine"]["usable_cpus"] >= 1
+    rates = s["machine"]["matmul_gflops"]
+    assert rates["fp32"] > 0 and (rates["bf16"] is None) == (not cpu_has_native_bf16())
     cpu = machine.cpu_description()
     assert s["machine"]["cpu"] == cpu and cpu["model"]
     assert set(cpu.get("flags", [])) <= set(machine.SPEED_FLAGS) or "flags" not in cpu or cpu["flags"]

@@ -149,3 +149,25 @@ def bf16_units(flags: list[str] | tuple[str, ...]) -> str | None:
     if "avx512_bf16" in flags:
         return "AVX512-BF16"
     return None
+
+
+_RATES: dict[int, dict[str, float | None]] = {}
+
+
+def matmul_rates(native_bf16: bool, n: int = 512, reps: int = 3) -> dict[str, float | None]:
+    """GFLOP/s of an n×n matmul in fp32 and (where the CPU has native bf16; emulated it would take seconds) bf16, on
+    this process's threads: what a step's arithmetic costs here, recorded so runs on two machines compare honestly.
+    Measured once per thread count (~20 ms)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if threads not in _RATES:
+        def rate(dtype: torch.dtype) -> float:
+            a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+            a @ b   # warm-up: the kernel's first call allocates
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                a @ b
+            return round(2 * n ** 3 * reps / max(time.perf_counter() - t0, 1e-9) / 1e9, 1)
+        _RATES[threads] = {"fp32": rate(torch.float32), "bf16": rate(torch.bfloat16) if native_bf16 else None}
+    return dict(_RATES[threads])

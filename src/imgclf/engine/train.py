@@ -29,6 +29,7 @@ from . import distributed as dist
 from . import selection
 from .builders import augmented_batch
 from .checkpoint import load_checkpoint, load_model_state
+from .device import cpu_has_native_bf16
 from .ema import Lookahead
 from .evaluate import metrics_from_logits, predict_logits, test_metrics
 from .probe import run_probe
@@ -91,10 +92,13 @@ def write_run_config(run: Run) -> None:
 
 
 def machine_record(device: torch.device) -> dict[str, Any]:
-    """What the run computed on, for config.yaml and summary.json: the CPU (model, speed-deciding flags), its threads
-    and the CPUs this process could use; the GPU's name on CUDA. Figures from two machines compare only with it."""
+    """What the run computed on, for config.yaml and summary.json: the CPU (model, speed-deciding flags), its threads,
+    the CPUs this process could use and the measured fp32/bf16 matmul rates; the GPU's name on CUDA. Figures from two
+    machines compare only with it."""
     record = {"cpu": machine.cpu_description(), "threads": torch.get_num_threads(),
               "usable_cpus": machine.usable_cpus()}
+    if device.type == "cpu":   # bf16 None: emulated on this CPU, not measured
+        record["matmul_gflops"] = machine.matmul_rates(cpu_has_native_bf16())
     if device.type == "cuda":
         record["gpu"] = torch.cuda.get_device_name(device)
     return record
