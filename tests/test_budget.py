@@ -240,15 +240,17 @@ def test_the_ladder_chooses_model_and_size_on_32px_colour_data(tmp_path, monkeyp
     from conftest import make_image_folder
 
     root = make_image_folder(tmp_path / "c32", per_class=30, size=32, classes=("a", "b", "c"))
+    slow = {"fastcnn-wide": 5.0, "fastcnn": 5.0, "fastcnn-xl": 5.0}
     monkeypatch.setattr(budget, "calibrate", fixed_calibration({"fastcnn-tiny": 0.01, "fastcnn-small": 0.02,
-                                                                 "fastcnn-medium": 0.04, "fastcnn-wide": 5.0}))
+                                                                 "fastcnn-medium": 0.04, **slow}))
     s = imgclf.train(data=str(root), budget="30s", out=str(tmp_path / "r"), plots=False, device="cpu", quiet=True)
     ckpt = load_checkpoint(s["checkpoint"])
     calibration = ckpt["budget_plan"]["calibration"]
     chosen = [c for c in calibration if c["chosen"]]
-    # the search calibrates the middle rung (fastcnn-small at 32×32), then the two above it, not the two below
-    assert [(c["rung"], c["model"]) for c in calibration] == [(2, "fastcnn-small"), (3, "fastcnn-medium"),
-                                                              (4, "fastcnn-wide")] and len(chosen) == 1
+    # the search calibrates the middle rung (medium), then halves what is left above it: fastcnn, then wide
+    assert [(c["rung"], c["model"]) for c in calibration] == [(3, "fastcnn-medium"), (4, "fastcnn-wide"),
+                                                              (5, "fastcnn")]
+    assert len(chosen) == 1
     # 90 images, batch adapted small: hundreds of epochs fit for all but the wide net (5 s a step: too few epochs),
     # so the medium one at 32×32 is taken, with the settings its rung names
     assert calibration[-1]["planned_steps"] < 8 * calibration[-1]["steps_per_epoch"]
@@ -419,3 +421,45 @@ def test_print_config_refuses_a_budget_with_a_length_as_the_run_does(capsys):
     for length in (["--epochs", "3"], ["--steps", "50"]):
         assert main(["train", "--data", "digits", "--budget", "20s", *length, "--print-config"]) == 3
         assert f"drop {length[0]}" in capsys.readouterr().err
+
+
+def test_a_machine_that_gets_busy_during_a_budgeted_run_gets_fewer_threads_at_the_replan(tmp_path, monkeypatch):
+    """The threads are chosen again before the re-plan times the loop (machine.py's measure, mocked here: another
+    process takes a CPU after start-up), so the timed steps and the rest of the run use the count that fits the
+    machine now; config.yaml and the checkpoint record it, so a resume computes with the same."""
+    from imgclf import machine
+
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(machine, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(machine.os, "cpu_count", lambda: 2)
+    # quiet at start-up (measured since the mark), one CPU busy during the first steps (since the re-plan's sample)
+    monkeypatch.setattr(machine, "others_busy", lambda since=None: 0.0 if since is None else 1.0)
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.01))
+    clock = []
+    monkeypatch.setattr(budget, "_now", lambda run: clock.append(0) or 0.01 * len(clock))
+    s = imgclf.train(FAST | {"out": str(tmp_path), "batch_size": 16, "budget": "20s", "name": "r"}, quiet=True)
+    ckpt = load_checkpoint(tmp_path / "r" / "last.pt")
+    assert ckpt["budget_plan"]["replan"]["threads"] == {"before": 2, "after": 1,
+                                                        "why": "1.0 of 2 CPUs free: other processes keep 1.0 busy"}
+    assert ckpt["config"]["threads"] == 1 == yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["threads"]
+    assert s["machine"]["threads"] == 1 and torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("pace, chosen", [
+    ({"fastcnn-xl": 0.02}, "fastcnn-xl"),                      # wide's epochs many times over: the ladder grows
+    ({"fastcnn": 0.02, "fastcnn-xl": 5.0}, "fastcnn"),         # xl's 15 epochs do not fit: airbench94's net
+    ({"fastcnn-wide": 0.05, "fastcnn": 5.0, "fastcnn-xl": 5.0}, "fastcnn-wide")])
+def test_the_ladder_grows_with_the_machine(tmp_path, monkeypatch, pace, chosen):
+    """A machine that affords the widest CPU rung's epochs many times over (mocked calibration: no clocks) is planned
+    onto the airbench rungs above it, each where its minimum epochs fit; planned only, nothing trains."""
+    from conftest import make_image_folder
+
+    from imgclf.engine.setup import build_run
+
+    root = make_image_folder(tmp_path / "c32", per_class=30, size=32, classes=("a", "b", "c"))
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration({m["model"]: 0.01 for m in budget.BUDGET_LADDER} | pace))
+    user = {"data": str(root), "budget": "30s", "out": str(tmp_path / "r"), "device": "cpu"}
+    plan = budget.plan_budget(user, None, time.perf_counter(), lambda layer: build_run(user, None, True, None, layer))
+    assert plan.layer["model"] == chosen and plan.layer["image_size"] is None
+    rung = next(c for c in plan.record["calibration"] if c["chosen"])
+    assert rung["planned_steps"] >= rung["min_epochs"] * rung["steps_per_epoch"]

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from .. import machine
 from ..config import budget_seconds, load_settings
 from ..errors import ConfigError
 from ..recipes import BUDGET_LADDER, LADDER_PROFILES, RECIPES, profile_name
@@ -193,12 +194,19 @@ class Replan:
     deadline: float          # a time.perf_counter() reading: when the command must have ended
     cal: Calibration         # the chosen candidate's: validation, test and checkpoint costs
     at: int
+    auto_threads: bool = False   # the run's threads were chosen for the machine (no --threads, no OMP_NUM_THREADS)
     t0: float = 0.0
+    since: Any = None        # machine.sample() at the first step: the window the threads are re-checked on
+    threads: dict[str, Any] | None = None
 
     def after_step(self, run: Any, done: int) -> bool:
         """Called after each step with the steps done; at `at`, changes the run's steps and epochs (and the record in
-        run.budget_plan) and returns True, so the loop can say so."""
+        run.budget_plan) and returns True, so the loop can say so. Before the timed steps it re-checks the thread
+        count (recheck_threads), so the steps it times are the ones the rest of the run takes."""
+        if done == 1 and self.auto_threads:
+            self.since = machine.sample()
         if done == REPLAN_FROM:
+            self.threads = recheck_threads(run, self.since) if self.since is not None else None
             self.t0 = _now(run)
         if done != self.at:
             return False
@@ -216,8 +224,22 @@ class Replan:
         run.budget_plan["replan"] = {"at_step": done, "loop_step_seconds": round(measured, 6),
                                      "calibrated_step_seconds": round(self.cal.step_seconds, 6),
                                      "timed_seconds": round(now - self.t0, 3), "trusted": trusted,
-                                     "steps_before": before, "steps": run.steps}
+                                     "steps_before": before, "steps": run.steps,
+                                     **({"threads": self.threads} if self.threads else {})}
         return True
+
+
+def recheck_threads(run: Any, since: Any) -> dict[str, Any] | None:
+    """The CPU threads chosen again from what other processes took during the run's first steps (machine.py): a
+    machine that got busy (or quiet) since start-up gets the count that fits it now. Changes the run's threads
+    (recorded in its settings, so a resume computes with the same) and returns what changed, or None."""
+    threads, why = machine.choose_threads(machine.others_busy(since))
+    if threads == run.threads:
+        return None
+    change = {"before": run.threads, "after": threads, "why": why}
+    torch.set_num_threads(threads)
+    run.threads = threads
+    return change
 
 
 def _now(run: Any) -> float:

@@ -113,14 +113,15 @@ class Run:
     duplicates: Findings | None = None          # repeated images across and within the splits (rank 0 only)
     steps: int = 0     # the run's length: cfg.steps and cfg.epochs as resolved, until a budget's re-plan changes them
     epochs: int = 0
+    threads: int = 0   # cfg.threads, until a budget's re-plan chooses again for a machine that got busier or quieter
 
     def __post_init__(self) -> None:
-        self.steps, self.epochs = self.cfg.steps, self.cfg.epochs
+        self.steps, self.epochs, self.threads = self.cfg.steps, self.cfg.epochs, self.cfg.threads
 
     def settings(self) -> dict[str, Any]:
-        """The settings as this run runs them (config.yaml, checkpoints): the resolved config with the run's length,
-        so that `--config config.yaml` and a resume repeat a re-planned run exactly."""
-        return {**self.cfg.to_dict(), "steps": self.steps, "epochs": self.epochs}
+        """The settings as this run runs them (config.yaml, checkpoints): the resolved config with the run's length
+        and threads, so that `--config config.yaml` and a resume repeat a re-planned run exactly."""
+        return {**self.cfg.to_dict(), "steps": self.steps, "epochs": self.epochs, "threads": self.threads}
 
     @property
     def steps_per_epoch(self) -> int:
@@ -229,7 +230,8 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
         run.data.notes.append(plan.note)
         at = replan_step(run.cfg, run.steps_per_epoch, run.total_steps)
         if at is not None and plan.calibration is not None and plan.deadline is not None:
-            run.replan = Replan(plan.deadline, plan.calibration, at)
+            chosen = run.device.type == "cpu" and not {**(file or {}), **user}.get("threads")   # machine_threads'
+            run.replan = Replan(plan.deadline, plan.calibration, at, auto_threads=chosen)
     if run.world.is_main:
         look_for_duplicates(run)
     logs_tensorboard = run.cfg.tensorboard and run.world.is_main

@@ -25,8 +25,8 @@ from ..phases import phase
 from ..report import console
 from ..report.run_dir import write_config, write_metrics, write_summary
 from ..report.steps import StepLog
+from . import budget, selection
 from . import distributed as dist
-from . import selection
 from .builders import augmented_batch
 from .checkpoint import load_checkpoint, load_model_state
 from .device import cpu_has_native_bf16
@@ -117,6 +117,10 @@ def announce_replan(run: Run, quiet: bool) -> None:
                      f"{r['calibrated_step_seconds'] * 1e3:.1f} ms{floor}): {r['steps']:,} steps "
                      f"({r['steps'] / run.steps_per_epoch:.1f} epochs) instead of {r['steps_before']:,}; the schedule "
                      f"ends at step {r['steps']:,}", quiet)
+        if r.get("threads"):
+            t = r["threads"]
+            console.note(f"threads {t['before']} → {t['after']} from step {budget.REPLAN_FROM}: {t['why']} (the "
+                         "machine changed since start-up)", quiet)
 
 
 def probe_epoch(run: Run, epoch: int, quiet: bool) -> dict[str, Any]:

@@ -31,6 +31,8 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
     ModelSpec("resnet18", ResNet18, "ResNet-18, CIFAR variant (3×3 stem, no max-pool)"),
     ModelSpec("fastcnn", partial(FastCNN, widths=(64, 256, 256)),
               "fast CNN after the CIFAR-10 speed records (airbench94 widths 64/256/256)"),
+    ModelSpec("fastcnn-xl", partial(FastCNN, widths=(128, 384, 384)),
+              "the fast CNN at airbench95's widths 128/384/384 (a GPU, or a budget's top rung)"),
     ModelSpec("fastcnn-wide", partial(FastCNN, widths=(64, 128, 256), act="relu"),
               "the fast CNN at widths 64/128/256, ReLU (CPU; long budgets)"),
     ModelSpec("fastcnn-medium", partial(FastCNN, widths=(48, 96, 192), act="relu"),
