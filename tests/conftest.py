@@ -156,3 +156,11 @@ def server(tmp_path):
 
     yield root, f"http://127.0.0.1:{httpd.server_address[1]}/", stop
     stop()
+
+
+def printed_config(text: str) -> dict:
+    """`imgclf train --print-config`'s output read back: {key: value}, its comments and layer names left out."""
+    import json
+
+    return {k: json.loads(v.split("  # ")[0]) for k, v in (line.split(": ", 1) for line in text.splitlines()
+                                                          if line and not line.startswith("#"))}

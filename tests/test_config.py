@@ -2,7 +2,6 @@
 a run's own config.yaml read back, and the settings a resume may and may not change."""
 
 import dataclasses
-import json
 
 import pytest
 
@@ -167,20 +166,28 @@ def test_more_threads_than_cpus_are_capped_with_a_warning():
         assert usable_threads(1000) == cpus
 
 
-@pytest.mark.parametrize("case", ["digits", "small-folder", "mixed-sizes", "steps", "photos"])
-def test_print_config_is_what_the_run_records(case, tmp_path, capsys):
+@pytest.mark.parametrize("case", ["digits", "small-folder", "mixed-sizes", "steps", "photos", "budget"])
+def test_print_config_is_what_the_run_records(case, tmp_path, capsys, monkeypatch):
     """Everything decided from the data is resolved once, before the run: the batch fitted to a small split, the size
     chosen for a folder, the epochs of a length in steps, the photo default. --print-config shows it and the run's
     config.yaml holds the same values."""
     import yaml
-    from conftest import make_image_folder
+    from conftest import make_image_folder, printed_config
     from PIL import Image
 
+    from imgclf.engine import budget
+    from imgclf.engine.budget import Calibration
     from imgclf.models.pretrained import weights_available
 
     flags = {"digits": ["--data", "digits", "--epochs", "1"],
              "steps": ["--data", "digits", "--steps", "30", "--batch-size", "64"]}.get(case)
-    if flags is None:
+    if case == "budget":   # 32×32 colour: the ladder; calibration and the time left mocked (no clocks in tests)
+        folder = make_image_folder(tmp_path / "f", per_class=12, size=32)
+        flags = ["--data", str(folder), "--budget", "30s"]
+        monkeypatch.setattr(budget, "calibrate", lambda run, seconds, out=None: Calibration(0.01, 1e-4, 0.01, 0.0))
+        monkeypatch.setattr(budget, "_steps_left", lambda b, started, cal, run, margin:
+                            40 if run.cfg.model == "fastcnn-tiny" else 0)   # only the cheapest rung fits
+    elif flags is None:
         folder = make_image_folder(tmp_path / "f", per_class=12, size=40 if case == "photos" else 16)
         if case == "mixed-sizes":
             Image.new("RGB", (30, 20), (200, 10, 10)).save(folder / "circle" / "wide.png")
@@ -191,14 +198,15 @@ def test_print_config_is_what_the_run_records(case, tmp_path, capsys):
             flags += ["--image-size", "40"]
     common = ["--out", str(tmp_path / "runs"), "--no-plots", "--device", "cpu"]
     assert main(["train", *flags, *common, "--print-config"]) == 0
-    printed = {k: json.loads(v.split("  # ")[0]) for k, v in (line.split(": ", 1) for line in
-                                                              capsys.readouterr().out.splitlines()
-                                                              if not line.startswith("#"))}
+    printed = printed_config(capsys.readouterr().out)
     assert main(["-q", "train", *flags, *common]) == 0
     recorded = yaml.safe_load(next((tmp_path / "runs").glob("*/config.yaml")).read_text())
     assert {k: recorded[k] for k in printed} == printed
     assert printed["batch_size"] < 64 if case in ("small-folder", "mixed-sizes") else True   # fitted: ~20 images
-    expected = {"mixed-sizes": ("image_size", 16), "steps": ("epochs", 2), "photos": ("model", "efficientnet-lite0")}
+    expected = {"mixed-sizes": ("image_size", 16), "steps": ("epochs", 2), "photos": ("model", "efficientnet-lite0"),
+                "budget": ("steps", 40)}
+    if case == "budget":   # the plan's choice of model and size shows, as it runs
+        assert printed["model"] == "fastcnn-tiny" and printed["image_size"] == 24
     if case in expected:
         assert printed[expected[case][0]] == expected[case][1]
 

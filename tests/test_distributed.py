@@ -7,6 +7,8 @@ import sys
 
 import pytest
 import torch
+import yaml
+from conftest import printed_config
 
 from imgclf.data import load_dataset
 from imgclf.data.split import hold_out_val
@@ -27,6 +29,13 @@ def test_torchrun_two_processes_train_one_run_on_half_the_steps(tmp_path):
     assert len(runs) == 1, runs                      # rank 0 alone writes the run folder
     summary = json.loads((runs[0] / "summary.json").read_text())
     assert summary["test_accuracy"] > 0.3            # 2 epochs on digits learn; chance is 0.1
+    # --print-config in a torchrun environment says what each process runs, as the run's config.yaml records it
+    world = {**CPU_ONLY, "WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"}   # what torchrun gives each process
+    shown = subprocess.run([sys.executable, "-m", "imgclf", *ARGS, "--out", str(tmp_path / "ddp"), "--print-config"],
+                           capture_output=True, text=True, timeout=300, env=world)
+    printed = printed_config(shown.stdout)
+    recorded = yaml.safe_load((runs[0] / "config.yaml").read_text())
+    assert printed and {k: recorded[k] for k in printed} == printed
 
     single = subprocess.run([sys.executable, "-m", "imgclf", *ARGS, "--out", str(tmp_path / "one")],
                             capture_output=True, text=True, timeout=300, env=CPU_ONLY)

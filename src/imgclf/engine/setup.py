@@ -290,23 +290,29 @@ def duplicates_note(found: Findings, repeats: int, policy: str) -> str:
 def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, resume: str | Path | None = None
                       ) -> str:
     """`imgclf train --print-config`: the resolved settings for this data, one `key: value  # layer` line each
-    (the layers of config.py); loads the data (to choose its profile) but builds and trains nothing."""
+    (the layers of config.py); loads the data (to choose its profile) and trains nothing; a --budget is planned
+    (its calibration steps throw-away builds), so the plan's choices show as they would run."""
     if resume is not None:
         ckpt = load_checkpoint(resume)
         require(ckpt, resume, "config")
         user, file = saved_settings(ckpt, {**(file or {}), **user}, resume), None
+        plan = None
     else:
         file = file_under_flags(user, file)
+        loaded: dict[str, Dataset] = {}
+        plan = plan_budget(user, file, time.perf_counter(), lambda layer: build_run(user, file, True, None, layer,
+                                                                                  loaded))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    data, _, auto = load_data(user, file, quiet=True, world_size=world_size)
+    layer = plan.layer if plan else None
+    data, _, auto = load_data(user, file, quiet=True, plan=layer, world_size=world_size)
     c, h, w = data.shape
     lines = [f"# {data.name}: {len(data.train):,} train images of {c}×{h}×{w}, {data.num_classes} classes"]
-    settings = explain(user, data.name, data.shape, file, None, auto, DataFit(len(data.train), world_size))
-    for key, (value, layer) in settings.items():
-        lines.append(f"{key}: {json.dumps(value)}  # {layer}")
-    if settings["budget"][0] and resume is None and not {"epochs", "steps"} & {*(file or {}), *user}:
-        lines.append(f"# budget {settings['budget'][0]}: the steps (and, for 32×32 colour data with no model or size "
-                     "named, the model and size) are planned when the run starts, from what it measures here")
+    settings = explain(user, data.name, data.shape, file, layer, auto, DataFit(len(data.train), world_size))
+    for key, (value, source) in settings.items():
+        lines.append(f"{key}: {json.dumps(value)}  # {source}")
+    if plan is not None and plan.record is not None:
+        lines.append(f"# {plan.note}. Planned from a calibration here just now: the run measures again when it "
+                     "starts (and once more on its own first steps), so its steps can differ a little")
     return "\n".join(lines)
 
 
