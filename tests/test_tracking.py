@@ -51,6 +51,9 @@ class Recorder:
     def on_train_end(self, summary):
         self.calls.append(("on_train_end", summary))
 
+    def on_train_error(self, error):
+        self.calls.append(("on_train_error", error))
+
     def of(self, name: str) -> list[Any]:
         return [args for called, args in self.calls if called == name]
 
@@ -107,6 +110,31 @@ def test_a_bad_callback_is_a_one_line_error_before_a_run_folder_is_made(tmp_path
     with pytest.raises(ConfigError, match=message):
         imgclf.train(data="digits", epochs=1, out=str(tmp_path), quiet=True, callbacks=given)
     assert list(tmp_path.iterdir()) == []
+
+
+class FailsToStart:
+    def on_train_start(self, info):
+        raise RuntimeError("no tracking server")
+
+    def on_train_error(self, error):
+        raise AssertionError("not started: never told")
+
+
+class BadErrorHandler:
+    def on_train_error(self, error):
+        raise OSError("disk full")
+
+
+def test_a_failing_callback_stops_the_run_and_the_started_ones_are_told(tmp_path):
+    """A callback's error is the run's error; the callbacks started before it hear of it (one that fails then is a
+    warning), those after it, never started, do not."""
+    before, after = Recorder(), Recorder()
+    with pytest.raises(RuntimeError, match="no tracking server"), pytest.warns(UserWarning, match=
+                                                                              "BadErrorHandler.on_train_error failed"):
+        imgclf.train(data="digits", epochs=1, out=str(tmp_path), plots=False, quiet=True,
+                     callbacks=[before, BadErrorHandler(), FailsToStart(), after])
+    assert [name for name, _ in before.calls] == ["on_train_start", "on_train_error"] and after.calls == []
+    assert str(before.of("on_train_error")[0]) == "no tracking server"
 
 
 class FailAt:

@@ -57,8 +57,9 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     with phase("setup"):
         run = setup_run(user_settings(config, **settings), config_file, resume, quiet, t_start)
         announce(run, quiet)
-        start_callbacks(run, given)
     try:
+        with phase("setup"):
+            start_callbacks(run, given)   # a tracker's start-up (W&B starts its service) counts as setup
         summary = train_epochs(run, t_start, quiet)
     except BaseException as e:
         run.callbacks.on_train_error(e)

@@ -68,6 +68,7 @@ class Callbacks:
     def __init__(self, callbacks: Iterable[Any] | None = ()) -> None:
         self.callbacks = checked(callbacks)
         self.info: dict[str, Any] | None = None   # on_train_start's, kept: the engine updates its config on a re-plan
+        self.started: list[Any] = []               # the callbacks whose on_train_start returned (or that have none)
         self.ended = False
 
     def __bool__(self) -> bool:
@@ -84,7 +85,11 @@ class Callbacks:
 
     def on_train_start(self, info: dict[str, Any]) -> None:
         self.info = info
-        self._call("on_train_start", info)
+        for cb in self.callbacks:
+            method = getattr(cb, "on_train_start", None)
+            if method is not None:
+                method(info)
+            self.started.append(cb)
 
     def on_step(self, step: int, row: dict[str, Any]) -> None:
         self._call("on_step", step, row)
@@ -102,10 +107,10 @@ class Callbacks:
     def on_train_error(self, error: BaseException) -> None:
         """Tell the started callbacks; a callback failing here is a warning, so the run's own error is the one
         raised."""
-        if self.info is None or self.ended:
+        if self.ended:
             return
         self.ended = True
-        for cb in self.callbacks:
+        for cb in self.started:
             method = getattr(cb, "on_train_error", None)
             if method is not None:
                 try:
