@@ -253,8 +253,11 @@ def test_the_cli_flags_log_to_mlruns_and_the_given_project_and_a_missing_package
         tmp_path, file_store, wandb_offline, monkeypatch, capsys):
     out = tmp_path / "runs"
     monkeypatch.chdir(tmp_path)                                      # --mlflow with no URI: ./mlruns
+    monkeypatch.delenv("WANDB_SILENT")                               # -q silences W&B too
     assert main(["train", "--epochs", "1", "--out", str(out), "--name", "a", "--no-plots", "-q",
                  "--mlflow", "--wandb", "digits-runs"]) == 0
+    printed = capsys.readouterr()
+    assert printed.err == "" and printed.out.startswith("test accuracy ") and printed.out.count("\n") == 1
     _, runs = mlflow_runs(tmp_path / "mlruns")
     assert [(r.info.run_name, r.info.status) for r in runs] == [("a", "FINISHED")]
     assert runs[0].data.metrics["test_accuracy"] == json.loads((out / "a" / "summary.json").read_text())[

@@ -131,11 +131,13 @@ def _train_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
 
 
 def _trackers(args: argparse.Namespace) -> list[Any]:
-    """The loggers --mlflow [URI] and --wandb [PROJECT] ask for (a missing package: a one-line error)."""
+    """The loggers --mlflow [URI] and --wandb [PROJECT] ask for (a missing package: a one-line error); with
+    --quiet, W&B prints nothing either."""
     from ..report.trackers import MLflowLogger, WandbLogger
 
+    quiet = {"settings": {"silent": True}} if args.quiet else {}
     return ([MLflowLogger(args.mlflow or None)] if args.mlflow is not None else []) + \
-        ([WandbLogger(args.wandb or None)] if args.wandb is not None else [])
+        ([WandbLogger(args.wandb or None, **quiet)] if args.wandb is not None else [])
 
 
 def cmd_train(args: argparse.Namespace) -> None:
