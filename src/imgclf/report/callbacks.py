@@ -81,7 +81,7 @@ class Callbacks:
         for cb in self.callbacks:
             method = getattr(cb, event, None)
             if method is not None:
-                method(*[dict(a) if isinstance(a, dict) and a is not self.info else a for a in args])
+                method(*[dict(a) if isinstance(a, dict) else a for a in args])   # each its own copy of a row
 
     def on_train_start(self, info: dict[str, Any]) -> None:
         self.info = info
