@@ -123,7 +123,8 @@ def test_a_budgeted_run_replans_on_its_own_steps_and_resumes_bitwise(tmp_path, m
     """The calibration can miss the loop's pace (here it measured 10 ms a step and the loop takes 50): at the end of
     the warm-up (whose learning rates do not depend on the total) the run plans again from its own timed steps,
     before its first checkpoint; the schedule ends at the new total, config.yaml and the checkpoint record it, and a
-    run stopped after it resumes bitwise onto the same steps."""
+    run stopped after it resumes bitwise onto the same steps; the callbacks' run info is brought up to the re-plan."""
+    from test_tracking import Recorder
     from test_train import register_interrupting_model
 
     from imgclf.engine.train import TrainingStopped
@@ -139,10 +140,15 @@ def test_a_budgeted_run_replans_on_its_own_steps_and_resumes_bitwise(tmp_path, m
     monkeypatch.setattr(budget, "_now", loop_clock)
     base = FAST | {"out": str(tmp_path), "batch_size": 16}        # 89 steps an epoch, warm-up 44
     register_interrupting_model("tiny-replan-ctrl-c", 60)   # after the re-plan, before any plan could end
+    rec = Recorder()
     with pytest.raises(TrainingStopped):
-        imgclf.train(base | {"budget": "20s", "name": "stopped", "model": "tiny-replan-ctrl-c"}, quiet=True)
+        imgclf.train(base | {"budget": "20s", "name": "stopped", "model": "tiny-replan-ctrl-c"}, quiet=True,
+                     callbacks=[rec])
     stopped = load_checkpoint(tmp_path / "stopped" / "last.pt")
     r = stopped["budget_plan"]["replan"]
+    info = rec.of("on_train_start")[0]                      # what the callbacks were told, brought up to the re-plan
+    assert info["config"]["steps"] == info["total_steps"] == r["steps"]
+    assert [type(e) for e in rec.of("on_train_error")] == [TrainingStopped]
     assert r["at_step"] == 44 and r["calibrated_step_seconds"] == 0.01
     assert r["loop_step_seconds"] == pytest.approx(0.05) and r["timed_seconds"] == pytest.approx(2.0)
     assert r["trusted"] is False     # 2 s of steps: slower than calibrated counts, faster would not

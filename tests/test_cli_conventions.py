@@ -27,7 +27,7 @@ from imgclf.data.digits import digits_file
 from imgclf.engine.stopping import TrainingStopped
 from imgclf.errors import DataError
 from imgclf.models import MODELS
-from imgclf.report.tensorboard import SCALARS, TensorBoardLog
+from imgclf.report.tensorboard import SCALARS, TensorBoardLogger
 
 # sha256 over the train images, train labels, test images and test labels (in that order) as loaded from
 # scikit-learn's copy of digits.csv.gz, computed before the file moved into this package
@@ -269,6 +269,13 @@ def test_tensorboard_event_files_hold_the_runs_figures(tmp_path):
     assert hparams["model"].string_value == summary["model"] == "fastcnn-tiny" and hparams["epochs"].number_value == 2
     assert sorted(acc.Tags()["images"]) == ["test/confusion_matrix", "test/predictions"]
     assert acc.Images("test/confusion_matrix")[0].width == Image.open(run_dir / "plots" / "confusion.png").width
+    per_step = read_events(run_dir / "tensorboard" / "steps")      # the steps steps.csv records, against the step
+    with (run_dir / "steps.csv").open(newline="") as f:
+        steps = list(csv.DictReader(f))
+    for column in ("loss", "lr"):
+        events = per_step.Scalars(f"step/{column}")
+        assert [e.step for e in events] == [int(r["step"]) for r in steps] == list(range(1, 41)), column
+        assert [e.value for e in events] == pytest.approx([float(r[column]) for r in steps], rel=1e-5), column
 
 
 def test_tensorboard_without_plots_logs_no_images_and_a_resume_replaces_what_followed_its_checkpoint(tmp_path):
@@ -276,14 +283,25 @@ def test_tensorboard_without_plots_logs_no_images_and_a_resume_replaces_what_fol
                  "-q"]) == 0
     acc = read_events(tmp_path / "np" / "tensorboard")
     assert acc.Tags()["images"] == [] and len(acc.Scalars("hparams/test_loss")) == 1
-    # a run killed after logging epoch 2 but before saving it resumes from epoch 1 and logs epoch 2 again
-    first = TensorBoardLog(tmp_path / "r", {})
-    for epoch in (1, 2):
-        first.epoch({"epoch": epoch, "train_loss": 10.0 + epoch})
-    first.writer.close()
-    TensorBoardLog(tmp_path / "r", {}, epochs_done=1).epoch({"epoch": 2, "train_loss": 2.5})
+    # a run killed after logging epoch 2 (step 30) but before saving it resumes from epoch 1 (step 20) and logs
+    # epoch 2 and step 30 again: each folder is purged from its own x-axis' point on
+    first = TensorBoardLogger()
+    first.on_train_start({"run_dir": tmp_path / "r", "epoch": 0, "step": 0})
+    for step in (10, 20, 30):
+        first.on_step(step, {"loss": float(step), "lr": 0.1, "images_per_second": 100.0})
+        if step % 20 == 0:
+            first.on_epoch_end(step // 20, {"epoch": step // 20, "train_loss": 10.0 + step // 20})
+    first.on_epoch_end(2, {"epoch": 2, "train_loss": 12.0})
+    first.close()
+    again = TensorBoardLogger()
+    again.on_train_start({"run_dir": tmp_path / "r", "epoch": 1, "step": 20})
+    again.on_step(30, {"loss": 3.0, "lr": 0.1, "images_per_second": 100.0})
+    again.on_epoch_end(2, {"epoch": 2, "train_loss": 2.5})
+    again.close()
     assert [(e.step, e.value) for e in read_events(tmp_path / "r" / "tensorboard").Scalars("loss/train")] == \
         [(1, 11.0), (2, 2.5)]
+    assert [(e.step, e.value) for e in read_events(tmp_path / "r" / "tensorboard" / "steps").Scalars("step/loss")] \
+        == [(10, 10.0), (20, 20.0), (30, 3.0)]
 
 
 def test_tensorboard_not_installed_is_a_one_line_error_naming_the_extra(capsys, tmp_path, monkeypatch):

@@ -5,6 +5,7 @@
     clf = imgclf.load(summary["checkpoint"])                 # → Classifier
     clf.predict(["cat.png"])                                 # → [{"class": ..., "probability": ...}, ...]
     clf.evaluate("digits")                                   # → metrics dict on the test split
+    imgclf.train(data="digits", callbacks=[imgclf.MLflowLogger()])   # also: WandbLogger, TensorBoardLogger, Callback
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from ._version import __version__
 
 _machine.mark()   # the window in which other processes' CPU use is measured starts now (machine.py)
 
-__all__ = ["Classifier", "__version__", "evaluate", "load", "predict", "train"]
+__all__ = ["Callback", "Classifier", "MLflowLogger", "TensorBoardLogger", "WandbLogger", "__version__", "evaluate",
+           "load", "predict", "train"]
+# the training callbacks and trackers: imgclf.report's modules, which import no torch
+_CALLBACKS = {"Callback": "callbacks", "MLflowLogger": "trackers", "WandbLogger": "trackers",
+              "TensorBoardLogger": "tensorboard"}
 
 
 def import_api() -> Any:
@@ -37,6 +42,11 @@ def import_api() -> Any:
 def __getattr__(name: str) -> Any:
     """The public API loads on first use, so that `import imgclf.report.plots` (the plot painter) or the `imgclf`
     command's first steps do not import torch."""
+    if name in _CALLBACKS:
+        from importlib import import_module
+
+        value = globals()[name] = getattr(import_module(f".report.{_CALLBACKS[name]}", __name__), name)
+        return value
     if name in __all__:
         value = globals()[name] = getattr(import_api(), name)
         return value

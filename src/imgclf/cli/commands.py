@@ -130,6 +130,16 @@ def _train_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
     return flags, (read_config_file(args.config) if args.config else {})
 
 
+def _trackers(args: argparse.Namespace) -> list[Any]:
+    """The loggers --mlflow [URI] and --wandb [PROJECT] ask for (a missing package: a one-line error); with
+    --quiet, W&B prints nothing either."""
+    from ..report.trackers import MLflowLogger, WandbLogger
+
+    quiet = {"settings": {"silent": True}} if args.quiet else {}
+    return ([MLflowLogger(args.mlflow or None)] if args.mlflow is not None else []) + \
+        ([WandbLogger(args.wandb or None, **quiet)] if args.wandb is not None else [])
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     flags, file = _train_settings(args)
     if args.print_config:
@@ -140,7 +150,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from ..engine.train import train
     from ..report.console import result_line
 
-    summary = train(flags, config_file=file, resume=args.resume, quiet=args.quiet, started=args.started)
+    summary = train(flags, config_file=file, resume=args.resume, quiet=args.quiet, started=args.started,
+                    callbacks=_trackers(args))
     if args.quiet:
         print(f"{result_line(summary)}; run folder {summary['run_dir']}")
 

@@ -231,6 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "--threads, --log-every, --save-every-steps, --plots and --data-dir may change")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved settings for this data and these flags, then exit without training")
+    p.add_argument("--mlflow", nargs="?", const="", metavar="URI", help="also log the run to MLflow: the settings "
+                   "as params, per-step and per-epoch metrics, the test figures, the run folder as artifacts; URI: a "
+                   "tracking server or a local folder (default: $MLFLOW_TRACKING_URI, else ./mlruns) (needs pip "
+                   "install 'imgclf[mlflow]')")
+    p.add_argument("--wandb", nargs="?", const="", metavar="PROJECT", help="also log the run to Weights & Biases "
+                   "project PROJECT (default: $WANDB_PROJECT, else imgclf): the settings, per-step and per-epoch "
+                   "metrics, the test figures; WANDB_MODE=offline logs without a network (needs pip install "
+                   "'imgclf[wandb]')")
 
     p = sub.add_parser("eval", help="test a checkpoint: accuracy, per-class table, P/R/F1, confusion matrix")
     p.add_argument("checkpoint", help=CHECKPOINT_HELP)

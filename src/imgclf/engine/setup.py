@@ -39,8 +39,8 @@ from ..models import arch_args
 from ..models.pretrained import weights_available
 from ..phases import phase
 from ..recipes import PHOTO_PRETRAINED_SIZE, PRETRAINED_PHOTOS, profile_name
+from ..report.callbacks import Callbacks
 from ..report.run_dir import new_run_dir
-from ..report.tensorboard import TensorBoardLog
 from ..report.tensorboard import require as require_tensorboard
 from . import distributed as dist
 from .budget import Replan, file_under_flags, plan_budget, replan_step
@@ -105,7 +105,7 @@ class Run:
     progress: Progress = field(default_factory=Progress)
     run_dir: Path | None = None
     resumed: bool = False
-    tensorboard: TensorBoardLog | None = None   # --tensorboard, rank 0 only
+    callbacks: Callbacks = field(default_factory=Callbacks)   # rank 0 only: --tensorboard's, then the caller's
     budget_plan: dict[str, Any] | None = None   # --budget: what was measured and chosen (budget.py), kept on resume
     lookahead: Lookahead | None = None          # --lookahead: the slow weights (ema.py)
     replan: Replan | None = None                # a fresh budgeted run's re-plan on its own steps (budget.py)
@@ -186,10 +186,11 @@ class Run:
             "channels_last": self.prec.channels_last, "budget_plan": self.budget_plan, "probe": self.probe,
         }
 
-    def save(self, name: str) -> None:
-        """Write RUN_DIR/name.pt (rank 0 only; atomically)."""
+    def save(self, name: str) -> Path | None:
+        """Write RUN_DIR/name.pt (rank 0 only; atomically); returns its path where written."""
         if self.world.is_main and self.run_dir is not None:
-            save_checkpoint(self.checkpoint(), self.run_dir / f"{name}.pt")
+            return save_checkpoint(self.checkpoint(), self.run_dir / f"{name}.pt")
+        return None
 
     def restore(self, ckpt: dict[str, Any], where: str) -> None:
         """Continue exactly where `ckpt` left off: weights, optimizer, EMA, grad scaler and progress."""
@@ -234,8 +235,7 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
             run.replan = Replan(plan.deadline, plan.calibration, at, auto_threads=chosen)
     if run.world.is_main:
         look_for_duplicates(run)
-    logs_tensorboard = run.cfg.tensorboard and run.world.is_main
-    if logs_tensorboard:
+    if run.cfg.tensorboard and run.world.is_main:
         require_tensorboard()  # not installed: a one-line error before a run folder is made
     if ckpt is not None:
         check_same_data(ckpt.get("data"), run.data_identity, str(resume))
@@ -255,8 +255,6 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
         run.run_dir = Path(run.cfg.out)
     if run.duplicates is not None and run.duplicates.pairs:
         write_duplicates_csv(run.duplicates, run.run_dir / "duplicates.csv")
-    if logs_tensorboard:
-        run.tensorboard = TensorBoardLog(run.run_dir, run.settings(), run.progress.epoch)
     return run
 
 

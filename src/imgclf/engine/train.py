@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..models import count_parameters
 from ..models.pretrained import freeze_backbone, head_module
 from ..phases import phase
 from ..report import console
+from ..report.callbacks import Callbacks
 from ..report.run_dir import write_config, write_metrics, write_summary
 from ..report.steps import StepLog
 from . import budget, selection
@@ -42,18 +44,33 @@ __all__ = ["NonFiniteLoss", "TrainingStopped", "train", "train_one_epoch"]
 
 def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | Path | None = None,
           config_file: dict[str, Any] | None = None, quiet: bool = False, started: float | None = None,
-          **settings: Any) -> dict[str, Any]:
+          callbacks: Iterable[Any] | None = None, **settings: Any) -> dict[str, Any]:
     """Train a model and test it; returns the summary (also written to RUN_DIR/summary.json).
 
     `config` (a dict, or a TrainConfig whose given fields count) and keyword `settings` use TrainConfig's names
     and override the dataset profile and recipe (see config.py); `config_file` holds a --config file's settings,
     below them. `resume` continues from a checkpoint in its run folder. `started` (a time.perf_counter() reading,
-    default now) is when the command began: a --budget counts from it.
+    default now) is when the command began: a --budget counts from it. `callbacks` are called as the run goes
+    (report/callbacks.py: on_train_start, on_step, on_epoch_end, on_checkpoint, on_train_end, on_train_error).
     """
     t_start = time.perf_counter() if started is None else started
+    given = Callbacks(callbacks)   # a bad one is refused before a run folder is made
     with phase("setup"):
         run = setup_run(user_settings(config, **settings), config_file, resume, quiet, t_start)
         announce(run, quiet)
+    try:
+        with phase("setup"):
+            start_callbacks(run, given)   # a tracker's start-up (W&B starts its service) counts as setup
+        summary = train_epochs(run, t_start, quiet)
+    except BaseException as e:
+        run.callbacks.on_train_error(e)
+        raise
+    dist.cleanup(run.world)
+    return summary
+
+
+def train_epochs(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
+    """The epochs from where the run is, then finish(): the summary."""
     devices = [run.device] if run.device.type == "cuda" else []
     with Stopper() as stopper, torch.random.fork_rng(devices):   # steps reseed torch's RNG: the caller's is restored
         epoch = run.progress.epoch
@@ -69,9 +86,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
                 raise stopper.stopped(epoch, run.steps_per_epoch - 1, run.run_dir)
             epoch += 1
     dist.barrier(run.world)
-    summary = finish(run, t_start, quiet)
-    dist.cleanup(run.world)
-    return summary
+    return finish(run, t_start, quiet)
 
 
 def announce(run: Run, quiet: bool) -> None:
@@ -80,6 +95,25 @@ def announce(run: Run, quiet: bool) -> None:
         write_run_config(run)
         console.run_header(run.cfg, run.data, run.device, run.prec, count_parameters(run.model), run.run_dir,
                            resumed=run.resumed, quiet=quiet)
+
+
+def start_callbacks(run: Run, given: Callbacks) -> None:
+    """Rank 0 calls the callbacks: --tensorboard's logger first, then the caller's; on_train_start."""
+    if not run.world.is_main:
+        return
+    if run.cfg.tensorboard:
+        from ..report.tensorboard import TensorBoardLogger
+
+        run.callbacks.add(TensorBoardLogger())
+    for cb in given.callbacks:
+        run.callbacks.add(cb)
+    if run.callbacks:
+        p = run.progress
+        run.callbacks.on_train_start({
+            "run_dir": run.run_dir, "run_id": run.run_id, "config": run.settings(), "resumed": run.resumed,
+            "epoch": p.epoch, "step": p.global_step, "epochs": run.epochs, "steps_per_epoch": run.steps_per_epoch,
+            "total_steps": run.total_steps, "dataset": run.data.name, "classes": list(run.data.classes),
+            "model": run.cfg.model})
 
 
 def write_run_config(run: Run) -> None:
@@ -105,11 +139,13 @@ def machine_record(device: torch.device) -> dict[str, Any]:
 
 
 def announce_replan(run: Run, quiet: bool) -> None:
-    """After a budget's re-plan (budget.Replan): config.yaml (and TensorBoard's hparams) hold the new steps, and
-    the console says why."""
+    """After a budget's re-plan (budget.Replan): config.yaml (and the callbacks' run info: TensorBoard's hparams)
+    hold the new steps, and the console says why."""
     r = run.budget_plan["replan"]
-    if run.tensorboard is not None:
-        run.tensorboard.settings = run.settings()
+    info = run.callbacks.info
+    if info is not None:   # what the callbacks were given at the start, updated in place to the new length
+        info["config"].update(run.settings())
+        info.update(epochs=run.epochs, total_steps=run.total_steps)
     if run.world.is_main:
         write_run_config(run)
         floor = "" if r["trusted"] else f", timed {r['timed_seconds']:.1f} s: the calibrated time stays the floor"
@@ -191,10 +227,14 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
                 if cfg.log_every and (step + 1) % cfg.log_every == 0:
                     console.running_loss(epoch, step, running / running_n, silent)
                     running, running_n = 0.0, 0
-                bar.update(step, value, totals.accuracy,
-                           totals.seen / (seconds_before + time.perf_counter() - t_epoch))
+                rate = totals.seen / (seconds_before + time.perf_counter() - t_epoch)
+                bar.update(step, value, totals.accuracy, rate)
                 if logged:
                     steps.write(p.global_step, value, lr)
+                    if run.callbacks:
+                        run.callbacks.on_step(p.global_step, {
+                            "step": p.global_step, "epoch": p.global_step / run.steps_per_epoch, "loss": value,
+                            "lr": lr, "images_per_second": rate * run.world.size})
             mid_epoch = step + 1 < steps_here  # at an epoch's end, end_epoch saves
             periodic = cfg.save_every_steps and p.global_step % cfg.save_every_steps == 0
             if mid_epoch and (periodic or stopper.requested):
@@ -206,7 +246,9 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
                 p.epoch_sums, p.epoch_seconds = totals.saved(), seconds_before
                 if steps is not None:
                     steps.sync()
-                run.save("last")
+                saved = run.save("last")
+                if saved is not None:
+                    run.callbacks.on_checkpoint(saved, "last")
                 if stopper.requested:
                     raise stopper.stopped(epoch, step, run.run_dir)
     finally:
@@ -223,7 +265,8 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
 
 def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
     """Validate (every --eval-every epochs and the last), keep the best epoch by --select (selection.py), stop
-    early after --patience validations without a better one, save last.pt and best.pt, rewrite metrics.csv."""
+    early after --patience validations without a better one, save last.pt and best.pt, rewrite metrics.csv; then
+    the callbacks."""
     cfg, p, val = run.cfg, run.progress, run.data.val
     epoch = row["epoch"]
     if val is not None and (epoch % cfg.eval_every == 0 or epoch == run.epochs or epoch <= run.probe_epochs):
@@ -241,17 +284,17 @@ def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
     if cfg.patience and epoch < run.epochs and selection.evaluations_since_best(p.history, p.best_epoch) >= \
             cfg.patience:
         p.stopped_early = True
-    run.save("last")
-    if improved or val is None:
-        run.save("best")
+    saved = [run.save("last"), run.save("best") if improved or val is None else None]
     if run.world.is_main:
         write_metrics(run.run_dir, p.history)
-        if run.tensorboard is not None:
-            run.tensorboard.epoch(row)
         console.epoch_line(row, quiet)
         if p.stopped_early:
             console.note(f"no better {cfg.select.replace('_', ' ')} in {cfg.patience} validations: stopping early "
                          f"after epoch {epoch}; best.pt is epoch {p.best_epoch}", quiet)
+        run.callbacks.on_epoch_end(epoch, row)
+        for path, kind in zip(saved, ("last", "best")):
+            if path is not None:
+                run.callbacks.on_checkpoint(path, kind)
 
 
 def write_pictures(run: Run, test: dict[str, Any], logits: torch.Tensor) -> None:
@@ -343,10 +386,9 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
         if cfg.plots:
             with phase("plots and report"):
                 write_pictures(run, test, logits)
-        if run.tensorboard is not None:
-            run.tensorboard.close(summary)  # reads the plots just drawn
         summary["total_seconds"] = round(time.perf_counter() - t_start, 3)
         if summary["budget"] and not run.resumed:   # a resumed command's seconds are not the whole run's
             summary["budget"]["within"] = summary["total_seconds"] <= summary["budget"]["seconds"]
         write_summary(run.run_dir, summary)
+        run.callbacks.on_train_end(summary)   # the trackers read the plots and report just written
     return summary
