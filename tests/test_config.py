@@ -7,9 +7,9 @@ import json
 import pytest
 
 import imgclf
+from imgclf.checkpoint import load_checkpoint
 from imgclf.cli import main
 from imgclf.config import LOAD_KEYS, TrainConfig, explain, read_config_file, resolve, user_settings
-from imgclf.engine.checkpoint import load_checkpoint
 from imgclf.errors import ConfigError
 from imgclf.recipes import MODEL_DEFAULTS, PROFILES, RECIPES
 

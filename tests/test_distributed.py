@@ -8,9 +8,9 @@ import sys
 import pytest
 import torch
 
+from imgclf.checkpoint import load_checkpoint
 from imgclf.data import load_dataset
 from imgclf.data.split import hold_out_val
-from imgclf.engine.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow   # the slow tier: see pyproject.toml
 

@@ -16,6 +16,7 @@ import torch
 
 from .. import machine
 from .._version import __version__
+from ..checkpoint import load_checkpoint, load_model_state
 from ..config import TrainConfig, user_settings
 from ..errors import CheckpointError
 from ..fileio import atomic_write, printable
@@ -28,7 +29,6 @@ from ..report.steps import StepLog
 from . import distributed as dist
 from . import selection
 from .builders import augmented_batch
-from .checkpoint import load_checkpoint, load_model_state
 from .ema import Lookahead
 from .evaluate import metrics_from_logits, predict_logits, test_metrics
 from .probe import run_probe
