@@ -49,9 +49,10 @@ def default_output(checkpoint: str | Path, fmt: str) -> Path:
 def export_metadata(ckpt: dict[str, Any], r: Rebuilt, fmt: str, dynamic_batch: bool, checkpoint: str | Path
                     ) -> dict[str, Any]:
     """Everything needed to run the exported file, as JSON-able values (also what `imgclf.load` reads back)."""
+    shape = [r.model_args["in_channels"], *r.model_args["image_size"]]
     return {
         "format": fmt, "imgclf_version": __version__, "torch_version": torch.__version__,
-        "model_name": r.model_name, "classes": list(r.classes), "input_shape": list(r.shape),
+        "model_name": r.model_name, "classes": list(r.classes), "input_shape": shape,
         "mean": [float(v) for v in r.mean], "std": [float(v) for v in r.std], "tta": r.tta, "tta_mirror": r.tta_mirror,
         "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
         "input": "float32 NCHW, (x/255 - mean)/std per channel, x = uint8 pixels (RGB, or L for 1 channel), "
@@ -182,7 +183,7 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path | None = None
     r = rebuild(ckpt, checkpoint)
     model = r.model.float().eval()
     meta = export_metadata(ckpt, r, fmt, dynamic_batch, checkpoint)
-    example = torch.randn(2 if dynamic_batch else 1, *r.shape, generator=torch.Generator().manual_seed(0))
+    example = torch.randn(2 if dynamic_batch else 1, *meta["input_shape"], generator=torch.Generator().manual_seed(0))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_name(out)
     try:

@@ -1,6 +1,6 @@
-"""Checkpoints in one place: their format (format.py: the fields, the version, writing them atomically and reading
-them without running code), the checks of their fields (checks.py) and the network rebuilt from one (rebuild.py).
-Above models and config, below engine: models and data never import it, it never imports engine."""
+"""Checkpoints in one place: their format (format.py: fields, version, atomic writing, reading without running code),
+the checks of their fields (checks.py) and the network rebuilt from one (rebuild.py). Above models and config, below
+engine: models and data never import it, and it never imports engine."""
 
 from .checks import require
 from .format import FORMAT_VERSION, is_bare, load_checkpoint, save_checkpoint

@@ -1,5 +1,5 @@
-"""What a checkpoint file must be before we use it: an archive that cannot expand beyond a bound, fields of the
-right types and ranges, and finite weights. Each failure is a CheckpointError naming the file and the field."""
+"""What a checkpoint must hold before we use it: the fields it needs, of the right types and ranges, and finite
+weights. Each failure is a CheckpointError naming the file and the field."""
 
 from __future__ import annotations
 

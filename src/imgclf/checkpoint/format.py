@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +19,37 @@ from ..fileio import atomic_write
 from ..safeload import safe_torch_load
 from .checks import check_fields
 
+
+@dataclass
+class Progress:
+    """Where a run is: what a checkpoint must hold (besides weights and states) for a resume to continue exactly."""
+
+    epoch: int = 0                  # epochs completed
+    step_in_epoch: int = 0          # steps done in the current epoch (mid-epoch saves)
+    global_step: int = 0
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)   # one row per epoch (metrics.csv)
+    train_seconds: float = 0.0
+    epoch_sums: list[float | int] | None = None                    # EpochTotals.saved() of a mid-epoch save
+    epoch_seconds: float = 0.0                                     # the epoch's training time up to that save
+    stopped_early: bool = False                                    # --patience ended the run before its last epoch
+
+
 FORMAT_VERSION = 2
 BARE = 0   # the format load_checkpoint gives a bare state_dict
 # What every checkpoint holds: its network rebuilt and used as it was trained and tested (rebuild.py, export).
 MODEL_FIELDS = ("model_name", "model_args", "model", "ema", "classes", "normalization", "tta", "tta_mirror",
                 "channels_last", "config", "dataset", "data")
-# What a run's checkpoint holds besides: what --resume continues from (engine/setup.py's Run and Progress).
-RUN_FIELDS = ("run_id", "optimizer", "scaler", "lookahead", "budget_plan", "probe", "epoch", "step_in_epoch",
-              "global_step", "best_metric", "best_epoch", "history", "train_seconds", "epoch_sums", "epoch_seconds",
-              "stopped_early")
+# What a run's checkpoint holds besides: what --resume continues from (engine/setup.py's Run.restore).
+RUN_FIELDS = ("run_id", "optimizer", "scaler", "lookahead", "budget_plan", "probe", *Progress.__dataclass_fields__)
 ARCH_KEYS = ("act",)   # model_args beyond in_channels, num_classes and image_size: a model's `<key>_name`
 
 
 def new_checkpoint(fields: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint of this format: `fields` holds every MODEL_FIELDS entry, and every RUN_FIELDS entry or none."""
-    extra = set(fields) - set(MODEL_FIELDS)
-    if set(MODEL_FIELDS) - set(fields) or extra not in (set(), set(RUN_FIELDS)):
-        raise ValueError(f"fields {sorted(set(fields) ^ {*MODEL_FIELDS, *RUN_FIELDS})} do not fit checkpoint format "
-                         f"{FORMAT_VERSION}: change format.py's fields and FORMAT_VERSION with them")
+    """A checkpoint of this format: `fields` are the MODEL_FIELDS, with or without all the RUN_FIELDS."""
+    if set(fields) not in ({*MODEL_FIELDS}, {*MODEL_FIELDS, *RUN_FIELDS}):
+        raise ValueError(f"fields {sorted(fields)} are not those of checkpoint format {FORMAT_VERSION} (format.py)")
     return {"format_version": FORMAT_VERSION, "imgclf_version": __version__, **fields}
 
 
@@ -47,8 +61,8 @@ def model_args(model: nn.Module, shape: tuple[int, int, int], num_classes: int) 
 
 
 def arch_of(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """The architecture settings stored in a checkpoint's model_args (none for a bare state_dict)."""
-    return {k: v for k, v in (ckpt.get("model_args") or {}).items() if k in ARCH_KEYS}
+    """The architecture settings stored in a checkpoint's model_args."""
+    return {k: v for k, v in ckpt["model_args"].items() if k in ARCH_KEYS}
 
 
 def is_bare(ckpt: dict[str, Any]) -> bool:
@@ -67,9 +81,8 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path) -> Path:
     except (OSError, RuntimeError) as e:
         reason = _reason(e)
         kept = f"the previous {path.name} is untouched" if path.exists() else "nothing was saved"
-        raise CheckpointError(f"cannot write checkpoint {path} ({reason}); "
-                              f"{kept}"
-                              "; free space or choose a writable --out") from None
+        raise CheckpointError(f"cannot write checkpoint {path} ({reason}); {kept}; free space or choose a writable "
+                              "--out") from None
     return path
 
 

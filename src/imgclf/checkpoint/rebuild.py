@@ -35,43 +35,31 @@ class Rebuilt:
     data: dict[str, Any] | None = None   # what the run trained and tested on (Dataset.identity)
     numbered_classes: bool = False       # a bare state_dict's placeholder names '0', '1', …: the data may name them
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of what the network takes."""
-        h, w = self.model_args["image_size"]
-        return self.model_args["in_channels"], int(h), int(w)
-
 
 def rebuild(ckpt: dict[str, Any], path: str | Path, model: str | None = None, classes: list[str] | None = None,
             image_size: int | None = None, normalize: str = "half") -> Rebuilt:
     """The network checkpoint `ckpt` (load_checkpoint of `path`) describes, with its weights (the EMA's when it has
     them, as the run tested); `model` names another registered network for them. A bare state_dict needs `model`:
-    see `_from_bare` for what is assumed."""
-    if is_bare(ckpt):
-        return _from_bare(ckpt["model"], path, model, classes, image_size, normalize)
-    require(ckpt, path, *MODEL_FIELDS)
-    name, args, norm = model or ckpt["model_name"], ckpt["model_args"], ckpt["normalization"]
-    net = _build(name, args, arch_of(ckpt) if name == ckpt["model_name"] else {}, path)
-    load_model_state(net, ckpt["ema"] or ckpt["model"], str(path), name)
-    return Rebuilt(net, name, args, list(ckpt["classes"]), norm["mean"], norm["std"], bool(ckpt["tta"]),
-                   bool(ckpt["tta_mirror"]), ckpt["config"], bool(ckpt["channels_last"]), ckpt["data"])
-
-
-def _from_bare(state: dict[str, torch.Tensor], path: str | Path, model: str | None, classes: list[str] | None,
-               image_size: int | None, normalize: str) -> Rebuilt:
-    """A bare state_dict as network `model`: channels and classes read off its weights, input `image_size` (else 32
-    for colour, 28 for gray), pixels normalized as `normalize` says ('half': the tutorials' (x-0.5)/0.5, 'none'),
-    `classes` or numbered ones; each assumption is said in a warning."""
+    its channels and classes are read off its weights, its input is `image_size` (else 32 for colour, 28 for gray),
+    its pixels normalized as `normalize` says ('half': the tutorials' (x-0.5)/0.5, 'none'), its classes `classes`
+    or numbered; each assumption is said in a warning."""
+    if not is_bare(ckpt):
+        require(ckpt, path, *MODEL_FIELDS)
+        name, args, norm = model or ckpt["model_name"], ckpt["model_args"], ckpt["normalization"]
+        net = _build(name, args, arch_of(ckpt) if name == ckpt["model_name"] else {}, path)
+        load_model_state(net, ckpt["ema"] or ckpt["model"], str(path), name)
+        return Rebuilt(net, name, args, list(ckpt["classes"]), norm["mean"], norm["std"], bool(ckpt["tta"]),
+                       bool(ckpt["tta_mirror"]), ckpt["config"], bool(ckpt["channels_last"]), ckpt["data"])
     if model is None:
         raise CheckpointError(f"{path}: a bare state_dict does not say which network it is; pass --model "
                               f"({', '.join(MODELS)})")
-    args = _infer_args(state, image_size)
+    args = _infer_args(ckpt["model"], image_size)
     names = classes or [str(i) for i in range(args["num_classes"])]
     c = args["in_channels"]
     mean, std = ([0.5] * c, [0.5] * c) if normalize == "half" else ([0.0] * c, [1.0] * c)
     _say_assumed(path, args, image_size, normalize, classes)
     net = _build(model, args, {}, path)
-    load_model_state(net, state, str(path), model)
+    load_model_state(net, ckpt["model"], str(path), model)
     if len(names) != args["num_classes"]:
         raise CheckpointError(f"{path}: {len(names)} class names for a model with {args['num_classes']} outputs")
     return Rebuilt(net, model, args, list(names), mean, std, numbered_classes=classes is None)
@@ -99,7 +87,7 @@ def _say_assumed(path: str | Path, args: dict[str, Any], image_size: int | None,
     if classes is None:
         assumed.append("classes numbered 0.." + str(args["num_classes"] - 1))
     warnings.warn(f"{path}: a bare state_dict, which records none of this: assuming {'; '.join(assumed)}",
-                  stacklevel=5)
+                  stacklevel=4)
 
 
 def _build(name: str, args: dict[str, Any], arch: dict[str, Any], path: str | Path) -> nn.Module:

@@ -9,16 +9,26 @@ from typing import Any
 
 import yaml
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, require, save_checkpoint
+from ..checkpoint.format import MODEL_FIELDS, RUN_FIELDS, is_bare
 from ..config import resume_settings
 from ..errors import CheckpointError, ImgclfError
 from ..report.run_dir import write_metrics
 from .data_policy import recorded_data_dir
 
 
-def saved_settings(ckpt: dict[str, Any], user: dict[str, Any], resume: str | Path) -> dict[str, Any]:
-    """A resumed run's settings (config.resume_settings), looking for its data where the run found it."""
-    return recorded_data_dir(resume_settings(ckpt["config"], user, str(resume)), ckpt["data"])
+def resumed(resume: str | Path, user: dict[str, Any], file: dict[str, Any] | None
+            ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's checkpoint `resume`, all a resume needs in it, and the run's settings (config.resume_settings: the
+    settings `file` and `user` give may change only what a resume may), its data looked for where the run found it."""
+    ckpt = load_checkpoint(resume)
+    if is_bare(ckpt) or "optimizer" not in ckpt:
+        raise ImgclfError(f"{resume}: a bare state_dict holds no optimizer or progress; --resume needs a "
+                          "last.pt written by imgclf train (to evaluate or predict with it, use imgclf eval / "
+                          "predict with --model)")
+    require(ckpt, resume, *MODEL_FIELDS, *RUN_FIELDS)
+    settings = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume))
+    return ckpt, recorded_data_dir(settings, ckpt["data"])
 
 
 def run_owners(folder: Path, resume: Path) -> list[tuple[str, str]]:

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from .. import machine
-from ..checkpoint import load_checkpoint, load_model_state, require, save_checkpoint
-from ..checkpoint.format import MODEL_FIELDS, RUN_FIELDS, arch_of, is_bare, model_args, new_checkpoint
+from ..checkpoint import load_model_state, save_checkpoint
+from ..checkpoint.format import Progress, arch_of, model_args, new_checkpoint
 from ..config import (
     DataFit,
     TrainConfig,
@@ -34,7 +34,6 @@ from ..data import Dataset, load_dataset
 from ..data.batches import Batches, Normalizer
 from ..data.duplicates import Findings, find_duplicates, write_duplicates_csv
 from ..data.split import hold_out_val
-from ..errors import ImgclfError
 from ..fileio import remove_stale_temporaries
 from ..models.pretrained import weights_available
 from ..phases import phase
@@ -56,28 +55,8 @@ from .builders import (
 from .data_policy import check_same_data, class_weights, val_noise_note
 from .device import Precision, pick_device, pick_precision
 from .ema import EMA, Lookahead
-from .resume import check_run_folder, repair_epoch_end, saved_settings
+from .resume import check_run_folder, repair_epoch_end, resumed
 from .schedule import lr_at
-
-
-@dataclass
-class Progress:
-    """Where a run is: what a checkpoint must hold (besides weights) for a resume to continue exactly (these
-    fields are among the format's RUN_FIELDS, checkpoint/format.py)."""
-
-    epoch: int = 0                  # epochs completed
-    step_in_epoch: int = 0          # steps done in the current epoch (mid-epoch saves)
-    global_step: int = 0
-    best_metric: float | None = None
-    best_epoch: int | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)   # one row per epoch (metrics.csv)
-    train_seconds: float = 0.0
-    epoch_sums: list[float | int] | None = None                    # EpochTotals.saved() of a mid-epoch save
-    epoch_seconds: float = 0.0                                     # the epoch's training time up to that save
-    stopped_early: bool = False                                    # --patience ended the run before its last epoch
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 @dataclass
@@ -172,7 +151,7 @@ class Run:
             "lookahead": self.lookahead.state_dict() if self.lookahead is not None else None,
             "optimizer": self.opt.state_dict(),
             "scaler": self.prec.scaler.state_dict() if self.prec.scaler.is_enabled() else None,
-            **self.progress.as_dict(),
+            **vars(self.progress),
             "config": self.settings(), "classes": self.data.classes, "dataset": self.data.name,
             "data": self.data_identity, "run_id": self.run_id,
             "normalization": {"mean": list(self.mean), "std": list(self.std)}, "tta": self.cfg.tta,
@@ -206,13 +185,8 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
     `started` (a time.perf_counter() reading) is when the command began: a --budget counts from it."""
     ckpt, plan, loaded = None, None, {}
     if resume is not None:
-        ckpt = load_checkpoint(resume)
-        if is_bare(ckpt) or "optimizer" not in ckpt:
-            raise ImgclfError(f"{resume}: a bare state_dict holds no optimizer or progress; --resume needs a "
-                              "last.pt written by imgclf train (to evaluate or predict with it, use imgclf eval / "
-                              "predict with --model)")
-        require(ckpt, resume, *MODEL_FIELDS, *RUN_FIELDS)
-        user, file = saved_settings(ckpt, {**(file or {}), **user}, resume), None
+        ckpt, user = resumed(resume, user, file)
+        file = None
     else:
         file = file_under_flags(user, file)
         plan = plan_budget(user, file, time.perf_counter() if started is None else started,
@@ -284,9 +258,8 @@ def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, 
     """`imgclf train --print-config`: the resolved settings for this data, one `key: value  # layer` line each
     (the layers of config.py); loads the data (to choose its profile) but builds and trains nothing."""
     if resume is not None:
-        ckpt = load_checkpoint(resume)
-        require(ckpt, resume, "config")
-        user, file = saved_settings(ckpt, {**(file or {}), **user}, resume), None
+        _, user = resumed(resume, user, file)
+        file = None
     else:
         file = file_under_flags(user, file)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
