@@ -114,7 +114,7 @@ def main() -> None:
         bare_side = Bare(settings)
         for r in range(args.rounds):
             summary = imgclf.train(settings | {"plots": False, "out": str(Path(tmp) / "runs")}, quiet=True)
-            last = imgclf.engine.checkpoint.load_checkpoint(Path(summary["run_dir"]) / "last.pt")
+            last = imgclf.checkpoint.load_checkpoint(Path(summary["run_dir"]) / "last.pt")
             history = last["history"]
             bare_side.model.load_state_dict(last["model"])  # time inference on the weights the test pass used
             rows = history[1:] or history  # the first epoch also pays one-time set-up (allocations, primitives)

@@ -21,8 +21,8 @@ from typing import Any
 
 import imgclf
 import imgclf.engine.train as train_module
+from imgclf.checkpoint import load_checkpoint
 from imgclf.engine import budget
-from imgclf.engine.checkpoint import load_checkpoint
 
 
 def timed_run(folder: str, recipe: str, seed: int, out: str) -> tuple[list[float], dict[str, Any], int]:

@@ -20,11 +20,11 @@ from PIL import Image
 from test_data_cifar import make_cifar10
 
 import imgclf
+from imgclf.checkpoint import FORMAT_VERSION, load_checkpoint
 from imgclf.cli import main
 from imgclf.data import load_dataset
 from imgclf.data.cifar import load_cifar
 from imgclf.data.idx import read_idx, write_idx
-from imgclf.engine.checkpoint import load_checkpoint
 from imgclf.errors import CheckpointError, DataError, ImgclfError
 from imgclf.exported import open_exported
 from imgclf.models.pretrained import read_weights
@@ -184,7 +184,7 @@ def _deflated(src: Path, dst: Path) -> Path:
 
 
 def test_compressed_checkpoint_is_refused_by_its_declared_size(tmp_path, monkeypatch):
-    torch.save({"format_version": 1, "model": {"w": torch.zeros(16 << 20)}}, tmp_path / "big.pt")   # 64 MiB
+    torch.save({"format_version": FORMAT_VERSION, "model": {"w": torch.zeros(16 << 20)}}, tmp_path / "big.pt")  # 64 MiB
     bomb = _deflated(tmp_path / "big.pt", tmp_path / "bomb.pt")                                # ~70 KB
     assert bomb.stat().st_size < 200_000 and torch.load(bomb, weights_only=True)["model"]["w"].numel() == 16 << 20
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load reached"))
@@ -197,7 +197,7 @@ def test_compressed_checkpoint_is_refused_by_its_declared_size(tmp_path, monkeyp
 def test_honestly_compressed_checkpoints_load_and_the_cap_can_be_raised(trained, tmp_path, monkeypatch):
     small = _deflated(trained, tmp_path / "deflated.pt")
     assert imgclf.load(small, device="cpu").classes == imgclf.load(trained, device="cpu").classes
-    torch.save({"format_version": 1, "model": {"w": torch.zeros(16 << 20)}}, tmp_path / "big.pt")
+    torch.save({"format_version": FORMAT_VERSION, "model": {"w": torch.zeros(16 << 20)}}, tmp_path / "big.pt")
     bomb = _deflated(tmp_path / "big.pt", tmp_path / "bomb.pt")
     monkeypatch.setenv("IMGCLF_MAX_CHECKPOINT_BYTES", str(80 << 20))
     assert load_checkpoint(bomb)["model"]["w"].numel() == 16 << 20

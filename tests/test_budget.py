@@ -12,9 +12,9 @@ import torch
 import yaml
 
 import imgclf
+from imgclf.checkpoint import load_checkpoint
 from imgclf.engine import budget
 from imgclf.engine.budget import Calibration, last_fitting, steps_within
-from imgclf.engine.checkpoint import load_checkpoint
 from imgclf.errors import ConfigError
 
 FAST = dict(data="digits", model="fastcnn-tiny", batch_size=64, plots=False, device="cpu", val_split=0.0)

@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import imgclf
-from imgclf.engine import checkpoint as ck
+from imgclf.checkpoint import format as ck
 from imgclf.errors import CheckpointError, ImgclfError
 
 
 def _good(tmp_path):
     path = tmp_path / "last.pt"
-    ck.save_checkpoint({"format_version": 1, "model": {"w": torch.ones(3)}, "epoch": 1}, path)
+    ck.save_checkpoint({"format_version": ck.FORMAT_VERSION, "model": {"w": torch.ones(3)}, "epoch": 1}, path)
     return path
 
 
@@ -31,7 +31,7 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ck.torch, "save", dies_halfway)
     with pytest.raises(CheckpointError, match="disk full.*previous last.pt is untouched"):
-        ck.save_checkpoint({"format_version": 1, "model": {"w": torch.zeros(3)}}, path)
+        ck.save_checkpoint({"format_version": ck.FORMAT_VERSION, "model": {"w": torch.zeros(3)}}, path)
     monkeypatch.undo()
     assert torch.equal(ck.load_checkpoint(path)["model"]["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]          # no temporary file left behind
@@ -43,7 +43,7 @@ def test_read_only_folder(tmp_path):
     ro.mkdir()
     ro.chmod(0o500)
     with pytest.raises(CheckpointError, match="not writable"):
-        ck.save_checkpoint({"format_version": 1, "model": {}}, ro / "last.pt")
+        ck.save_checkpoint({"format_version": ck.FORMAT_VERSION, "model": {}}, ro / "last.pt")
 
 
 def test_read_only_folder_via_errno(tmp_path, monkeypatch):
@@ -52,7 +52,7 @@ def test_read_only_folder_via_errno(tmp_path, monkeypatch):
 
     monkeypatch.setattr("builtins.open", refuse)
     with pytest.raises(CheckpointError, match="not writable.*--out"):
-        ck.save_checkpoint({"format_version": 1, "model": {}}, tmp_path / "x.pt")
+        ck.save_checkpoint({"format_version": ck.FORMAT_VERSION, "model": {}}, tmp_path / "x.pt")
 
 
 class _Evil:
@@ -62,8 +62,8 @@ class _Evil:
 
 def test_checkpoint_that_runs_code_is_refused_without_side_effects(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    torch.save({"format_version": 1, "model": {"w": torch.ones(1)}, "payload": _Evil()}, tmp_path / "evil.pt",
-               _use_new_zipfile_serialization=True)
+    torch.save({"format_version": ck.FORMAT_VERSION, "model": {"w": torch.ones(1)}, "payload": _Evil()},
+               tmp_path / "evil.pt", _use_new_zipfile_serialization=True)
     assert not (tmp_path / "CKPT_PWNED").exists()
     with pytest.raises(CheckpointError, match="refused to load"):
         ck.load_checkpoint(tmp_path / "evil.pt")
@@ -75,10 +75,14 @@ def test_checkpoint_that_runs_code_is_refused_without_side_effects(tmp_path, mon
     assert not (tmp_path / "CKPT_PWNED").exists()
 
 
-def test_newer_format_and_foreign_content(tmp_path):
+def test_another_format_and_foreign_content(tmp_path):
     torch.save({"format_version": 99, "model": {}}, tmp_path / "new.pt")
     with pytest.raises(CheckpointError, match="newer than this imgclf"):
         ck.load_checkpoint(tmp_path / "new.pt")
+    torch.save({"format_version": ck.FORMAT_VERSION - 1, "model": {"w": torch.ones(1)}}, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="old.pt: checkpoint format 1, written by an earlier imgclf .*; "
+                                              "train it again, or re-save it with the imgclf that wrote it$"):
+        imgclf.load(tmp_path / "old.pt", model="mlp")          # not taken for a bare state_dict either
     torch.save([1, 2, 3], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match="neither an imgclf checkpoint"):
         ck.load_checkpoint(tmp_path / "list.pt")
@@ -111,7 +115,8 @@ def test_fuzz_checkpoint_loader_raises_only_our_error(tmp_path, data, cut):
     path = tmp_path / "fuzz.pt"
     good = tmp_path / "good.pt"
     if not good.exists():
-        ck.save_checkpoint({"format_version": 1, "model": {"w": torch.ones(4)}, "config": {"a": 1}}, good)
+        ck.save_checkpoint({"format_version": ck.FORMAT_VERSION, "model": {"w": torch.ones(4)}, "config": {"a": 1}},
+                           good)
     base = good.read_bytes()
     variants = [data, base[:cut], base[:cut] + data + base[cut + len(data):]]
     for blob in variants:

@@ -6,9 +6,9 @@ import dataclasses
 import pytest
 
 import imgclf
+from imgclf.checkpoint import load_checkpoint
 from imgclf.cli import main
 from imgclf.config import LOAD_KEYS, TrainConfig, explain, read_config_file, resolve, user_settings
-from imgclf.engine.checkpoint import load_checkpoint
 from imgclf.errors import ConfigError
 from imgclf.recipes import MODEL_DEFAULTS, PROFILES, RECIPES
 
@@ -136,13 +136,16 @@ def test_a_length_you_give_replaces_the_config_files():
     assert file_under_flags({"lr": 0.1}, file) == file          # no length of yours: the file's stands
 
 
-def test_resuming_a_run_older_than_tta_mirror_keeps_the_views_it_validated_with():
-    from imgclf.engine.resume import saved_settings
+def test_a_run_of_the_checkpoint_format_before_is_refused_not_resumed_with_guessed_views(tmp_path):
+    import torch
 
-    config = {"data": "cifar10", "model": "tutorial-net", "flip": "none", "tta": True}
-    assert saved_settings({"config": config, "tta_mirror": False}, {}, "last.pt")["tta_mirror"] is False
-    assert saved_settings({"config": config}, {}, "last.pt")["tta_mirror"] is True   # before a10e280: mirrored
-    assert saved_settings({"config": config | {"tta_mirror": None}}, {}, "last.pt")["tta_mirror"] is None
+    from imgclf.engine.setup import describe_settings
+    from imgclf.errors import CheckpointError
+
+    config = {"data": "cifar10", "model": "tutorial-net", "flip": "none", "tta": True}   # no tta_mirror recorded
+    torch.save({"format_version": 1, "model": {"w": torch.ones(1)}, "config": config}, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="last.pt: checkpoint format 1, written by an earlier imgclf"):
+        describe_settings({}, resume=tmp_path / "last.pt")
 
 
 @pytest.mark.parametrize("key, value", [("epochs", True), ("lr", False), ("batch_size", True)])

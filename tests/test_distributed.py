@@ -10,9 +10,9 @@ import torch
 import yaml
 from conftest import printed_config
 
+from imgclf.checkpoint import load_checkpoint
 from imgclf.data import load_dataset
 from imgclf.data.split import hold_out_val
-from imgclf.engine.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow   # the slow tier: see pyproject.toml
 

@@ -18,15 +18,16 @@ import torch
 from conftest import make_image_folder
 
 import imgclf
+from imgclf.checkpoint import save_checkpoint
+from imgclf.checkpoint.format import model_args, new_checkpoint
 from imgclf.cli import main
 from imgclf.data.batches import Normalizer
 from imgclf.data.images import decode_image
 from imgclf.data.split import Split, channel_stats
-from imgclf.engine.checkpoint import FORMAT_VERSION, save_checkpoint
 from imgclf.engine.evaluate import predict_logits
 from imgclf.errors import ImgclfError
 from imgclf.export import ATOL, RTOL, ExportError, MissingExtraError, export_model
-from imgclf.models import arch_args, build_model
+from imgclf.models import build_model
 
 CLASSES = [f"class{i}" for i in range(10)]
 # (model, C×H×W): the registry at the two input kinds imgclf trains on; mlp and the tutorial nets fix their size.
@@ -73,10 +74,10 @@ def make_checkpoint(path: Path, name: str, shape: tuple[int, int, int], images: 
     model.train()
     with torch.no_grad():
         model(x)
-    args = {"in_channels": shape[0], "num_classes": len(CLASSES), "image_size": list(shape[1:]), **arch_args(model)}
-    ckpt = {"format_version": FORMAT_VERSION, "imgclf_version": imgclf.__version__, "kind": "best", "model_name": name,
-            "model_args": args, "model": model.state_dict(), "ema": None, "classes": CLASSES, "dataset": "test",
-            "normalization": {"mean": mean, "std": std}, "tta": False, "channels_last": False, "config": {}}
+    ckpt = new_checkpoint({"model_name": name, "model_args": model_args(model, shape, len(CLASSES)),
+                           "model": model.state_dict(), "ema": None, "classes": CLASSES, "dataset": "test",
+                           "normalization": {"mean": mean, "std": std}, "tta": False, "tta_mirror": False,
+                           "channels_last": False, "config": {}, "data": None})
     return save_checkpoint(ckpt, path)
 
 

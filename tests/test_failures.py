@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import imgclf
-from imgclf.engine.checkpoint import load_checkpoint
+from imgclf.checkpoint import load_checkpoint
 from imgclf.engine.train import NonFiniteLoss
 from imgclf.errors import ConfigError, ImgclfError
 

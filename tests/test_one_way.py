@@ -81,7 +81,7 @@ def test_predict_resizes_like_training(tmp_path):
 def test_checkpoints_record_the_data_and_eval_refuses_a_changed_test_split(tmp_path):
     from conftest import make_image_folder
 
-    from imgclf.engine.checkpoint import load_checkpoint
+    from imgclf.checkpoint import load_checkpoint
     from imgclf.errors import DataError, ImgclfError
 
     root = make_image_folder(tmp_path / "shapes", per_class=30, size=16)
@@ -104,14 +104,14 @@ def test_checkpoints_record_the_data_and_eval_refuses_a_changed_test_split(tmp_p
 
 def test_eval_finds_a_test_image_given_other_pixels_and_another_folder_of_the_same_name(tmp_path, monkeypatch):
     """The file list alone misses a test file rewritten under its name, and a ./shapes that is another folder; the
-    pixels do not. New mtimes alone change nothing; a checkpoint recorded without `test_pixels` is checked as then."""
+    pixels do not. New mtimes alone change nothing; a checkpoint of the format before, which could lack
+    `test_pixels`, is refused rather than checked on less."""
     import shutil
-    import warnings
 
     from conftest import make_image_folder
 
-    from imgclf.engine.checkpoint import load_checkpoint, save_checkpoint
-    from imgclf.errors import DataError, ImgclfError
+    from imgclf.checkpoint import load_checkpoint, save_checkpoint
+    from imgclf.errors import CheckpointError, DataError, ImgclfError
 
     root = make_image_folder(tmp_path / "a" / "shapes", per_class=12, size=12)
     s = imgclf.train(data=str(root), model="fastcnn-tiny", epochs=1, out=str(tmp_path / "r"), name="a", plots=False,
@@ -140,12 +140,11 @@ def test_eval_finds_a_test_image_given_other_pixels_and_another_folder_of_the_sa
     monkeypatch.chdir(tmp_path / "c")
     with pytest.raises(DataError, match=f"other pixels; in {root.resolve()} then, {tmp_path / 'c' / 'shapes'} now"):
         imgclf.evaluate(ckpt, data="shapes")
-    old_format = load_checkpoint(ckpt)
-    del old_format["data"]["test_pixels"]                       # saved before the pixels were recorded
+    old_format = {**load_checkpoint(ckpt), "format_version": 1}
+    del old_format["data"]["test_pixels"]
     save_checkpoint(old_format, tmp_path / "old.pt")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert "data_changed" not in imgclf.evaluate(tmp_path / "old.pt", data=str(root))
+    with pytest.raises(CheckpointError, match="old.pt: checkpoint format 1, written by an earlier imgclf"):
+        imgclf.evaluate(tmp_path / "old.pt", data=str(root))
 
 
 def test_resume_refuses_a_training_image_given_other_pixels_under_its_name(tmp_path):
@@ -333,16 +332,44 @@ def test_resume_never_replaces_a_users_own_files_in_the_folder(tmp_path, own):
     assert (mine / own).read_text() == "my notes: epochs 3, lr 0.1\n"
 
 
-def test_dependencies_point_one_way():
-    """data and models import nothing from the layers above them (engine, report, cli, the API): a checkpoint's safe
-    reading, which models need for weights files, lives below both (safeload.py)."""
+def imgclf_imports(path, package):
+    """The first names below imgclf of every module `path` imports (relative or absolute, at any depth: lazy
+    imports inside functions too)."""
     import ast
+
+    here = path.relative_to(package).parts[:-1]        # ("models",) for models/pretrained.py
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            parts = [*here[:len(here) - node.level + 1], *(node.module or "").split(".")]
+            parts = [p for p in parts if p]
+            found |= {parts[0]} if parts else {a.name for a in node.names}   # `from .. import rng`
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("imgclf."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("imgclf.")}
+    return found
+
+
+# The direction README's Layout states: data and models below checkpoint (which rebuilds networks from the models
+# registry), checkpoint below engine, engine below the API, export and the command.
+TOP = {"engine", "report", "cli", "api", "export", "exported"}
+BELOW = {"data": TOP | {"checkpoint", "models"}, "models": TOP | {"checkpoint", "data"}, "checkpoint": TOP | {"data"},
+         "engine": {"cli", "api", "export", "exported"}}
+
+
+def test_dependencies_point_one_way(tmp_path):
+    """Each layer imports nothing from the layers above it, lazily or not (models read weights files through
+    safeload.py, below both them and checkpoint); the check itself sees every form of import."""
     from pathlib import Path
 
     package = Path(imgclf.__file__).parent
-    above = ("engine", "report", "cli", "api", "export", "exported")
-    for layer in ("data", "models"):
-        for path in (package / layer).glob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.ImportFrom) and node.level >= 2 and node.module:
-                    assert node.module.split(".")[0] not in above, f"{path.name} imports ..{node.module}"
+    for layer, above in BELOW.items():
+        for path in sorted((package / layer).rglob("*.py")):
+            wrong = imgclf_imports(path, package) & above
+            assert not wrong, f"{path.relative_to(package)} imports {', '.join(sorted(wrong))}"
+    probe = tmp_path / "imgclf" / "models" / "probe.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text("from . import fastcnn\nfrom .. import rng\nimport imgclf.data.images\n\n\ndef f():\n"
+                     "    from ..engine.setup import Run\n    from imgclf.checkpoint import format\n")
+    assert imgclf_imports(probe, tmp_path / "imgclf") == {"models", "rng", "data", "engine", "checkpoint"}

@@ -9,11 +9,11 @@ import torch
 from PIL import Image
 
 import imgclf
+from imgclf.checkpoint import load_checkpoint
 from imgclf.cli import main
 from imgclf.data import load_dataset
 from imgclf.data.augment import Augment, color_jitter, random_resized_crop
 from imgclf.data.images import decode_image, fit_image
-from imgclf.engine.checkpoint import load_checkpoint
 
 
 def photo_folder(root, n=12, seed=0):

@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from conftest import make_image_folder
 
 import imgclf
+from imgclf.checkpoint import load_checkpoint
 from imgclf.config import photos_layer, resolve, wants_pretrained_photos
 from imgclf.data.batches import Normalizer
 from imgclf.data.split import Split
 from imgclf.engine import probe
-from imgclf.engine.checkpoint import load_checkpoint
 from imgclf.engine.device import Precision
 from imgclf.errors import CheckpointError
 from imgclf.models import build_model, pretrained

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from conftest import RangeHandler, make_image_folder
 
 import imgclf
-from imgclf.engine.checkpoint import load_checkpoint
+from imgclf.checkpoint import load_checkpoint
 from imgclf.engine.optim import SGD
 from imgclf.engine.step import set_lr
 from imgclf.errors import CheckpointError, ImgclfError

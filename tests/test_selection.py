@@ -6,8 +6,8 @@ import pytest
 from conftest import make_image_folder
 
 import imgclf
+from imgclf.checkpoint import load_checkpoint
 from imgclf.engine import selection
-from imgclf.engine.checkpoint import load_checkpoint
 
 
 def row(epoch, acc, loss):

@@ -10,7 +10,7 @@ from conftest import make_image_folder
 from PIL import Image
 
 import imgclf
-from imgclf.engine.checkpoint import load_checkpoint
+from imgclf.checkpoint import load_checkpoint
 
 FAST = dict(data="digits", epochs=3, model="fastcnn-tiny", batch_size=64, plots=False, device="cpu")
 
@@ -81,18 +81,19 @@ def test_eval_reproduces_the_summary_exactly(digits_run):
     assert np.asarray(result["confusion_matrix"]).sum() == 360
 
 
-def test_checkpoint_records_the_activation_and_older_files_rebuild_as_gelu(digits_run, tmp_path):
+def test_checkpoint_records_the_activation_and_an_older_format_is_refused(digits_run, tmp_path):
+    from imgclf.errors import CheckpointError
+
     ckpt = torch.load(digits_run["checkpoint"], weights_only=True)
     assert ckpt["model_args"]["act"] == "relu"          # fastcnn-tiny is ReLU (cheaper on CPU)
     clf = imgclf.load(digits_run["checkpoint"])
     assert isinstance(clf.model.act, torch.nn.ReLU)
-    # a checkpoint written before the activation was recorded came from the GELU fastcnn: it must rebuild so
-    older = {**ckpt, "model_args": {k: v for k, v in ckpt["model_args"].items() if k != "act"}}
+    # a checkpoint of the format before (its fastcnn models GELU when it recorded no activation) is not guessed at
+    older = {**ckpt, "format_version": 1, "model_args": {k: v for k, v in ckpt["model_args"].items() if k != "act"}}
     torch.save(older, tmp_path / "older.pt")
-    gelu = imgclf.load(tmp_path / "older.pt")
-    assert isinstance(gelu.model.act, torch.nn.GELU)
-    relu_out = clf.model(torch.zeros(1, 1, 8, 8) + 0.3)
-    assert not torch.allclose(relu_out, gelu.model(torch.zeros(1, 1, 8, 8) + 0.3))
+    for use in (imgclf.load, lambda p: imgclf.train(resume=p, quiet=True)):
+        with pytest.raises(CheckpointError, match=f"{tmp_path / 'older.pt'}: checkpoint format 1, .*train it again"):
+            use(tmp_path / "older.pt")
 
 
 def test_predict_files_and_tensors(digits_run, tmp_path):

@@ -12,31 +12,17 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from .checkpoint import load_checkpoint, rebuild
 from .config import check_image_size
 from .data import Dataset, load_dataset
 from .data.batches import Normalizer
 from .data.images import decode_image, fit_image, image_to_array, walk_images
 from .data.split import Split, test_split_changes
-from .engine.checkpoint import arch_of, load_checkpoint, load_model_state
-from .engine.checkpoint_checks import require
 from .engine.evaluate import metrics_from_logits, predict_logits, test_metrics
 from .engine.setup import pick_device
 from .engine.train import train
 from .errors import CheckpointError, DataError
 from .exported import exported_format, open_exported
-from .models import MODELS, build_model
-
-
-def _infer_args(state: dict[str, torch.Tensor], image_size: int | None) -> dict[str, Any]:
-    """in_channels and num_classes read off a bare state_dict (first conv / last linear weight)."""
-    weights = [v for k, v in state.items() if k.endswith("weight")]
-    first4 = next((w for w in weights if w.ndim == 4), None)
-    last2 = [w for w in weights if w.ndim == 2]
-    if not last2:
-        raise CheckpointError("cannot tell the number of classes from this state_dict (no linear layer)")
-    channels = int(first4.shape[1]) if first4 is not None else 3
-    size = image_size or (32 if channels == 3 else 28)
-    return {"in_channels": channels, "num_classes": int(last2[-1].shape[0]), "image_size": [size, size]}
 
 
 class Classifier:
@@ -59,7 +45,8 @@ class Classifier:
 
     @property
     def resize(self) -> str:
-        """How images meet the input size, as in training (checkpoints from before --resize squashed)."""
+        """How images meet the input size: as the run trained (its settings' resize); squashed where no settings are
+        recorded (a bare state_dict, as the tutorials' transforms.Resize((h, w)))."""
         return self.config.get("resize", "squash")
 
     @property
@@ -280,63 +267,16 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
                               "write any file. If you exported it yourself, pass --trust-exported "
                               "(imgclf.load(..., trust_exported=True)); a checkpoint (best.pt) needs no trust")
     if fmt:  # the exported graph stands in for the network; its metadata gives classes, size and normalization
-        e = open_exported(path, fmt, device)
-        clf = Classifier(e.model, e.classes, e.model_args, e.mean, e.std, e.device, e.tta, str(path), e.config,
-                         model_name=e.model_name, tta_mirror=e.tta_mirror)
-        clf.data_identity = e.data   # so that eval refuses a changed test split as it does for the checkpoint
-        return clf
-    ckpt = load_checkpoint(path)
-    dev = pick_device(device)
-    if ckpt["format_version"] >= 1:
-        require(ckpt, path, "model_name", "model_args", "classes", "normalization", "config")
-        name = model or ckpt["model_name"]
-        args = ckpt["model_args"]
-        state = ckpt.get("ema") or ckpt["model"]
-        names, norm, tta, config = ckpt["classes"], ckpt["normalization"], ckpt.get("tta", False), ckpt["config"]
-        channels_last = bool(ckpt.get("channels_last")) and dev.type != "mps"
-        mirror = bool(ckpt.get("tta_mirror", True))   # checkpoints from before it always mirrored
+        r, dev = open_exported(path, fmt, device)
     else:
-        if model is None:
-            raise CheckpointError(f"{path}: a bare state_dict does not say which network it is; pass --model "
-                                  f"({', '.join(MODELS)})")
-        name, state = model, ckpt["model"]
-        args = _infer_args(state, image_size)
-        names = classes or [str(i) for i in range(args["num_classes"])]
-        c = args["in_channels"]
-        norm = {"mean": [0.5] * c, "std": [0.5] * c} if normalize == "half" else {"mean": [0.0] * c, "std": [1.0] * c}
-        tta, config, channels_last, mirror = False, {}, False, True
-        _say_assumed(path, args, image_size, normalize, classes)
-    net = _build(name, args, arch_of(ckpt) if name == ckpt.get("model_name") else {}, path)
-    load_model_state(net, state, str(path), name)
-    if len(names) != args["num_classes"]:
-        raise CheckpointError(f"{path}: {len(names)} class names for a model with {args['num_classes']} outputs")
-    clf = Classifier(net.to(dev), list(names), args, norm["mean"], norm["std"], dev, tta, str(path), config,
-                     channels_last, name, mirror)
-    clf.data_identity = ckpt.get("data")
-    clf.numbered_classes = ckpt["format_version"] < 1 and classes is None
+        ckpt = load_checkpoint(path)
+        dev = pick_device(device)
+        r = rebuild(ckpt, path, model, classes, image_size, normalize)
+    clf = Classifier(r.model.to(dev), r.classes, r.model_args, r.mean, r.std, dev, r.tta, str(path), r.config,
+                     r.channels_last and dev.type != "mps", r.model_name, r.tta_mirror)
+    clf.data_identity = r.data   # so that eval refuses a changed test split (an export's too)
+    clf.numbered_classes = r.numbered_classes
     return clf
-
-
-def _say_assumed(path: str | Path, args: dict[str, Any], image_size: int | None, normalize: str,
-                 classes: list[str] | None) -> None:
-    """A bare state_dict records no input size, normalization or class names: say what is assumed for it."""
-    size = args["image_size"][0]
-    assumed = [f"{size}×{size} input" + ("" if image_size else " (--image-size N if it was trained at another)"),
-               "pixels normalized as (x-0.5)/0.5, the tutorials' (imgclf.load(..., normalize='none') for [0, 1])"
-               if normalize == "half" else "pixels in [0, 1], not normalized"]
-    if classes is None:
-        assumed.append("classes numbered 0.." + str(args["num_classes"] - 1))
-    warnings.warn(f"{path}: a bare state_dict, which records none of this: assuming {'; '.join(assumed)}",
-                  stacklevel=3)
-
-
-def _build(name: str, args: dict[str, Any], arch: dict[str, Any], path: str | Path) -> torch.nn.Module:
-    """The network a checkpoint describes; a builder refusing its recorded arguments is the checkpoint's error."""
-    try:
-        return build_model(name, args["in_channels"], args["num_classes"], tuple(args["image_size"]), **arch)
-    except (ValueError, TypeError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: cannot build {name!r} from the checkpoint's model_args {args} "
-                              f"({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})") from None
 
 
 def predict(checkpoint: str | Path, images: Any, topk: int = 1, **load_args: Any) -> list[dict[str, Any]]:

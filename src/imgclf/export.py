@@ -22,8 +22,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .api import load
-from .engine.checkpoint import load_checkpoint
+from .checkpoint import Rebuilt, is_bare, load_checkpoint, rebuild
 from .errors import CheckpointError, ConfigError, ImgclfError
 from .exported import EXTRA_FILE, MissingExtraError, require, sidecar_path
 from .fileio import check_new_file, commit, temporary_name, write_text_atomic
@@ -32,8 +31,8 @@ FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 # Tolerance of the export-time check (exported vs imgclf's own network on the same random input) and of the tests.
 RTOL, ATOL = 1e-4, 1e-4
-# Run settings that predict/evaluate read from Classifier.config (resize: how images meet the input size, where the
-# run records it), copied into the metadata so an exported file predicts and evaluates as its checkpoint does.
+# Run settings that predict/evaluate read from Classifier.config (resize: how images meet the input size), copied
+# into the metadata so an exported file predicts and evaluates as its checkpoint does.
 EVAL_CONFIG_KEYS = ("data", "data_dir", "val_split", "test_split", "seed", "resize", "tta_shift")
 
 
@@ -47,14 +46,14 @@ def default_output(checkpoint: str | Path, fmt: str) -> Path:
     return p.with_name(p.stem + FORMATS[fmt])
 
 
-def export_metadata(ckpt: dict[str, Any], clf: Any, fmt: str, dynamic_batch: bool) -> dict[str, Any]:
+def export_metadata(ckpt: dict[str, Any], r: Rebuilt, fmt: str, dynamic_batch: bool, checkpoint: str | Path
+                    ) -> dict[str, Any]:
     """Everything needed to run the exported file, as JSON-able values (also what `imgclf.load` reads back)."""
-    cfg = ckpt.get("config") or {}
+    shape = [r.model_args["in_channels"], *r.model_args["image_size"]]
     return {
         "format": fmt, "imgclf_version": __version__, "torch_version": torch.__version__,
-        "model_name": ckpt["model_name"], "classes": list(clf.classes), "input_shape": list(clf.image_shape),
-        "mean": [float(v) for v in clf.mean], "std": [float(v) for v in clf.std], "tta": bool(clf.tta),
-        "tta_mirror": bool(clf.tta_mirror),
+        "model_name": r.model_name, "classes": list(r.classes), "input_shape": shape,
+        "mean": [float(v) for v in r.mean], "std": [float(v) for v in r.std], "tta": r.tta, "tta_mirror": r.tta_mirror,
         "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
         "input": "float32 NCHW, (x/255 - mean)/std per channel, x = uint8 pixels (RGB, or L for 1 channel), "
                  "resized to input_shape",
@@ -63,8 +62,8 @@ def export_metadata(ckpt: dict[str, Any], clf: Any, fmt: str, dynamic_batch: boo
                   "and with config.tta_shift N > 0 also of the "
                   "pairs translated by N pixels up-left and down-right (weights 1/2, 1/4, 1/4; not part of the graph)",
         "batch_size": None if dynamic_batch or fmt == "torchscript" else 1,
-        "dataset": ckpt.get("dataset"), "checkpoint": str(clf.source), "data": ckpt.get("data"),
-        "config": {k: cfg[k] for k in EVAL_CONFIG_KEYS if k in cfg},
+        "dataset": ckpt["dataset"], "checkpoint": str(checkpoint), "data": r.data,
+        "config": {k: r.config[k] for k in EVAL_CONFIG_KEYS if k in r.config},
     }
 
 
@@ -166,7 +165,7 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path | None = None
         require("onnx", "onnxruntime", "onnxscript")
         check_opset(opset)
     ckpt = load_checkpoint(checkpoint)
-    if ckpt["format_version"] < 1:
+    if is_bare(ckpt):
         raise CheckpointError(f"{checkpoint}: a bare state_dict records no model name, class names or normalization; "
                               "export needs a checkpoint written by `imgclf train`")
     out = Path(out) if out else default_output(checkpoint, fmt)
@@ -181,10 +180,10 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path | None = None
             check_new_file(p, force)
         except ConfigError as e:
             raise ExportError(str(e)) from None
-    clf = load(checkpoint, device="cpu")
-    model = clf.model.float().eval().to(memory_format=torch.contiguous_format)
-    meta = export_metadata(ckpt, clf, fmt, dynamic_batch)
-    example = torch.randn(2 if dynamic_batch else 1, *clf.image_shape, generator=torch.Generator().manual_seed(0))
+    r = rebuild(ckpt, checkpoint)
+    model = r.model.float().eval()
+    meta = export_metadata(ckpt, r, fmt, dynamic_batch, checkpoint)
+    example = torch.randn(2 if dynamic_batch else 1, *meta["input_shape"], generator=torch.Generator().manual_seed(0))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_name(out)
     try:

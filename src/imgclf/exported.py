@@ -1,6 +1,7 @@
 """Exported models (`imgclf export`) as inference backends: an ONNX file run by onnxruntime, or a TorchScript file,
-wrapped as an nn.Module that takes the normalized float batch and returns logits, so `Classifier` (predict,
-evaluate, tta) uses it exactly as it uses the network from a checkpoint."""
+wrapped as an nn.Module that takes the normalized float batch and returns logits, opened into the record a
+checkpoint's network is rebuilt into (checkpoint.Rebuilt), so `Classifier` (predict, evaluate, tta) uses it exactly
+as it uses the network from a checkpoint."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import importlib
 import json
 import warnings
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .engine.checkpoint_checks import check_archive, check_fields
-from .engine.setup import pick_device
+from .checkpoint.checks import check_fields
+from .checkpoint.rebuild import Rebuilt
+from .engine.device import pick_device
 from .errors import CheckpointError, ImgclfError
+from .safeload import check_archive
 
 REQUIRED = ("classes", "input_shape", "mean", "std")
 EXTRA_FILE = "imgclf.json"  # the metadata's name inside a TorchScript archive
@@ -101,26 +103,9 @@ class OnnxModel(nn.Module):
         return torch.from_numpy(out).to(x.device)
 
 
-@dataclass
-class Exported:
-    """An exported model opened for inference, with what Classifier needs to feed it."""
-
-    model: nn.Module
-    classes: list[str]
-    model_args: dict[str, Any]
-    mean: list[float]
-    std: list[float]
-    device: torch.device
-    tta: bool = False
-    tta_mirror: bool = True
-    config: dict[str, Any] = field(default_factory=dict)
-    model_name: str = ""
-    data: dict[str, Any] | None = None   # the run's data identity (split.Dataset.identity), if exported with it
-
-
-def open_exported(path: str | Path, fmt: str, device: str = "auto") -> Exported:
-    """Open an exported file. Its metadata comes from inside the file (ONNX metadata_props, TorchScript extra file),
-    else from the FILE.json sidecar. ONNX runs on the CPU; TorchScript on `device`."""
+def open_exported(path: str | Path, fmt: str, device: str = "auto") -> tuple[Rebuilt, torch.device]:
+    """Open an exported file, and the device it runs on (ONNX: the CPU; TorchScript: `device`). Its metadata comes
+    from inside the file (ONNX metadata_props, TorchScript extra file), else from the FILE.json sidecar."""
     path = Path(path)
     try:
         if fmt == "onnx":
@@ -154,10 +139,10 @@ def open_exported(path: str | Path, fmt: str, device: str = "auto") -> Exported:
     # the same checks as a checkpoint's: a size of 100000 would make predict allocate gigabytes per image
     check_fields({"model_args": args, "classes": meta["classes"],
                   "normalization": {"mean": meta["mean"], "std": meta["std"]}}, path)
-    return Exported(model, list(meta["classes"]), args, list(meta["mean"]), list(meta["std"]), dev,
-                    bool(meta.get("tta", False)), bool(meta.get("tta_mirror", True)),
-                    dict(meta.get("config") or {}), f"{meta.get('model_name', 'model')} ({fmt} export)",
-                    meta.get("data") if isinstance(meta.get("data"), dict) else None)
+    return Rebuilt(model, f"{meta.get('model_name', 'model')} ({fmt} export)", args, list(meta["classes"]),
+                   list(meta["mean"]), list(meta["std"]), bool(meta.get("tta", False)),
+                   bool(meta.get("tta_mirror", True)), dict(meta.get("config") or {}),
+                   data=meta.get("data") if isinstance(meta.get("data"), dict) else None), dev
 
 
-__all__ = ["Exported", "MissingExtraError", "OnnxModel", "exported_format", "open_exported", "require", "sidecar_path"]
+__all__ = ["MissingExtraError", "OnnxModel", "exported_format", "open_exported", "require", "sidecar_path"]

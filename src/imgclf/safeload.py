@@ -1,6 +1,6 @@
 """Reading a file torch.save wrote, safely: never running code from it (torch.load with weights_only=True), never
 expanding it beyond a bound its size sets, and naming what a file that is no PyTorch file looks like. Below both
-models (weights files) and engine (checkpoints), which read through here."""
+models (weights files) and checkpoint (checkpoints), which read through here."""
 
 from __future__ import annotations
 

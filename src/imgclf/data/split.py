@@ -123,8 +123,7 @@ class Dataset:
 
 def test_split_changes(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """How the test split of identity `now` differs from the one recorded `then` (Dataset.identity()), in words;
-    empty when the same. Only what was recorded is compared: a checkpoint saved before `test_pixels` was kept is
-    checked on its file list alone."""
+    empty when the same. Only what was recorded is compared."""
     changes = []
     if "test_fingerprint" in then and then["test_fingerprint"] != now["test_fingerprint"]:
         changes.append("other files or labels" if "test_pixels" in now else "other images or labels")

@@ -30,10 +30,10 @@ from typing import Any
 import torch
 
 from .. import machine
+from ..checkpoint import save_checkpoint
 from ..config import budget_seconds, load_settings
 from ..errors import ConfigError
 from ..recipes import BUDGET_LADDER, LADDER_PROFILES, RECIPES, profile_name
-from .checkpoint import save_checkpoint
 from .evaluate import predict_logits
 from .probe import extract
 from .step import EpochTotals, step_loop

@@ -45,18 +45,15 @@ def _found_by_default(name: str, source: Path) -> bool:
     return found is not None and found.resolve() in (source.resolve(), *source.resolve().parents)
 
 
-def check_same_data(then: dict[str, Any] | None, now: dict[str, Any], where: str) -> None:
-    """Resume only onto the data the run was training on: the same classes, split sizes, test split and (for a
-    folder) the same place. Checkpoints from before this record was kept are not checked."""
-    if not then:
-        return
+def check_same_data(then: dict[str, Any], now: dict[str, Any], where: str) -> None:
+    """Resume only onto the data the run was training on: the same classes, split sizes, test split, training files
+    and (for a folder) the same pixels and place."""
     test = test_split_changes(then, now)
     changed = [what for what, differs in (
         (f"classes {then['classes'][:6]} → {now['classes'][:6]}", then["classes"] != now["classes"]),
         (f"split sizes {then['sizes']} → {now['sizes']}", then["sizes"] != now["sizes"]),
         (f"the test split ({', '.join(test)})", bool(test)),
-        ("the training files or their labels", "train_fingerprint" in then
-         and then["train_fingerprint"] != now.get("train_fingerprint")),
+        ("the training files or their labels", then["train_fingerprint"] != now["train_fingerprint"]),
         ("the training images' pixels, under the same file names", "train_pixels" in then
          and then.get("train_fingerprint") == now.get("train_fingerprint")
          and not test and then["train_pixels"] != now.get("train_pixels")),

@@ -9,19 +9,26 @@ from typing import Any
 
 import yaml
 
+from ..checkpoint import load_checkpoint, require, save_checkpoint
+from ..checkpoint.format import MODEL_FIELDS, RUN_FIELDS, is_bare
 from ..config import resume_settings
 from ..errors import CheckpointError, ImgclfError
 from ..report.run_dir import write_metrics
-from .checkpoint import load_checkpoint, save_checkpoint
 from .data_policy import recorded_data_dir
 
 
-def saved_settings(ckpt: dict[str, Any], user: dict[str, Any], resume: str | Path) -> dict[str, Any]:
-    """A resumed run's settings (config.resume_settings), with what an older checkpoint's config lacks filled in as
-    that run decided it: its test-time mirrors (the checkpoint's own field; before it existed, TTA always mirrored)
-    and its data folder."""
-    saved = {"tta_mirror": bool(ckpt.get("tta_mirror", True)), **ckpt["config"]}
-    return recorded_data_dir(resume_settings(saved, user, str(resume)), ckpt.get("data"))
+def resumed(resume: str | Path, user: dict[str, Any], file: dict[str, Any] | None
+            ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's checkpoint `resume`, all a resume needs in it, and the run's settings (config.resume_settings: the
+    settings `file` and `user` give may change only what a resume may), its data looked for where the run found it."""
+    ckpt = load_checkpoint(resume)
+    if is_bare(ckpt) or "optimizer" not in ckpt:
+        raise ImgclfError(f"{resume}: a bare state_dict holds no optimizer or progress; --resume needs a "
+                          "last.pt written by imgclf train (to evaluate or predict with it, use imgclf eval / "
+                          "predict with --model)")
+    require(ckpt, resume, *MODEL_FIELDS, *RUN_FIELDS)
+    settings = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume))
+    return ckpt, recorded_data_dir(settings, ckpt["data"])
 
 
 def run_owners(folder: Path, resume: Path) -> list[tuple[str, str]]:
@@ -55,7 +62,7 @@ def run_owners(folder: Path, resume: Path) -> list[tuple[str, str]]:
 def check_run_folder(resume: Path, run_id: str, step: int) -> None:
     """Resume writes into the checkpoint's folder: refuse when that folder belongs to another run (a last.pt copied
     into it would overwrite that run's last.pt, best.pt, metrics and summary) — as its config.yaml says, or, when
-    that is gone, damaged or from before run ids, its own checkpoints — or when the folder's last.pt is further on
+    that is gone or damaged, its own checkpoints — or when the folder's last.pt is further on
     (resuming from best.pt would silently discard the epochs after it)."""
     owners = run_owners(resume.parent, resume)
     proven = any(owner == run_id and said_by.endswith(".pt") for owner, said_by in owners)   # its own checkpoints
@@ -81,16 +88,16 @@ def repair_epoch_end(folder: Path, ckpt: dict[str, Any]) -> list[str]:
     both follow from last.pt: its history is metrics.csv, and when its epoch is the best one, best.pt is the same
     checkpoint (end_epoch saves both from one state)."""
     repaired = []
-    best, epoch = ckpt.get("best_epoch"), ckpt.get("epoch", 0)
+    best, epoch = ckpt["best_epoch"], ckpt["epoch"]
     best_pt = folder / "best.pt"
-    if best is not None and not holds_epoch(best_pt, ckpt.get("run_id"), best):
-        if best != epoch or ckpt.get("step_in_epoch", 0):
-            raise CheckpointError(f"{best_pt}: should hold epoch {best} of run {ckpt.get('run_id')} (the best, as "
+    if best is not None and not holds_epoch(best_pt, ckpt["run_id"], best):
+        if best != epoch or ckpt["step_in_epoch"]:
+            raise CheckpointError(f"{best_pt}: should hold epoch {best} of run {ckpt['run_id']} (the best, as "
                                   f"{folder / 'last.pt'} records) but does not (replaced or removed by hand?); "
                                   "restore it, or start a new run with --init-weights")
         save_checkpoint(ckpt, best_pt)
         repaired.append("best.pt")
-    if write_metrics(folder, ckpt.get("history") or []):
+    if write_metrics(folder, ckpt["history"]):
         repaired.append("metrics.csv")
     return repaired
 

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from .. import machine
-from .._version import __version__
+from ..checkpoint import load_model_state, save_checkpoint
+from ..checkpoint.format import Progress, arch_of, model_args, new_checkpoint
 from ..config import (
     DataFit,
     TrainConfig,
@@ -33,9 +34,7 @@ from ..data import Dataset, load_dataset
 from ..data.batches import Batches, Normalizer
 from ..data.duplicates import Findings, find_duplicates, write_duplicates_csv
 from ..data.split import hold_out_val
-from ..errors import ImgclfError
 from ..fileio import remove_stale_temporaries
-from ..models import arch_args
 from ..models.pretrained import weights_available
 from ..phases import phase
 from ..recipes import PHOTO_PRETRAINED_SIZE, PRETRAINED_PHOTOS, profile_name
@@ -53,32 +52,11 @@ from .builders import (
     make_optimizer,
     normalization,
 )
-from .checkpoint import FORMAT_VERSION, arch_of, load_checkpoint, load_model_state, save_checkpoint
-from .checkpoint_checks import require
 from .data_policy import check_same_data, class_weights, val_noise_note
 from .device import Precision, pick_device, pick_precision
 from .ema import EMA, Lookahead
-from .resume import check_run_folder, repair_epoch_end, saved_settings
+from .resume import check_run_folder, repair_epoch_end, resumed
 from .schedule import lr_at
-
-
-@dataclass
-class Progress:
-    """Where a run is: what a checkpoint must hold (besides weights) for a resume to continue exactly."""
-
-    epoch: int = 0                  # epochs completed
-    step_in_epoch: int = 0          # steps done in the current epoch (mid-epoch saves)
-    global_step: int = 0
-    best_metric: float | None = None
-    best_epoch: int | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)   # one row per epoch (metrics.csv)
-    train_seconds: float = 0.0
-    epoch_sums: list[float | int] | None = None                    # EpochTotals.saved() of a mid-epoch save
-    epoch_seconds: float = 0.0                                     # the epoch's training time up to that save
-    stopped_early: bool = False                                    # --patience ended the run before its last epoch
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 @dataclass
@@ -166,25 +144,21 @@ class Run:
         return self.small_batches if small else self.batches
 
     def checkpoint(self) -> dict[str, Any]:
-        """The checkpoint: a plain dict of tensors and Python values (read back by `restore` and `api.load`)."""
-        c, h, w = self.data.shape
-        return {
-            "format_version": FORMAT_VERSION, "imgclf_version": __version__,
-            "model_name": self.cfg.model,
-            "model_args": {"in_channels": c, "num_classes": self.data.num_classes, "image_size": [h, w],
-                           **arch_args(self.model)},
+        """The checkpoint (checkpoint/format.py), read back by `restore` and `checkpoint.rebuild`."""
+        return new_checkpoint({
+            "model_name": self.cfg.model, "model_args": model_args(self.model, self.data.shape, self.data.num_classes),
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "lookahead": self.lookahead.state_dict() if self.lookahead is not None else None,
             "optimizer": self.opt.state_dict(),
             "scaler": self.prec.scaler.state_dict() if self.prec.scaler.is_enabled() else None,
-            **self.progress.as_dict(),
+            **vars(self.progress),
             "config": self.settings(), "classes": self.data.classes, "dataset": self.data.name,
             "data": self.data_identity, "run_id": self.run_id,
             "normalization": {"mean": list(self.mean), "std": list(self.std)}, "tta": self.cfg.tta,
             "tta_mirror": self.views["tta_mirror"],
             "channels_last": self.prec.channels_last, "budget_plan": self.budget_plan, "probe": self.probe,
-        }
+        })
 
     def save(self, name: str) -> Path | None:
         """Write RUN_DIR/name.pt (rank 0 only; atomically); returns its path where written."""
@@ -196,15 +170,14 @@ class Run:
         """Continue exactly where `ckpt` left off: weights, optimizer, EMA, grad scaler and progress."""
         load_model_state(self.model, ckpt["model"], where, self.cfg.model)
         self.opt.load_state_dict(ckpt["optimizer"])
-        if self.ema is not None and ckpt.get("ema"):
+        if self.ema is not None and ckpt["ema"]:
             self.ema.load_state_dict(ckpt["ema"])
-        if self.lookahead is not None and ckpt.get("lookahead"):
+        if self.lookahead is not None and ckpt["lookahead"]:
             self.lookahead.load_state_dict(ckpt["lookahead"])
-        if ckpt.get("scaler"):
+        if ckpt["scaler"]:
             self.prec.scaler.load_state_dict(ckpt["scaler"])
-        self.progress = Progress(**{k: ckpt[k] for k in Progress.__dataclass_fields__ if k in ckpt})
-        self.budget_plan = ckpt.get("budget_plan")
-        self.probe = ckpt.get("probe")
+        self.progress = Progress(**{k: ckpt[k] for k in Progress.__dataclass_fields__})
+        self.budget_plan, self.probe = ckpt["budget_plan"], ckpt["probe"]
         self.resumed = True
 
 
@@ -214,13 +187,8 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
     `started` (a time.perf_counter() reading) is when the command began: a --budget counts from it."""
     ckpt, plan, loaded = None, None, {}
     if resume is not None:
-        ckpt = load_checkpoint(resume)
-        if ckpt.get("format_version", 0) < 1 or "optimizer" not in ckpt:
-            raise ImgclfError(f"{resume}: a bare state_dict holds no optimizer or progress; --resume needs a "
-                              "last.pt written by imgclf train (to evaluate or predict with it, use imgclf eval / "
-                              "predict with --model)")
-        require(ckpt, resume, "config", "model_name", "model_args", "normalization")
-        user, file = saved_settings(ckpt, {**(file or {}), **user}, resume), None
+        ckpt, user = resumed(resume, user, file)
+        file = None
     else:
         file = file_under_flags(user, file)
         plan = plan_budget(user, file, time.perf_counter() if started is None else started,
@@ -238,9 +206,9 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
     if run.cfg.tensorboard and run.world.is_main:
         require_tensorboard()  # not installed: a one-line error before a run folder is made
     if ckpt is not None:
-        check_same_data(ckpt.get("data"), run.data_identity, str(resume))
-        run.run_id = ckpt.get("run_id") or run.run_id
-        check_run_folder(Path(resume), run.run_id, int(ckpt.get("global_step", 0)))
+        check_same_data(ckpt["data"], run.data_identity, str(resume))
+        run.run_id = ckpt["run_id"]
+        check_run_folder(Path(resume), run.run_id, int(ckpt["global_step"]))
         run.restore(ckpt, str(resume))
         run.run_dir = Path(resume).parent
         if run.world.is_main:   # what a killed run was writing when it died: its files are intact, these not
@@ -291,10 +259,8 @@ def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, 
     (the layers of config.py); loads the data (to choose its profile) and trains nothing; a --budget is planned
     (its calibration steps throw-away builds), so the plan's choices show as they would run."""
     if resume is not None:
-        ckpt = load_checkpoint(resume)
-        require(ckpt, resume, "config")
-        user, file = saved_settings(ckpt, {**(file or {}), **user}, resume), None
-        plan = None
+        _, user = resumed(resume, user, file)
+        file, plan = None, None
     else:
         file = file_under_flags(user, file)
         loaded: dict[str, Dataset] = {}

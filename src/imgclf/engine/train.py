@@ -17,6 +17,7 @@ import torch
 
 from .. import machine
 from .._version import __version__
+from ..checkpoint import load_checkpoint, load_model_state
 from ..config import TrainConfig, user_settings
 from ..errors import CheckpointError
 from ..fileio import atomic_write, printable
@@ -30,7 +31,6 @@ from ..report.steps import StepLog
 from . import budget, selection
 from . import distributed as dist
 from .builders import augmented_batch
-from .checkpoint import load_checkpoint, load_model_state
 from .device import cpu_has_native_bf16
 from .ema import Lookahead
 from .evaluate import metrics_from_logits, predict_logits, test_metrics

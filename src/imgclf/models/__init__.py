@@ -66,13 +66,8 @@ def build_model(name: str, in_channels: int, num_classes: int, image_size: tuple
                                 **arch)
 
 
-def arch_args(model: nn.Module) -> dict[str, Any]:
-    """Architecture settings beyond channels/classes/size that a checkpoint must record to rebuild `model`."""
-    return {"act": model.act_name} if hasattr(model, "act_name") else {}
-
-
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["MODELS", "arch_args", "build_model", "count_parameters", "register_model"]
+__all__ = ["MODELS", "build_model", "count_parameters", "register_model"]

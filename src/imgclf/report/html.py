@@ -68,11 +68,8 @@ def summary_section(run: RunFiles) -> str:
 
 
 def mirrored(s: dict[str, Any], c: dict[str, Any]) -> bool:
-    """Whether the run's TTA views mirrored: its summary.json says; a run from before either file recorded it
-    (a10e280) always mirrored."""
-    if "tta_mirror" in s:
-        return bool(s["tta_mirror"])
-    return tta_mirrors(c["tta_mirror"], c.get("flip", "none")) if "tta_mirror" in c else True
+    """Whether the run's TTA views mirrored: its summary.json says, else (a killed run) its config.yaml."""
+    return bool(s["tta_mirror"]) if "tta_mirror" in s else tta_mirrors(c.get("tta_mirror"), c.get("flip", "none"))
 
 
 def settings_rows(c: dict[str, Any], mirror: bool = True) -> list[tuple[str, str]]:

@@ -1,5 +1,5 @@
-"""What a checkpoint file must be before we use it: an archive that cannot expand beyond a bound, fields of the
-right types and ranges, and finite weights. Each failure is a CheckpointError naming the file and the field."""
+"""What a checkpoint must hold before we use it: the fields it needs, of the right types and ranges, and finite
+weights. Each failure is a CheckpointError naming the file and the field."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from typing import Any
 
 import torch
 
+from ..config import FIELDS, TrainConfig, coerce, validate
 from ..errors import CheckpointError, ConfigError, shown
-from ..safeload import check_archive, safe_torch_load
-
-__all__ = ["check_archive", "check_fields", "check_finite", "require", "safe_torch_load"]
+from ..models.fastcnn import ACTIVATIONS
 
 MAX_SIZE, MAX_CHANNELS, MAX_CLASSES = 2048, 64, 1_000_000
 NORM_LIMIT = 1e4   # normalization in [0, 1] pixel units: |mean| and 1/std at most this (1e300 and 1e-300: nan%)
@@ -68,8 +67,6 @@ def check_fields(ckpt: dict[str, Any], path: Path) -> None:
 
 def _check_model_args(args: Any, path: Path) -> None:
     """model_args: channels, classes, (H, W) and the activation, each within what a model can be built for."""
-    from ..models.fastcnn import ACTIVATIONS
-
     if not isinstance(args, dict):
         raise _fail(path, "model_args", args, "a dict of in_channels, num_classes, image_size")
     checks = [("in_channels", _whole(args.get("in_channels"), 1, MAX_CHANNELS), f"a whole number in 1..{MAX_CHANNELS}"),
@@ -84,8 +81,6 @@ def _check_model_args(args: Any, path: Path) -> None:
 
 def _check_config(config: Any, path: Path) -> None:
     """The run's settings, as `imgclf train` would accept them (unknown keys, from other versions, are ignored)."""
-    from ..config import FIELDS, TrainConfig, coerce, validate
-
     if not isinstance(config, dict):
         raise _fail(path, "config", config, "a dict of the run's settings")
     try:
