@@ -346,4 +346,5 @@ def test_small_output_details_read_right():
 def test_the_header_names_the_profile(tmp_path, capsys):
     assert main(["train", "--data", "digits", "--model", "fastcnn-tiny", "--epochs", "1", "--no-plots", "--out",
                  str(tmp_path)]) == 0
-    assert "(the 8×8 digits profile; --print-config says where each setting comes from)" in capsys.readouterr().out
+    assert "(the 8×8 digits profile: the digits dataset; --print-config says where each setting comes from)" \
+        in capsys.readouterr().out

@@ -347,13 +347,23 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
         notes.append(f"test split: {len(held)} images (~{test_split:.0%}, by a hash of each file's path: adding or "
                      f"removing files never moves another, seed {seed}) held out of {root}")
     ds = Dataset(root.name, train, test, train_fl.classes, val=val, source=str(root), notes=notes, auto_size=auto,
-                 train_pixels=pixels.hexdigest())
+                 train_pixels=pixels.hexdigest(), stored_shape=stored_shape(train_fl, train) if image_size else None)
     _check_class_splits(root, ds, None if has_train else test_split)
     for other in (ds.test, ds.val):
         if other is not None and other.images.shape[1:] != ds.train.images.shape[1:]:
             raise DataError(f"{root}: train images are {tuple(ds.train.images.shape[1:])} but {other.name} images "
                             f"are {tuple(other.images.shape[1:])} (C, H, W); pass --image-size N to make them match")
     return ds
+
+
+def stored_shape(fl: FileList, decoded: Split, most: int = 256) -> tuple[int, int, int] | None:
+    """(C, H, W) of the folder's median image as stored (by its longer side, as choose_size tells photos), from
+    the headers of up to `most` files spread over the list; None when none can be read."""
+    dims = [d for d in map(image_dims, fl.files[::max(1, len(fl.files) // most)]) if d is not None]
+    if not dims:
+        return None
+    w, h = sorted(dims, key=max)[len(dims) // 2]
+    return int(decoded.images.shape[1]), h, w
 
 
 def _split_layout(root: Path) -> bool:

@@ -71,6 +71,8 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
     auto_size: int | None = None    # the size imgclf chose for a folder of mixed sizes (folder.choose_size)
     train_pixels: str | None = None  # a folder's: digest of the decoded images train and val were drawn from
+    stored_shape: tuple[int, int, int] | None = None   # (C, H, W) as stored, when resized to `shape` (a folder's:
+    #                                                     its median image); the header says when they differ
 
     @property
     def shape(self) -> tuple[int, int, int]:

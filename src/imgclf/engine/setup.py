@@ -55,7 +55,7 @@ from .builders import (
 )
 from .checkpoint import FORMAT_VERSION, arch_of, load_checkpoint, load_model_state, save_checkpoint
 from .checkpoint_checks import require
-from .data_policy import check_same_data, class_weights, val_noise_note
+from .data_policy import check_same_data, class_weights, profile_note, val_noise_note
 from .device import Precision, pick_device, pick_precision
 from .ema import EMA, Lookahead
 from .resume import check_run_folder, repair_epoch_end, saved_settings
@@ -366,6 +366,7 @@ def data_layer(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str
     if data.auto_size:   # recorded, so eval, predict and --resume load at the same size
         layer["image_size"], why = data.auto_size, ["the size chosen for the folder"]
     profile = profile_name(data.name, data.shape)
+    data.notes += profile_note(data, user, file, plan, ready)
     photos = photos_layer(user, file, plan, profile, ready)
     if photos:
         layer.update(photos)

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..fileio import printable, stdout_to_devnull
-from ..recipes import profile_name
+from ..recipes import PROFILE_WHY, profile_name
 
 
 class _Console(Console):
@@ -56,9 +56,10 @@ def run_header(cfg: Any, data: Any, device: torch.device, prec: Any, n_params: i
     if cfg.linear_probe:
         length = (f"linear probe (epoch 1: a head on the frozen backbone's features) + {length} of fine-tuning"
                   f"{' (BatchNorm statistics kept)' if cfg.freeze_bn else ''}")
-    profile = PROFILE_WORDS[profile_name(data.name, data.shape)]
-    console.print(f"  {length}, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.schedule} (the {profile} "
-                  f"profile; --print-config says where each setting comes from); "
+    profile = profile_name(data.name, data.shape)
+    console.print(f"  {length}, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.schedule} (the "
+                  f"{PROFILE_WORDS[profile]} profile: {PROFILE_WHY[profile]}; --print-config says where each setting "
+                  "comes from); "
                   f"device {device_name(device)}, {prec.name} ({prec.reason})"
                   f"{', channels_last' if prec.channels_last else ''}; run folder {run_dir}")
 
