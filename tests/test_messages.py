@@ -1,9 +1,16 @@
 """What a user reads: each command's --help (a description, examples, train's options grouped by topic), the run
 header's settings profile, table and plot labels, and counted words in the singular and plural."""
 
+import argparse
+import shlex
+
+import torch
 from conftest import make_image_folder
 
-from imgclf.cli import main
+from imgclf.cli import build_parser, main
+from imgclf.cli.parser import TRAIN_GROUPS
+from imgclf.config import FIELDS
+from imgclf.engine import device
 
 WEATHER_CLASSES = ("cloudy", "rain", "shine", "sunrise")   # weather-mwd's
 
@@ -27,3 +34,49 @@ def test_a_training_size_that_changes_the_profile_says_so(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "(the photos profile: images trained at more than 32×32;" in out and "take the" not in out
     assert "val split:" in out
+
+
+def subcommand_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_every_command_has_a_description_and_examples_that_run_it():
+    """Each `imgclf COMMAND --help` says what the command does and ends with at least two examples, each a command
+    line the parser takes (no flag misspelt or gone), one of them of this command."""
+    parser = build_parser()
+    for command, p in subcommand_parsers(parser).items():
+        text = p.format_help()
+        assert p.description and len(p.description.split()) >= 6, command
+        assert "\nexamples:\n" in text, command
+        examples = [line.strip() for line in text.split("\nexamples:\n", 1)[1].splitlines()
+                    if line.startswith("  imgclf ")]
+        assert len(examples) >= 2, (command, examples)
+        parsed = [parser.parse_args(shlex.split(example)[1:]) for example in examples]
+        assert command in [args.command for args in parsed], (command, examples)
+
+
+def test_train_options_are_grouped_by_topic():
+    """train's --help lists its settings under topic headings, each setting under one (a new setting needs its
+    place in cli/parser.py's TRAIN_GROUPS), and the usage line is short."""
+    p = subcommand_parsers(build_parser())["train"]
+    shown = {g.title: {a.dest for a in g._group_actions} for g in p._action_groups if g._group_actions}
+    assert list(shown)[1:] == list(TRAIN_GROUPS)
+    for name in FIELDS:
+        holders = [title for title, dests in shown.items() if name in dests]
+        assert holders and holders[0] in TRAIN_GROUPS, f"--{name.replace('_', '-')} is under {holders}"
+    assert {"data", "image_size", "val_split"} <= shown["data"] and {"epochs", "lr"} <= shown["training"]
+    assert {"budget", "precision"} <= shown["budget & speed"] and {"resume", "out"} <= shown["output & resume"]
+    text = p.format_help()
+    assert text.index("\ndata:\n") < text.index("\nmodel:\n") < text.index("\ntraining:\n")
+    assert len(text.split("\n\n", 1)[0].splitlines()) == 1          # usage: one line, not 35
+
+
+def test_precision_help_says_what_auto_picks(monkeypatch):
+    """--help's account of --precision auto is what auto_precision does, on a CPU with native bf16 and without."""
+    help_ = " ".join(subcommand_parsers(build_parser())["train"]._option_string_actions["--precision"].help.split())
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    assert device.auto_precision(cpu)[0] == "amp-bf16" and "amp-bf16 on a GPU that has bf16" in help_
+    assert "and on a CPU with native bf16 (AVX512-BF16 or AMX" in help_
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert device.auto_precision(cpu)[0] == "fp32" and "fp32 on other CPUs" in help_

@@ -116,7 +116,8 @@ class TrainConfig:
                                     # class has at least IMBALANCE_RATIO times the images of the smallest
     # machine
     device: str = "auto"            # auto | cpu | cuda | cuda:N | mps
-    precision: str = "auto"         # auto (CUDA: amp-bf16, else fp32) | fp32 | amp-bf16 | amp-fp16
+    precision: str = "auto"         # auto (engine/device.auto_precision: amp-bf16 where bf16 is native) | fp32 |
+                                    # amp-bf16 | amp-fp16
     channels_last: bool | None = None  # None: on (CPU and CUDA), off on MPS
     compile: bool = False
     threads: int = 0                # torch CPU threads (0: the CPUs free when the run starts, machine.py)
