@@ -2,6 +2,7 @@
 header's settings profile, table and plot labels, and counted words in the singular and plural."""
 
 import argparse
+import io
 import shlex
 
 import torch
@@ -80,3 +81,26 @@ def test_precision_help_says_what_auto_picks(monkeypatch):
     assert "and on a CPU with native bf16 (AVX512-BF16 or AMX" in help_
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
     assert device.auto_precision(cpu)[0] == "fp32" and "fp32 on other CPUs" in help_
+
+
+def test_tables_never_cut_a_class_name_or_a_figure():
+    """eval's tables keep 'sunrise' whole (it was cut to 'sunris') and every figure whole, at any terminal width:
+    a confusion matrix too wide for the terminal numbers its columns instead."""
+    from rich.console import Console
+
+    from imgclf.report.console import confusion_table, metrics_table
+
+    cm = [[28, 0, 27, 4], [5, 21, 5, 10], [1, 1, 39, 1], [0, 1, 1, 1059]]
+    recall = {c: row[i] / sum(row) for i, (c, row) in enumerate(zip(WEATHER_CLASSES, cm))}
+    m = {"confusion_matrix": cm, "per_class_accuracy": recall, "precision": recall, "recall": recall, "f1": recall}
+    for width in (100, 60, 40):
+        out = Console(width=width, record=True, file=io.StringIO(), soft_wrap=True)   # as report.console's
+        table = confusion_table(cm, list(WEATHER_CLASSES), "test", width=width)
+        out.print(table)
+        out.print(metrics_table(m, list(WEATHER_CLASSES), "test"))
+        text = out.export_text()
+        rows = [line for line in text.splitlines() if line.startswith("│") and "sunrise" in line]
+        assert len(rows) == 2 and "1059" in rows[0] and "99.8%" in rows[1], (width, text)   # its row in each
+        assert all(f"{v:.1%}" in text for v in recall.values()) and "…" not in text.split("per class")[0]
+        head = next(line for line in text.splitlines() if line.startswith("┃"))
+        assert ("4 sunrise" in text) == (width < 60) and ("┃ sunrise ┃" in head) == (width >= 60), (width, text)

@@ -134,30 +134,40 @@ def epoch_line(row: dict[str, Any], quiet: bool) -> None:
 
 
 def metrics_table(metrics: dict[str, Any], classes: list[str], split: str) -> Table:
+    """Accuracy, precision, recall and F1 per class; in a narrow terminal the headers shorten, never a class name
+    (up to 40 characters) or a figure."""
     table = Table(title=f"per class, {split} split", title_justify="left")
-    widest = min(40, max((len(printable(c)) for c in classes), default=5))
-    for col in ("class", "accuracy", "precision", "recall", "f1", "images"):   # class names whole, never 'sunris'
-        table.add_column(col, justify="left" if col == "class" else "right",
-                         min_width=widest if col == "class" else None, no_wrap=col == "class")
     support = [sum(row) for row in metrics["confusion_matrix"]]
 
     def fmt(v: float | None) -> str:
         return "—" if v is None else f"{v:.1%}"
 
-    for c, n in zip(classes, support):
-        table.add_row(c, fmt(metrics["per_class_accuracy"][c]), fmt(metrics["precision"][c]),
-                      fmt(metrics["recall"][c]), fmt(metrics["f1"][c]), str(n))
+    rows = [[c, fmt(metrics["per_class_accuracy"][c]), fmt(metrics["precision"][c]), fmt(metrics["recall"][c]),
+             fmt(metrics["f1"][c]), str(n)] for c, n in zip(classes, support)]
+    for i, col in enumerate(("class", "accuracy", "precision", "recall", "f1", "images")):
+        widest = max((len(printable(row[i])) for row in rows), default=1)
+        table.add_column(col, justify="left" if i == 0 else "right", min_width=min(40, widest), no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
-def confusion_table(cm: list[list[int]], classes: list[str], split: str) -> Table:
-    """The confusion matrix as a table (rows: true class, columns: predicted; names cut to 6 characters)."""
-    table = Table(title=f"confusion matrix, {split} split (rows: true, columns: predicted)", title_justify="left")
-    table.add_column("")
-    for c in classes:
-        table.add_column(c[:6], justify="right")
-    for c, row in zip(classes, cm):
-        table.add_row(c, *map(str, row))
+def confusion_table(cm: list[list[int]], classes: list[str], split: str, width: int | None = None) -> Table:
+    """The confusion matrix as a table (rows: true class, columns: predicted) with no class name cut: the columns
+    carry the names where they fit in `width` (default: the console's), else numbers that the rows give."""
+    names = [printable(c) for c in classes]
+    counts = max((len(str(v)) for row in cm for v in row), default=1)
+    fits = max(map(len, names), default=1) + 1 + sum(max(len(n), counts) + 3 for n in names) + 3 \
+        <= (console.width if width is None else width)
+    heads = names if fits else [str(i + 1) for i in range(len(names))]
+    labels = names if fits else [f"{i + 1} {n}" for i, n in enumerate(names)]
+    how = "columns: predicted" if fits else "columns: predicted, numbered as the rows"
+    table = Table(title=f"confusion matrix, {split} split (rows: true, {how})", title_justify="left")
+    table.add_column("", min_width=max(map(len, labels), default=1), no_wrap=True)
+    for head in heads:
+        table.add_column(head, justify="right", min_width=max(len(head), counts), no_wrap=True)
+    for label, row in zip(labels, cm):
+        table.add_row(label, *map(str, row))
     return table
 
 
