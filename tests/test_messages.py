@@ -104,3 +104,21 @@ def test_tables_never_cut_a_class_name_or_a_figure():
         assert all(f"{v:.1%}" in text for v in recall.values()) and "…" not in text.split("per class")[0]
         head = next(line for line in text.splitlines() if line.startswith("┃"))
         assert ("4 sunrise" in text) == (width < 60) and ("┃ sunrise ┃" in head) == (width >= 60), (width, text)
+
+
+def test_a_row_normalized_confusion_plot_of_an_accurate_model_reads(monkeypatch):
+    """MNIST-like: ten classes at 98.9-99.6%. The cells give one decimal of a percentage (99.6, not 1.00 for 0.996;
+    0.4 for 4 errors in 1,000, not 0.00), nothing for no errors, and a few errors are coloured visibly."""
+    from imgclf.report import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, dpi: drawn.append(fig))
+    cm = [[996 if i == j else 0 for j in range(10)] for i in range(10)]
+    cm[0][1], cm[0][2], cm[5][3] = 4, 0, 11                 # class 0: 99.6% right; 4 (0.4%) predicted as 1
+    plots.confusion(cm, [str(i) for i in range(10)], io.BytesIO(), normalize=True)
+    ax = drawn[0].axes[0]
+    cells = {tuple(map(round, t.get_position())): t.get_text() for t in ax.texts}
+    assert cells[(0, 0)] == "99.6" and cells[(1, 0)] == "0.4" and cells[(3, 5)] == "1.1" and cells[(1, 1)] == "100.0"
+    assert cells[(2, 0)] == "" and not any(text in ("1.00", "0.00") for text in cells.values())
+    shade = ax.images[0].norm
+    assert shade(0.4) > 0.15 > shade(0.0) and "%" in ax.get_title() and "%" in drawn[0].axes[1].get_ylabel()
