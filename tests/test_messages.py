@@ -5,6 +5,7 @@ import argparse
 import io
 import shlex
 
+import numpy as np
 import torch
 from conftest import make_image_folder
 
@@ -122,3 +123,23 @@ def test_a_row_normalized_confusion_plot_of_an_accurate_model_reads(monkeypatch)
     assert cells[(2, 0)] == "" and not any(text in ("1.00", "0.00") for text in cells.values())
     shade = ax.images[0].norm
     assert shade(0.4) > 0.15 > shade(0.0) and "%" in ax.get_title() and "%" in drawn[0].axes[1].get_ylabel()
+
+
+def test_show_draws_photos_from_their_files_at_a_readable_size(tmp_path, capsys):
+    """`imgclf show` of photos trained at 24×24 reads the 16 drawn files again at their size (up to 160 px) and
+    says so; small images (8×8 digits) are enlarged by whole pixels to ~128 px cells."""
+    from PIL import Image
+
+    root = tmp_path / "weather"
+    for split, n in (("train", 6), ("test", 2)):
+        make_image_folder(root / split, WEATHER_CLASSES, per_class=n, size=120, seed=len(split))
+    out = tmp_path / "grid.png"
+    assert main(["show", "--data", str(root), "--image-size", "24", "--out", str(out)]) == 0
+    assert "(drawn at 120×120 from the files; training sees 24×24)" in capsys.readouterr().out
+    with Image.open(out) as grid:
+        assert grid.width >= 4 * 120 and grid.height >= 4 * 120, grid.size
+        cells = np.asarray(grid.convert("RGB"))
+    assert len(np.unique(cells.reshape(-1, 3), axis=0)) > 16 * 24 * 24 * 2    # more detail than 16 images of 24×24
+    assert main(["show", "--data", "digits", "--out", str(tmp_path / "digits.png")]) == 0
+    with Image.open(tmp_path / "digits.png") as grid:
+        assert grid.width >= 4 * 128, grid.size

@@ -12,6 +12,8 @@ from ..config import FIELDS, read_config_file, user_settings
 from ..fileio import check_new_file, printable
 
 GRID_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")   # what `show --out` can write (matplotlib)
+SHOW_CELL_PX = 128   # `show` enlarges small images (8×8 digits, 32×32 CIFAR) by whole pixels to about this side
+SHOW_PHOTO_PX = 160  # and reads photos again from their files at up to this side when training sees them smaller
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
@@ -84,10 +86,40 @@ def cmd_show(args: argparse.Namespace) -> None:
                           val_split=0.1 if args.split == "val" else 0, quiet=args.quiet, photo_size=photo_size)
         split = ds.split(args.split)
         idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(args.seed))[:args.n].sort().values
-        images, labels, what = split.images[idx], split.labels[idx], f"{ds.name}, {args.split} split"
+        images, drawn = drawn_images(ds, split, idx)
+        labels, what = split.labels[idx], f"{ds.name}, {args.split} split{drawn}"
     titles = [ds.classes[int(y)] for y in labels]
-    path = image_grid(images, titles, Path(args.out), suptitle=what)
+    path = image_grid(images, titles, Path(args.out), suptitle=what, cell_px=SHOW_CELL_PX)
     print(f"wrote {path} ({len(images)} images: {what})")
+
+
+def drawn_images(ds: Any, split: Any, idx: Any) -> tuple[Any, str]:
+    """The images at `idx` of a split as `show` draws them, and a note for its title: a folder's images that were
+    loaded smaller than their files (photos at a training size such as 64×64) are read again from the files at up
+    to SHOW_PHOTO_PX, fitted as training fits them; anything else as loaded (a file that cannot be read again too)."""
+    import numpy as np
+    import torch
+
+    from ..data.images import decode_image
+    from ..errors import DataError
+
+    c, h, w = ds.shape
+    stored = getattr(ds, "stored_shape", None)
+    if stored is None or split.keys is None or max(h, w) >= min(SHOW_PHOTO_PX, max(stored[1:])):
+        return split.images[idx], ""
+    side = min(SHOW_PHOTO_PX, max(stored[1:]))
+    root = split.origin.root if split.origin is not None else _split_folder(Path(ds.source), split)
+    try:
+        again = [decode_image(root / split.keys[i], (side, side), "RGB" if c == 3 else "L") for i in idx.tolist()]
+    except DataError:
+        return split.images[idx], ""
+    return torch.from_numpy(np.stack(again)), f"\n(drawn at {side}×{side} from the files; training sees {h}×{w})"
+
+
+def _split_folder(source: Path, split: Any) -> Path:
+    """The folder a split's keys are relative to: its own (train/, test/, val/), train/ for a val split held out
+    of it, or the root of a folder without them."""
+    return next((d for d in (source / split.name, source / "train") if (d / split.keys[0]).is_file()), source)
 
 
 def cmd_check(args: argparse.Namespace) -> None:
