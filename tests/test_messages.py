@@ -3,7 +3,9 @@ header's settings profile, table and plot labels, and counted words in the singu
 
 import argparse
 import io
+import re
 import shlex
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,8 +15,10 @@ from imgclf.cli import build_parser, main
 from imgclf.cli.parser import TRAIN_GROUPS
 from imgclf.config import FIELDS
 from imgclf.engine import device
+from imgclf.words import counted, plural
 
 WEATHER_CLASSES = ("cloudy", "rain", "shine", "sunrise")   # weather-mwd's
+SRC = Path(__file__).resolve().parents[1] / "src" / "imgclf"
 
 
 def test_a_training_size_that_changes_the_profile_says_so(tmp_path, capsys):
@@ -143,3 +147,30 @@ def test_show_draws_photos_from_their_files_at_a_readable_size(tmp_path, capsys)
     assert main(["show", "--data", "digits", "--out", str(tmp_path / "digits.png")]) == 0
     with Image.open(tmp_path / "digits.png") as grid:
         assert grid.width >= 4 * 128, grid.size
+
+
+def test_counted_words_agree_with_their_number():
+    assert [counted(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]
+    assert counted(1437, "training image") == "1,437 training images" and counted(1, "usable CPU") == "1 usable CPU"
+    assert [plural(w, 2) for w in ("class", "copy", "entry", "day", "box", "CPU")] == \
+        ["classes", "copies", "entries", "days", "boxes", "CPUs"]
+    assert plural("repeats", 1, "repeat") == "repeats" and plural("repeats", 3, "repeat") == "repeat"
+
+
+def test_no_message_hedges_a_count_or_pluralizes_by_hand():
+    """Counts in messages go through words.counted/plural: no '{n} image(s)' and no inline "{'s' if n > 1 ...}"
+    left in the source (they gave '1 epochs' and '(1 threads)' where one was missed)."""
+    hedged = re.compile(r"\}[\w ]*\w\(s\)")                  # "{n} image(s)", "{n} usable CPU(s)"
+    by_hand = re.compile(r"\{['\"](s|es|ies)['\"] if ")      # "epoch{'s' if n != 1 else ''}"
+    found = [f"{path.relative_to(SRC)}:{i}: {line.strip()}" for path in sorted(SRC.rglob("*.py"))
+             for i, line in enumerate(path.read_text().splitlines(), 1) if hedged.search(line) or by_hand.search(line)]
+    assert not found, found
+
+
+def test_a_one_epoch_one_thread_run_and_a_one_image_grid_read_in_the_singular(tmp_path, capsys):
+    assert main(["train", "--data", "digits", "--epochs", "1", "--threads", "1", "--no-plots", "--out",
+                 str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "  1 epoch, batch" in out and "device cpu (1 thread)" in out and "1 epochs" not in out
+    assert main(["show", "--data", "digits", "--n", "1", "--out", str(tmp_path / "one.png")]) == 0
+    assert "(1 image: digits, train split)" in capsys.readouterr().out

@@ -39,6 +39,7 @@ import yaml
 
 from .errors import ConfigError, shown
 from .recipes import MODEL_DEFAULTS, PRETRAINED_PHOTOS, PROFILES, RECIPES, profile_name
+from .words import counted, plural
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -137,7 +138,7 @@ class TrainConfig:
     def __init__(self, **given: Any) -> None:
         unknown = sorted(set(given) - set(FIELDS))
         if unknown:
-            raise TypeError(f"TrainConfig got unknown setting(s) {', '.join(unknown)}")
+            raise TypeError(f"TrainConfig got unknown {plural('setting', len(unknown))} {', '.join(unknown)}")
         for f in dataclasses.fields(self):
             value = given[f.name] if f.name in given else (
                 f.default if f.default is not dataclasses.MISSING else f.default_factory())   # type: ignore[misc]
@@ -404,9 +405,9 @@ def _fit_to_data(cfg: TrainConfig, fit: DataFit, batch_given: bool) -> TrainConf
             if getattr(cfg, key) > epochs:
                 flag = "--" + key.replace("_", "-")
                 planned = ", as --budget planned" if cfg.budget else ""
-                raise ConfigError(f"{flag} {getattr(cfg, key)} is more than the {epochs} epochs of the run's "
-                                  f"{cfg.steps:,} steps ({per_epoch:,} an epoch{planned}); give a smaller {flag}, or "
-                                  "more steps")
+                raise ConfigError(f"{flag} {getattr(cfg, key)} is more than the {counted(epochs, 'epoch')} of the "
+                                  f"run's {cfg.steps:,} steps ({per_epoch:,} an epoch{planned}); give a smaller "
+                                  f"{flag}, or more steps")
     return dataclasses.replace(cfg, batch_size=batch, epochs=epochs)
 
 

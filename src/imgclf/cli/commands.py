@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import FIELDS, read_config_file, user_settings
 from ..fileio import check_new_file, printable
+from ..words import counted
 
 GRID_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")   # what `show --out` can write (matplotlib)
 SHOW_CELL_PX = 128   # `show` enlarges small images (8×8 digits, 32×32 CIFAR) by whole pixels to about this side
@@ -90,7 +91,7 @@ def cmd_show(args: argparse.Namespace) -> None:
         labels, what = split.labels[idx], f"{ds.name}, {args.split} split{drawn}"
     titles = [ds.classes[int(y)] for y in labels]
     path = image_grid(images, titles, Path(args.out), suptitle=what, cell_px=SHOW_CELL_PX)
-    print(f"wrote {path} ({len(images)} images: {what})")
+    print(f"wrote {path} ({counted(len(images), 'image')}: {what})")
 
 
 def drawn_images(ds: Any, split: Any, idx: Any) -> tuple[Any, str]:
@@ -194,7 +195,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         console.print(metrics_table(result, result["classes"], args.split))
     if len(result["classes"]) <= 12 and not args.quiet:
         console.print(confusion_table(result["confusion_matrix"], result["classes"], args.split))
-    console.print(f"[bold]{args.split} accuracy {result['accuracy']:.2%}[/] ({result['n']:,} images of "
+    console.print(f"[bold]{args.split} accuracy {result['accuracy']:.2%}[/] ({counted(result['n'], 'image')} of "
                   f"{result['dataset']}, {args.split} split{repeats_text(result.get('test_duplicates'))}; "
                   f"balanced accuracy {result['balanced_accuracy']:.2%}, "
                   f"macro-F1 {result['macro_f1']:.3f}), {args.split} loss {result['loss']:.4f}")
@@ -224,7 +225,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         alts = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["topk"][1:])
         print(f"{printable(r['file'])}: {r['class']} ({r['probability']:.1%}){'  [' + alts + ']' if alts else ''}")
     if args.csv and not args.quiet:
-        print(f"wrote {args.csv} ({len(results)} predictions)")
+        print(f"wrote {args.csv} ({counted(len(results), 'prediction')})")
 
 
 def write_predictions_csv(path: Path, results: list[dict[str, Any]]) -> None:
@@ -323,7 +324,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
         size = sum(p.stat().st_size for p in features if p.is_file())
         print(f"{len(features)} cached feature arrays (linear probes), {size / 1e6:,.1f} MB in {features_dir()}")
     free = disk_free(where)
-    print(f"{len(listed)} entries, {sum(c.bytes for c in listed) / 1e6:,.1f} MB"
+    print(f"{counted(len(listed), 'entry')}, {sum(c.bytes for c in listed) / 1e6:,.1f} MB"
           + (f" ({free / 1e9:,.1f} GB free on that disk)" if free is not None else "")
           + "; `imgclf cache --prune` removes entries no run can use, `--clear` all of them")
 

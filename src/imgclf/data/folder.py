@@ -24,6 +24,7 @@ import torch
 from ..errors import DataError
 from ..fileio import atomic_write
 from ..procs import die_with_parent
+from ..words import counted
 from .cachedir import prune
 from .foldercache import CACHE_VERSION, Entry, ImageSink, block_crcs, open_entry, remove_orphans, write_entry
 from .images import decode_image, image_dims, walk_images
@@ -171,7 +172,8 @@ def _report_skipped(bad: list[str], strict: bool) -> None:
     """Unreadable files: an error with --strict-images, else a warning naming each (the first 10): on every run,
     the cached ones too (the cache records them)."""
     if bad and strict:
-        raise DataError(f"{len(bad)} unreadable image(s); first: {bad[0]} (drop --strict-images to skip them)")
+        raise DataError(f"{counted(len(bad), 'unreadable image')}; first: {bad[0]} (drop --strict-images to skip "
+                        "them)")
     for msg in bad[:10]:
         warnings.warn(f"skipped {msg}", stacklevel=4)
     if len(bad) > 10:
@@ -344,8 +346,8 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
                             "(it would be empty); add images, or give the test images their own test/ folder")
         test = train.subset(held, "test")
         train = train.subset(keep, "train")
-        notes.append(f"test split: {len(held)} images (~{test_split:.0%}, by a hash of each file's path: adding or "
-                     f"removing files never moves another, seed {seed}) held out of {root}")
+        notes.append(f"test split: {counted(len(held), 'image')} (~{test_split:.0%}, by a hash of each file's path: "
+                     f"adding or removing files never moves another, seed {seed}) held out of {root}")
     ds = Dataset(root.name, train, test, train_fl.classes, val=val, source=str(root), notes=notes, auto_size=auto,
                  train_pixels=pixels.hexdigest(), stored_shape=stored_shape(train_fl, train) if image_size else None)
     _check_class_splits(root, ds, None if has_train else test_split)

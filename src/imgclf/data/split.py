@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..words import counted
 
 
 @dataclass(frozen=True)
@@ -213,5 +214,6 @@ def hold_out_val(ds: Dataset, fraction: float, seed: int) -> Dataset:
         ds.val = ds.train.subset(held, "val")
         ds.train = ds.train.subset(keep, "train")
         how = "by a hash of each file's path" if ds.train.keys is not None else "per class"
-        ds.notes.append(f"val split: {len(held)} images (~{fraction:.0%} {how}, seed {seed}) held out of train")
+        ds.notes.append(f"val split: {counted(len(held), 'image')} (~{fraction:.0%} {how}, seed {seed}) held out of "
+                        "train")
     return ds

@@ -11,6 +11,7 @@ import torch
 
 from ..errors import CheckpointError, ConfigError, shown
 from ..safeload import check_archive, safe_torch_load
+from ..words import plural
 
 __all__ = ["check_archive", "check_fields", "check_finite", "require", "safe_torch_load"]
 
@@ -100,8 +101,8 @@ def require(ckpt: dict[str, Any], path: str | Path, *fields: str) -> None:
     """Say which needed field a checkpoint lacks (one that was not written by imgclf train, or was edited)."""
     missing = [f for f in fields if f not in ckpt]
     if missing:
-        raise CheckpointError(f"{path}: checkpoint has no {', '.join(map(repr, missing))} field"
-                              f"{'s' if len(missing) > 1 else ''}; it was not written by imgclf train or was edited. "
+        raise CheckpointError(f"{path}: checkpoint has no {', '.join(map(repr, missing))} "
+                              f"{plural('field', len(missing))}; it was not written by imgclf train or was edited. "
                               "Use the run's best.pt or last.pt (a bare state_dict needs --model)")
 
 

@@ -17,6 +17,7 @@ from ..data.registry import NAMED, locate
 from ..data.split import test_split_changes
 from ..errors import ImgclfError
 from ..recipes import MODEL_DEFAULTS, PROFILES, RECIPES, profile_name
+from ..words import counted
 
 
 def recorded_data_dir(user: dict[str, Any], then: dict[str, Any] | None) -> dict[str, Any]:
@@ -78,8 +79,8 @@ def val_noise_note(data: Dataset) -> list[str]:
     n = len(data.val) if data.val is not None else 0
     if not 0 < n < 500:
         return []
-    return [f"val split of {n} images: one image is {100 / n:.2f} points of val accuracy (at 90% the 95% interval "
-            f"is ±{196 * (0.09 / n) ** 0.5:.1f} points); epochs that differ by less are a tie"]
+    return [f"val split of {counted(n, 'image')}: one image is {100 / n:.2f} points of val accuracy (at 90% the 95% "
+            f"interval is ±{196 * (0.09 / n) ** 0.5:.1f} points); epochs that differ by less are a tie"]
 
 
 def profile_note(data: Dataset, user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str, Any] | None,

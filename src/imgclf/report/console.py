@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ..fileio import printable, stdout_to_devnull
 from ..recipes import PROFILE_WHY, profile_name
+from ..words import counted
 
 
 class _Console(Console):
@@ -34,7 +35,7 @@ def device_name(device: torch.device) -> str:
         return f"{device} ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
         n = torch.get_num_threads()
-        return f"cpu ({n} thread{'s' if n != 1 else ''})"
+        return f"cpu ({counted(n, 'thread')})"
     return str(device)
 
 
@@ -52,7 +53,7 @@ def run_header(cfg: Any, data: Any, device: torch.device, prec: Any, n_params: i
     for note in data.notes:
         console.print(f"  {note}")
     tuned = cfg.epochs - 1 if cfg.linear_probe else cfg.epochs
-    length = f"{tuned} epoch{'s' if tuned != 1 else ''}"
+    length = counted(tuned, "epoch")
     if cfg.linear_probe:
         length = (f"linear probe (epoch 1: a head on the frozen backbone's features) + {length} of fine-tuning"
                   f"{' (BatchNorm statistics kept)' if cfg.freeze_bn else ''}")
@@ -209,8 +210,8 @@ def result_line(summary: dict[str, Any], bold: bool = False) -> str:
     """A run's result in one line (the last figures of the report; all that `imgclf train --quiet` prints)."""
     accuracy = f"test accuracy {summary['test_accuracy']:.2%}"
     top5 = f", top-5 {summary['test_top5_accuracy']:.2%}" if "test_top5_accuracy" in summary else ""
-    return (f"{f'[bold]{accuracy}[/]' if bold else accuracy} (test split, {summary['test_split_size']:,} images"
-            f"{repeats_text(summary.get('test_duplicates'))}; "
+    return (f"{f'[bold]{accuracy}[/]' if bold else accuracy} (test split, "
+            f"{counted(summary['test_split_size'], 'image')}{repeats_text(summary.get('test_duplicates'))}; "
             f"balanced accuracy {summary['test_balanced_accuracy']:.2%}, macro-F1 {summary['test_macro_f1']:.3f}"
             f"{top5}), test loss {summary['test_loss']:.4f}; checkpoint chosen on "
             f"{summary['checkpoint_selected_on']}: {summary['checkpoint_choice']}; trained "
