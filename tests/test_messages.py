@@ -109,6 +109,13 @@ def test_tables_never_cut_a_class_name_or_a_figure():
         assert all(f"{v:.1%}" in text for v in recall.values()) and "…" not in text.split("per class")[0]
         head = next(line for line in text.splitlines() if line.startswith("┃"))
         assert ("4 sunrise" in text) == (width < 60) and ("┃ sunrise ┃" in head) == (width >= 60), (width, text)
+    odd = ["[red]", "b"]                                    # a class name is shown as named, never read as markup
+    per_class = dict.fromkeys(odd, 1.0)
+    out = Console(width=100, record=True, file=io.StringIO())
+    out.print(confusion_table([[1, 0], [0, 1]], odd, "test"))
+    out.print(metrics_table({"confusion_matrix": [[1, 0], [0, 1]], "per_class_accuracy": per_class,
+                             "precision": per_class, "recall": per_class, "f1": per_class}, odd, "test"))
+    assert out.export_text().count("[red]") == 3, out.export_text()
 
 
 def test_a_row_normalized_confusion_plot_of_an_accurate_model_reads(monkeypatch):

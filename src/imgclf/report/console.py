@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -136,17 +137,17 @@ def epoch_line(row: dict[str, Any], quiet: bool) -> None:
 
 def metrics_table(metrics: dict[str, Any], classes: list[str], split: str) -> Table:
     """Accuracy, precision, recall and F1 per class; in a narrow terminal the headers shorten, never a class name
-    (up to 40 characters) or a figure."""
+    (up to 40 characters, shown as named: '[red]' is not markup) or a figure."""
     table = Table(title=f"per class, {split} split", title_justify="left")
     support = [sum(row) for row in metrics["confusion_matrix"]]
 
     def fmt(v: float | None) -> str:
         return "—" if v is None else f"{v:.1%}"
 
-    rows = [[c, fmt(metrics["per_class_accuracy"][c]), fmt(metrics["precision"][c]), fmt(metrics["recall"][c]),
+    rows = [[escape(c), fmt(metrics["per_class_accuracy"][c]), fmt(metrics["precision"][c]), fmt(metrics["recall"][c]),
              fmt(metrics["f1"][c]), str(n)] for c, n in zip(classes, support)]
     for i, col in enumerate(("class", "accuracy", "precision", "recall", "f1", "images")):
-        widest = max((len(printable(row[i])) for row in rows), default=1)
+        widest = max((len(printable(c) if i == 0 else row[i]) for c, row in zip(classes, rows)), default=1)
         table.add_column(col, justify="left" if i == 0 else "right", min_width=min(40, widest), no_wrap=True)
     for row in rows:
         table.add_row(*row)
@@ -166,9 +167,9 @@ def confusion_table(cm: list[list[int]], classes: list[str], split: str, width: 
     table = Table(title=f"confusion matrix, {split} split (rows: true, {how})", title_justify="left")
     table.add_column("", min_width=max(map(len, labels), default=1), no_wrap=True)
     for head in heads:
-        table.add_column(head, justify="right", min_width=max(len(head), counts), no_wrap=True)
+        table.add_column(escape(head), justify="right", min_width=max(len(head), counts), no_wrap=True)
     for label, row in zip(labels, cm):
-        table.add_row(label, *map(str, row))
+        table.add_row(escape(label), *map(str, row))
     return table
 
 
