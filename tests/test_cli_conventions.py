@@ -200,7 +200,7 @@ def test_predict_writes_csv_as_well_as_json(capsys, digits_model, tmp_path):
         assert row["topk"] == ";".join(f"{t['class']}:{t['probability']}" for t in r["topk"])
         assert len(row["topk"].split(";")) == 3
     assert main(["predict", digits_model, files[0], "--csv", str(tmp_path / "one.csv")]) == 0
-    assert capsys.readouterr().out.endswith(f"wrote {tmp_path / 'one.csv'} (1 predictions)\n")
+    assert capsys.readouterr().out.endswith(f"wrote {tmp_path / 'one.csv'} (1 prediction)\n")
 
 
 def test_api_predict_takes_images_in_memory_and_converts_them_like_files(digits_model, tmp_path):
@@ -364,4 +364,5 @@ def test_small_output_details_read_right():
 def test_the_header_names_the_profile(tmp_path, capsys):
     assert main(["train", "--data", "digits", "--model", "fastcnn-tiny", "--epochs", "1", "--no-plots", "--out",
                  str(tmp_path)]) == 0
-    assert "(the 8×8 digits profile; --print-config says where each setting comes from)" in capsys.readouterr().out
+    assert "(the 8×8 digits profile: the digits dataset; --print-config says where each setting comes from)" \
+        in capsys.readouterr().out

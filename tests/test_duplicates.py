@@ -217,7 +217,7 @@ def test_check_prints_tables_json_html_csv_and_strict_exits_3(folder, tmp_path, 
     assert main(["check", "--data", str(root), "--image-size", "64", "--html", str(html), "--csv", str(table),
                  "--strict"]) == 3
     out, err = capsys.readouterr()
-    assert err.startswith("error: --strict: 3 label conflict(s)") and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: --strict: 3 label conflicts") and len(err.strip().splitlines()) == 1
     page = html.read_text()
     assert page.count("<img src=\"data:image/png;base64,") >= 3 and "alpha05.jpg" in page
     rows = table.read_text().splitlines()

@@ -30,7 +30,7 @@ def test_omp_num_threads_wins_and_unknown_load_means_every_cpu(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert machine.choose_threads(0.0, 2, 2) == (1, "OMP_NUM_THREADS=1")
     monkeypatch.setenv("OMP_NUM_THREADS", "")
-    assert machine.choose_threads(None, 3, 3) == (3, "3 usable CPU(s)")
+    assert machine.choose_threads(None, 3, 3) == (3, "3 usable CPUs")
 
 
 @pytest.mark.slow

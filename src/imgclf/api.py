@@ -23,6 +23,7 @@ from .engine.setup import pick_device
 from .engine.train import train
 from .errors import CheckpointError, DataError
 from .exported import exported_format, open_exported
+from .words import counted
 
 
 class Classifier:
@@ -224,7 +225,7 @@ def report_unreadable(skipped: list[str], strict: bool, given_none: bool = False
     warning naming each (the first 10); an error too when nothing readable is left."""
     if skipped and (strict or given_none):
         how = " (drop --strict-images to skip them)" if strict else "; no readable image was left to classify"
-        raise DataError(f"{len(skipped)} unreadable image(s); first: {skipped[0]}{how}")
+        raise DataError(f"{counted(len(skipped), 'unreadable image')}; first: {skipped[0]}{how}")
     if given_none:
         raise DataError("predict was given no images")
     for msg in skipped[:10]:

@@ -39,6 +39,7 @@ import yaml
 
 from .errors import ConfigError, shown
 from .recipes import MODEL_DEFAULTS, PRETRAINED_PHOTOS, PROFILES, RECIPES, profile_name
+from .words import counted, plural
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -116,7 +117,8 @@ class TrainConfig:
                                     # class has at least IMBALANCE_RATIO times the images of the smallest
     # machine
     device: str = "auto"            # auto | cpu | cuda | cuda:N | mps
-    precision: str = "auto"         # auto (CUDA: amp-bf16, else fp32) | fp32 | amp-bf16 | amp-fp16
+    precision: str = "auto"         # auto (engine/device.auto_precision: amp-bf16 where bf16 is native) | fp32 |
+                                    # amp-bf16 | amp-fp16
     channels_last: bool | None = None  # None: on (CPU and CUDA), off on MPS
     compile: bool = False
     threads: int = 0                # torch CPU threads (0: the CPUs free when the run starts, machine.py)
@@ -136,7 +138,7 @@ class TrainConfig:
     def __init__(self, **given: Any) -> None:
         unknown = sorted(set(given) - set(FIELDS))
         if unknown:
-            raise TypeError(f"TrainConfig got unknown setting(s) {', '.join(unknown)}")
+            raise TypeError(f"TrainConfig got unknown {plural('setting', len(unknown))} {', '.join(unknown)}")
         for f in dataclasses.fields(self):
             value = given[f.name] if f.name in given else (
                 f.default if f.default is not dataclasses.MISSING else f.default_factory())   # type: ignore[misc]
@@ -403,9 +405,9 @@ def _fit_to_data(cfg: TrainConfig, fit: DataFit, batch_given: bool) -> TrainConf
             if getattr(cfg, key) > epochs:
                 flag = "--" + key.replace("_", "-")
                 planned = ", as --budget planned" if cfg.budget else ""
-                raise ConfigError(f"{flag} {getattr(cfg, key)} is more than the {epochs} epochs of the run's "
-                                  f"{cfg.steps:,} steps ({per_epoch:,} an epoch{planned}); give a smaller {flag}, or "
-                                  "more steps")
+                raise ConfigError(f"{flag} {getattr(cfg, key)} is more than the {counted(epochs, 'epoch')} of the "
+                                  f"run's {cfg.steps:,} steps ({per_epoch:,} an epoch{planned}); give a smaller "
+                                  f"{flag}, or more steps")
     return dataclasses.replace(cfg, batch_size=batch, epochs=epochs)
 
 

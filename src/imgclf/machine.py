@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .words import counted
+
 MIN_WINDOW_S = 0.05    # a shorter window since mark() is sampled again for this long (jiffies are 10 ms)
 MAX_AGE_S = 30.0       # an older mark (a notebook's import long ago) says nothing about now: sample afresh
 ROUND_UP_FROM = 0.7    # 1.7 free CPUs give 2 threads; 1.6 give 1 (a parked thread costs far more than an idle core)
@@ -110,12 +112,12 @@ def choose_threads(others: float | str | None = "measure", cpus: int | None = No
     if others == "measure":
         others = others_busy()
     if not isinstance(others, float | int):
-        return cpus, f"{cpus} usable CPU(s)"
+        return cpus, counted(cpus, "usable CPU")
     free = min(cpus, (all_cpus or os.cpu_count() or cpus) - others)
     threads = max(1, min(cpus, math.floor(free + 1 - ROUND_UP_FROM)))
     if threads == cpus:
-        return threads, f"{cpus} usable CPU(s), {free:.1f} free"
-    return threads, f"{free:.1f} of {cpus} CPUs free: other processes keep {others:.1f} busy"
+        return threads, f"{counted(cpus, 'usable CPU')}, {free:.1f} free"
+    return threads, f"{free:.1f} of {counted(cpus, 'CPU')} free: other processes keep {others:.1f} busy"
 
 
 # the CPU features that decide how fast training runs, as /proc/cpuinfo names them (in this order in the record)

@@ -99,8 +99,15 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# Why a dataset gets each profile (the run header says it).
+PROFILE_WHY = {"digits": "the digits dataset", "gray28": "grayscale images trained at 32×32 or less",
+               "rgb32": "colour images trained at 32×32 or less", "photos": "images trained at more than 32×32"}
+
+
 def profile_name(name: str, shape: tuple[int, int, int]) -> str:
-    """Which PROFILES entry a dataset called `name` with images of `shape` (C, H, W) gets."""
+    """Which PROFILES entry a dataset called `name` with images of `shape` (C, H, W, as trained: the settings are
+    tuned for the size the network sees; data_policy.profile_note says when the images as stored would get another)
+    gets."""
     c, h, w = shape
     if name == "digits":
         return "digits"

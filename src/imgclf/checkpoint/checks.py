@@ -12,6 +12,7 @@ import torch
 from ..config import FIELDS, TrainConfig, coerce, validate
 from ..errors import CheckpointError, ConfigError, shown
 from ..models.fastcnn import ACTIVATIONS
+from ..words import plural
 
 MAX_SIZE, MAX_CHANNELS, MAX_CLASSES = 2048, 64, 1_000_000
 NORM_LIMIT = 1e4   # normalization in [0, 1] pixel units: |mean| and 1/std at most this (1e300 and 1e-300: nan%)
@@ -95,8 +96,8 @@ def require(ckpt: dict[str, Any], path: str | Path, *fields: str) -> None:
     """Say which needed field a checkpoint lacks (one that was not written by imgclf train, or was edited)."""
     missing = [f for f in fields if f not in ckpt]
     if missing:
-        raise CheckpointError(f"{path}: checkpoint has no {', '.join(map(repr, missing))} field"
-                              f"{'s' if len(missing) > 1 else ''}; it was not written by imgclf train or was edited. "
+        raise CheckpointError(f"{path}: checkpoint has no {', '.join(map(repr, missing))} "
+                              f"{plural('field', len(missing))}; it was not written by imgclf train or was edited. "
                               "Use the run's best.pt or last.pt (a bare state_dict needs --model)")
 
 

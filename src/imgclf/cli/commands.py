@@ -10,8 +10,11 @@ from typing import Any
 
 from ..config import FIELDS, read_config_file, user_settings
 from ..fileio import check_new_file, printable
+from ..words import counted
 
 GRID_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")   # what `show --out` can write (matplotlib)
+SHOW_CELL_PX = 128   # `show` enlarges small images (8×8 digits, 32×32 CIFAR) by whole pixels to about this side
+SHOW_PHOTO_PX = 160  # and reads photos again from their files at up to this side when training sees them smaller
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
@@ -84,10 +87,40 @@ def cmd_show(args: argparse.Namespace) -> None:
                           val_split=0.1 if args.split == "val" else 0, quiet=args.quiet, photo_size=photo_size)
         split = ds.split(args.split)
         idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(args.seed))[:args.n].sort().values
-        images, labels, what = split.images[idx], split.labels[idx], f"{ds.name}, {args.split} split"
+        images, drawn = drawn_images(ds, split, idx)
+        labels, what = split.labels[idx], f"{ds.name}, {args.split} split{drawn}"
     titles = [ds.classes[int(y)] for y in labels]
-    path = image_grid(images, titles, Path(args.out), suptitle=what)
-    print(f"wrote {path} ({len(images)} images: {what})")
+    path = image_grid(images, titles, Path(args.out), suptitle=what, cell_px=SHOW_CELL_PX)
+    print(f"wrote {path} ({counted(len(images), 'image')}: {what})")
+
+
+def drawn_images(ds: Any, split: Any, idx: Any) -> tuple[Any, str]:
+    """The images at `idx` of a split as `show` draws them, and a note for its title: a folder's images that were
+    loaded smaller than their files (photos at a training size such as 64×64) are read again from the files at up
+    to SHOW_PHOTO_PX, fitted as training fits them; anything else as loaded (a file that cannot be read again too)."""
+    import numpy as np
+    import torch
+
+    from ..data.images import decode_image
+    from ..errors import DataError
+
+    c, h, w = ds.shape
+    stored = getattr(ds, "stored_shape", None)
+    if stored is None or split.keys is None or max(h, w) >= min(SHOW_PHOTO_PX, max(stored[1:])):
+        return split.images[idx], ""
+    side = min(SHOW_PHOTO_PX, max(stored[1:]))
+    root = split.origin.root if split.origin is not None else _split_folder(Path(ds.source), split)
+    try:
+        again = [decode_image(root / split.keys[i], (side, side), "RGB" if c == 3 else "L") for i in idx.tolist()]
+    except DataError:
+        return split.images[idx], ""
+    return torch.from_numpy(np.stack(again)), f"\n(drawn at {side}×{side} from the files; training sees {h}×{w})"
+
+
+def _split_folder(source: Path, split: Any) -> Path:
+    """The folder a split's keys are relative to: its own (train/, test/, val/), train/ for a val split held out
+    of it, or the root of a folder without them."""
+    return next((d for d in (source / split.name, source / "train") if (d / split.keys[0]).is_file()), source)
 
 
 def cmd_check(args: argparse.Namespace) -> None:
@@ -173,7 +206,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         console.print(metrics_table(result, result["classes"], args.split))
     if len(result["classes"]) <= 12 and not args.quiet:
         console.print(confusion_table(result["confusion_matrix"], result["classes"], args.split))
-    console.print(f"[bold]{args.split} accuracy {result['accuracy']:.2%}[/] ({result['n']:,} images of "
+    console.print(f"[bold]{args.split} accuracy {result['accuracy']:.2%}[/] ({counted(result['n'], 'image')} of "
                   f"{result['dataset']}, {args.split} split{repeats_text(result.get('test_duplicates'))}; "
                   f"balanced accuracy {result['balanced_accuracy']:.2%}, "
                   f"macro-F1 {result['macro_f1']:.3f}), {args.split} loss {result['loss']:.4f}")
@@ -203,7 +236,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         alts = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["topk"][1:])
         print(f"{printable(r['file'])}: {r['class']} ({r['probability']:.1%}){'  [' + alts + ']' if alts else ''}")
     if args.csv and not args.quiet:
-        print(f"wrote {args.csv} ({len(results)} predictions)")
+        print(f"wrote {args.csv} ({counted(len(results), 'prediction')})")
 
 
 def write_predictions_csv(path: Path, results: list[dict[str, Any]]) -> None:
@@ -302,7 +335,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
         size = sum(p.stat().st_size for p in features if p.is_file())
         print(f"{len(features)} cached feature arrays (linear probes), {size / 1e6:,.1f} MB in {features_dir()}")
     free = disk_free(where)
-    print(f"{len(listed)} entries, {sum(c.bytes for c in listed) / 1e6:,.1f} MB"
+    print(f"{counted(len(listed), 'entry')}, {sum(c.bytes for c in listed) / 1e6:,.1f} MB"
           + (f" ({free / 1e9:,.1f} GB free on that disk)" if free is not None else "")
           + "; `imgclf cache --prune` removes entries no run can use, `--clear` all of them")
 

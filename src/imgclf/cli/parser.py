@@ -8,6 +8,7 @@ from typing import Any
 from .._version import __version__
 from ..config import CHOICES, FIELDS, default_text
 from ..recipes import PROFILES
+from . import usage as usage_text
 
 TRAIN_HELP = {
     "data": "dataset name (see `imgclf datasets`) or a folder of images: root/<class>/* or root/{train,test}/<class>/*",
@@ -78,11 +79,14 @@ TRAIN_HELP = {
                  "N = 1); 0 = mirror only",
     "eval_every": "validate every N epochs (the last epoch always)",
     "device": "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps",
-    "precision": "auto (amp-bf16 on CUDA and on CPUs with native bf16 — AVX512-BF16 or AMX —, fp32 elsewhere; the "
-                 "run header says which), fp32, or mixed precision amp-bf16 / amp-fp16",
+    "precision": "auto: amp-bf16 on a GPU that has bf16 (amp-fp16 with loss scaling on one that has not) and on a "
+                 "CPU with native bf16 (AVX512-BF16 or AMX: e.g. a Xeon since Sapphire Rapids, an AMD Zen 4), fp32 "
+                 "on other CPUs and on MPS; the run header says which and why. Or fp32, or mixed precision amp-bf16 / "
+                 "amp-fp16 (on a CPU without native bf16 emulated, many times slower than fp32: a warning says so)",
     "channels_last": "channels-last memory layout for images and weights",
     "compile": "torch.compile the model (a slower start; can pay off on long GPU runs)",
-    "threads": "CPU threads for PyTorch (0 = its default)",
+    "threads": "CPU threads for PyTorch (0 = the CPUs other processes leave free when the run starts, or "
+               "$OMP_NUM_THREADS; the run header says how many and why)",
     "seed": "seed of every random draw: initial weights, val split, shuffles, augmentation",
     "out": "parent folder of run folders (each run gets OUT/NAME, NAME-2, …)",
     "name": "run folder name",
@@ -127,21 +131,51 @@ FIND_LR_SETTINGS = ("data", "data_dir", "image_size", "model", "batch_size", "op
                     "precision", "threads", "seed", "recipe")
 
 
-def _add_train_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
-    """A flag per TrainConfig field (or per field in `only`), named and typed after it, and --config."""
+# train's flags by topic, in the order --help shows them; a setting missing here is listed under "other settings".
+TRAIN_GROUPS: dict[str, tuple[str, ...]] = {
+    "settings": ("recipe",),
+    "data": ("data", "data_dir", "image_size", "resize", "val_split", "test_split", "strict_images", "download",
+             "normalize"),
+    "model": ("model", "pretrained", "init_weights", "freeze_epochs", "linear_probe", "freeze_bn", "backbone_lr_mult"),
+    "training": ("epochs", "steps", "batch_size", "lr", "optimizer", "momentum", "nesterov", "weight_decay",
+                 "label_smoothing", "schedule", "warmup", "class_weights", "ema", "lookahead", "seed"),
+    "augmentation": ("crop_pad", "flip", "cutout", "crop_scale", "color_jitter"),
+    "budget & speed": ("budget", "progressive_size", "progressive_epochs", "precision", "channels_last", "compile"),
+    "evaluation": ("tta", "tta_shift", "tta_mirror", "eval_every", "select", "patience", "test_duplicates"),
+    "machine": ("device", "threads"),
+    "output & resume": ("out", "name", "log_every", "save_every_steps", "plots", "tensorboard"),
+}
+OTHER_GROUP = "other settings"
+# The placeholder a flag's value has in --help where its help says "N" (or the name reads badly as one): the rest
+# take their setting's name in capitals.
+METAVARS = {**dict.fromkeys(("image_size", "epochs", "steps", "batch_size", "freeze_epochs", "crop_pad", "cutout",
+                             "progressive_size", "progressive_epochs", "tta_shift", "eval_every", "patience",
+                             "threads", "seed", "log_every", "save_every_steps"), "N"),
+            "data_dir": "DIR", "out": "DIR", "init_weights": "FILE", "budget": "TIME"}
+
+
+def _add_train_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None
+                     ) -> dict[str, argparse._ArgumentGroup]:
+    """A flag per TrainConfig field (or per field in `only`), named and typed after it, in TRAIN_GROUPS' argument
+    groups, and --config; returns the groups (an empty one is not shown)."""
+    groups = {title: p.add_argument_group(title) for title in (*TRAIN_GROUPS, OTHER_GROUP)}
+    group_of = {name: title for title, names in TRAIN_GROUPS.items() for name in names}
     for name, f in FIELDS.items():
         if only is not None and name not in only:
             continue
+        g = groups[group_of.get(name, OTHER_GROUP)]
         flag = "--" + name.replace("_", "-")
         kind = str(f.type)
         help_ = _train_help(name)
         if kind.startswith("bool"):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
         else:
             typ = int if kind.startswith("int") else float if kind.startswith("float") else str
-            p.add_argument(flag, type=typ, default=None, choices=CHOICES.get(name), help=help_, metavar=None
-                           if name in CHOICES else name.upper())
-    p.add_argument("--config", help="YAML or TOML file of settings (same names); flags override it")
+            g.add_argument(flag, type=typ, default=None, choices=CHOICES.get(name), help=help_, metavar=None
+                           if name in CHOICES else METAVARS.get(name, name.upper()))
+    groups["settings"].add_argument("--config", metavar="FILE",
+                                    help="YAML or TOML file of settings (same names); flags override it")
+    return groups
 
 
 def _data_flags(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -182,13 +216,23 @@ class _SubcommandParser(argparse.ArgumentParser):
         _output_flags(self, argparse.SUPPRESS)
 
 
+SHORT_USAGE = "%(prog)s [-h] [--data DATA] [--model MODEL] [option ...]"   # the full list: the groups below
+
+
+def _command(sub: Any, name: str, *more: str, usage: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand's parser with its summary, one-line description and examples (usage.COMMANDS), and `more`
+    paragraphs after the examples."""
+    return sub.add_parser(name, help=usage_text.COMMANDS[name][0], description=usage_text.description(name),
+                          usage=usage, epilog=usage_text.examples_text(name, *more),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def _add_look_commands(sub: Any) -> None:
-    """`imgclf datasets`, `imgclf models` and `imgclf show`: looking at what there is before training."""
-    sub.add_parser("datasets", help="list datasets, where each is expected and whether it is there").add_argument(
+    """`imgclf datasets`, `models`, `check` and `show`: looking at what there is before training."""
+    _command(sub, "datasets").add_argument(
         "--data-dir", help=f"{TRAIN_HELP['data_dir']} (default: {NONE_DEFAULT['data_dir']})")
-    sub.add_parser("models", help="list models with their parameter counts")
-    p = sub.add_parser("check", help="a dataset's health without training: images per class and split, file sizes "
-                       "and modes, unreadable files, repeated images across splits, label conflicts")
+    _command(sub, "models")
+    p = _command(sub, "check")
     _data_flags(p, required=True)
     p.add_argument("--test-split", type=float, default=0.2, help="for a folder without test/: the fraction held out "
                    "as the test split, as train holds it out (default 0.2)")
@@ -204,7 +248,7 @@ def _add_look_commands(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="replace the --html and --csv files if they exist")
     p.add_argument("--strict", action="store_true", help="exit 3 when a label conflict or a test image repeating a "
                    "train/val image is found (for scripts and CI)")
-    p = sub.add_parser("show", help="write a labelled grid of images from a dataset")
+    p = _command(sub, "show")
     _data_flags(p, required=True)
     p.add_argument("--split", default="train", choices=("train", "val", "test"),
                    help="which split to draw from (val: a 10%% hold-out of train) (default: train)")
@@ -222,25 +266,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"imgclf {__version__}")
     _output_flags(parser, False)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)
+    _add_look_commands(sub)
+    _add_train_command(sub)
+    _add_use_commands(sub)
+    _add_find_lr(sub)
+    _add_run_commands(sub)
+    return parser
+
+
+def _add_train_command(sub: Any) -> None:
+    """`imgclf train`: its flags are TrainConfig's, in topic groups."""
+    p = _command(sub, "train", DEFAULTS_NOTE, usage=SHORT_USAGE)
+    groups = _add_train_flags(p)
+    groups["output & resume"].add_argument(
+        "--resume", metavar="LAST_PT", help="continue a run from its last.pt (in the same run folder); only "
+        "--device, --threads, --log-every, --save-every-steps, --plots and --data-dir may change")
+    groups["settings"].add_argument(
+        "--print-config", action="store_true",
+        help="print the resolved settings for this data and these flags, then exit without training")
+    groups["output & resume"].add_argument(
+        "--mlflow", nargs="?", const="", metavar="URI", help="also log the run to MLflow: the settings as params, "
+        "per-step and per-epoch metrics, the test figures, the run folder as artifacts; URI: a tracking server or a "
+        "local folder (default: $MLFLOW_TRACKING_URI, else ./mlruns) (needs pip install 'imgclf[mlflow]')")
+    groups["output & resume"].add_argument(
+        "--wandb", nargs="?", const="", metavar="PROJECT", help="also log the run to Weights & Biases project PROJECT "
+        "(default: $WANDB_PROJECT, else imgclf): the settings, per-step and per-epoch metrics, the test figures; "
+        "WANDB_MODE=offline logs without a network (needs pip install 'imgclf[wandb]')")
+
+
+def _add_use_commands(sub: Any) -> None:
+    """`imgclf eval`, `imgclf predict` and `imgclf export`: using a trained checkpoint."""
     from ..models import MODELS as models
 
-    _add_look_commands(sub)
-    p = sub.add_parser("train", help="train a model, test it, write a run folder", epilog=DEFAULTS_NOTE)
-    _add_train_flags(p)
-    p.add_argument("--resume", help="continue a run from its last.pt (in the same run folder); only --device, "
-                   "--threads, --log-every, --save-every-steps, --plots and --data-dir may change")
-    p.add_argument("--print-config", action="store_true",
-                   help="print the resolved settings for this data and these flags, then exit without training")
-    p.add_argument("--mlflow", nargs="?", const="", metavar="URI", help="also log the run to MLflow: the settings "
-                   "as params, per-step and per-epoch metrics, the test figures, the run folder as artifacts; URI: a "
-                   "tracking server or a local folder (default: $MLFLOW_TRACKING_URI, else ./mlruns) (needs pip "
-                   "install 'imgclf[mlflow]')")
-    p.add_argument("--wandb", nargs="?", const="", metavar="PROJECT", help="also log the run to Weights & Biases "
-                   "project PROJECT (default: $WANDB_PROJECT, else imgclf): the settings, per-step and per-epoch "
-                   "metrics, the test figures; WANDB_MODE=offline logs without a network (needs pip install "
-                   "'imgclf[wandb]')")
-
-    p = sub.add_parser("eval", help="test a checkpoint: accuracy, per-class table, P/R/F1, confusion matrix")
+    p = _command(sub, "eval")
     p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--data", help="dataset name or image folder to evaluate on (default: the checkpoint's own "
                    "dataset, loaded with its run's settings)")
@@ -255,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate even if the run's test split has changed since it was tested (the output says so)")
     p.add_argument("--trust-exported", action="store_true", help=TRUST_HELP)
 
-    p = sub.add_parser("predict", help="classify your own image files or folders")
+    p = _command(sub, "predict")
     p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("images", nargs="+", help="image files and/or folders (walked)")
     p.add_argument("--topk", type=int, default=1, help="list the K most likely classes of each image (default 1)")
@@ -270,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace the --csv file if it exists")
     p.add_argument("--trust-exported", action="store_true", help=TRUST_HELP)
 
-    p = sub.add_parser("export", help="write a checkpoint as ONNX or TorchScript (+ FILE.json: classes, normalization)")
+    p = _command(sub, "export")
     p.add_argument("checkpoint", help="a checkpoint written by imgclf train (best.pt, last.pt)")
     p.add_argument("--format", required=True, choices=("onnx", "torchscript"),
                    help="onnx (run with onnxruntime; needs the [onnx] extra) or torchscript (torch.jit.load)")
@@ -279,27 +337,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's, 18 or newer)")
     p.add_argument("--force", action="store_true", help="overwrite the file and its .json if they exist")
 
-    p = sub.add_parser("find-lr", help="learning-rate range test: plot loss against lr and suggest one",
-                       epilog=DEFAULTS_NOTE)
-    _add_train_flags(p, FIND_LR_SETTINGS)
-    p.add_argument("--steps", type=int, default=100, help="training steps of the range test; it stops sooner once "
-                   "the loss explodes (default 100)")
-    p.add_argument("--min-lr", type=float, default=1e-5, help="learning rate of the first step (default 1e-05)")
-    p.add_argument("--max-lr", type=float, default=10.0,
-                   help="learning rate of the last step; it rises geometrically from --min-lr (default 10)")
-    p.add_argument("--out", default="runs/find-lr", help="parent folder of run folders: the plot is written to "
-                   "OUT/NAME/lr_find.png, NAME-2, … never overwritten (default: runs/find-lr)")
-    p.add_argument("--name", help="run folder name (default: DATA-MODEL, e.g. digits-fastcnn-tiny)")
 
-    p = sub.add_parser("report", help="rebuild report.html in run folders; with several, also a comparison page")
+def _add_find_lr(sub: Any) -> None:
+    """`imgclf find-lr`: the train flags it uses (FIND_LR_SETTINGS) and the range test's own."""
+    p = _command(sub, "find-lr", DEFAULTS_NOTE, usage=SHORT_USAGE)
+    groups = _add_train_flags(p, FIND_LR_SETTINGS)
+    rng = p.add_argument_group("range test")
+    rng.add_argument("--steps", type=int, default=100, help="training steps of the range test; it stops sooner once "
+                     "the loss explodes (default 100)")
+    rng.add_argument("--min-lr", type=float, default=1e-5, help="learning rate of the first step (default 1e-05)")
+    rng.add_argument("--max-lr", type=float, default=10.0,
+                     help="learning rate of the last step; it rises geometrically from --min-lr (default 10)")
+    out = groups["output & resume"]
+    out.add_argument("--out", default="runs/find-lr", help="parent folder of run folders: the plot is written to "
+                     "OUT/NAME/lr_find.png, NAME-2, … never overwritten (default: runs/find-lr)")
+    out.add_argument("--name", help="run folder name (default: DATA-MODEL, e.g. digits-fastcnn-tiny)")
+
+
+def _add_run_commands(sub: Any) -> None:
+    """`imgclf report` and `imgclf cache`: what runs leave behind."""
+    p = _command(sub, "report")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders (each with its summary.json)")
     p.add_argument("--out", default="report-compare.html",
                    help="the comparison page, written when several run folders are given (default report-compare.html)")
     p.add_argument("--force", action="store_true", help="replace the comparison page if it exists")
 
-    p = sub.add_parser("cache", help="list the decoded image folders cached on disk; remove the ones no run needs")
+    p = _command(sub, "cache")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--prune", action="store_true", help="remove entries of image folders that no longer exist "
                       "and those a killed first decode left (an edited folder's older versions go on their own)")
     what.add_argument("--clear", action="store_true", help="remove every entry (the next run decodes its folder again)")
-    return parser

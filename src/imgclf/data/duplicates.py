@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..fileio import printable, write_text_atomic
+from ..words import counted
 from .cacheparts import rows_cached
 from .dupcache import findings_key, read_found, write_found
 from .imagehash import BITS, FINE_WORDS, HASH_VERSION, WORDS, ImageHashes, distances, hash_images, is_near, popcount
@@ -84,10 +85,10 @@ class Findings:
         """What `imgclf check --strict` fails on, in words: label conflicts, and test images repeating train."""
         out = []
         if self.counts["conflict"]:
-            out.append(f"{self.counts['conflict']} label conflict(s)")
+            out.append(counted(self.counts["conflict"], "label conflict"))
         repeats = len(self.test_indices_repeating_train())
         if repeats:
-            out.append(f"{repeats} test image(s) repeating a train/val image")
+            out.append(f"{counted(repeats, 'test image')} repeating a train/val image")
         return out
 
 

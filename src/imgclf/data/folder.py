@@ -24,6 +24,7 @@ import torch
 from ..errors import DataError
 from ..fileio import atomic_write
 from ..procs import die_with_parent
+from ..words import counted
 from .cachedir import prune
 from .foldercache import CACHE_VERSION, Entry, ImageSink, block_crcs, open_entry, remove_orphans, write_entry
 from .images import decode_image, image_dims, walk_images
@@ -171,7 +172,8 @@ def _report_skipped(bad: list[str], strict: bool) -> None:
     """Unreadable files: an error with --strict-images, else a warning naming each (the first 10): on every run,
     the cached ones too (the cache records them)."""
     if bad and strict:
-        raise DataError(f"{len(bad)} unreadable image(s); first: {bad[0]} (drop --strict-images to skip them)")
+        raise DataError(f"{counted(len(bad), 'unreadable image')}; first: {bad[0]} (drop --strict-images to skip "
+                        "them)")
     for msg in bad[:10]:
         warnings.warn(f"skipped {msg}", stacklevel=4)
     if len(bad) > 10:
@@ -344,16 +346,26 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
                             "(it would be empty); add images, or give the test images their own test/ folder")
         test = train.subset(held, "test")
         train = train.subset(keep, "train")
-        notes.append(f"test split: {len(held)} images (~{test_split:.0%}, by a hash of each file's path: adding or "
-                     f"removing files never moves another, seed {seed}) held out of {root}")
+        notes.append(f"test split: {counted(len(held), 'image')} (~{test_split:.0%}, by a hash of each file's path: "
+                     f"adding or removing files never moves another, seed {seed}) held out of {root}")
     ds = Dataset(root.name, train, test, train_fl.classes, val=val, source=str(root), notes=notes, auto_size=auto,
-                 train_pixels=pixels.hexdigest())
+                 train_pixels=pixels.hexdigest(), stored_shape=stored_shape(train_fl, train) if image_size else None)
     _check_class_splits(root, ds, None if has_train else test_split)
     for other in (ds.test, ds.val):
         if other is not None and other.images.shape[1:] != ds.train.images.shape[1:]:
             raise DataError(f"{root}: train images are {tuple(ds.train.images.shape[1:])} but {other.name} images "
                             f"are {tuple(other.images.shape[1:])} (C, H, W); pass --image-size N to make them match")
     return ds
+
+
+def stored_shape(fl: FileList, decoded: Split, most: int = 256) -> tuple[int, int, int] | None:
+    """(C, H, W) of the folder's median image as stored (by its longer side, as choose_size tells photos), from
+    the headers of up to `most` files spread over the list; None when none can be read."""
+    dims = [d for d in map(image_dims, fl.files[::max(1, len(fl.files) // most)]) if d is not None]
+    if not dims:
+        return None
+    w, h = sorted(dims, key=max)[len(dims) // 2]
+    return int(decoded.images.shape[1]), h, w
 
 
 def _split_layout(root: Path) -> bool:

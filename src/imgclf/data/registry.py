@@ -155,6 +155,7 @@ def load_dataset(data: str | Path = "digits", data_dir: str | Path | None = None
                          auto_size_cap=auto_size_cap, photo_size=photo_size)
         size = None  # already decoded at that size
     if size is not None and ds.shape[1:] != size:
+        ds.stored_shape = ds.shape
         for s in ds.splits().values():
             s.images = resize_images(s.images, size)
         ds.notes.append(f"images resized to {size[0]}×{size[1]}")

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..words import counted
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
     auto_size: int | None = None    # the size imgclf chose for a folder of mixed sizes (folder.choose_size)
     train_pixels: str | None = None  # a folder's: digest of the decoded images train and val were drawn from
+    stored_shape: tuple[int, int, int] | None = None   # (C, H, W) as stored, when resized to `shape` (a folder's:
+    #                                                     its median image); the header says when they differ
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -210,5 +213,6 @@ def hold_out_val(ds: Dataset, fraction: float, seed: int) -> Dataset:
         ds.val = ds.train.subset(held, "val")
         ds.train = ds.train.subset(keep, "train")
         how = "by a hash of each file's path" if ds.train.keys is not None else "per class"
-        ds.notes.append(f"val split: {len(held)} images (~{fraction:.0%} {how}, seed {seed}) held out of train")
+        ds.notes.append(f"val split: {counted(len(held), 'image')} (~{fraction:.0%} {how}, seed {seed}) held out of "
+                        "train")
     return ds

@@ -12,6 +12,7 @@ import torch
 from ..config import TrainConfig
 from ..errors import ConfigError
 from ..machine import bf16_units, cpu_description
+from ..words import counted
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -31,7 +32,7 @@ def pick_device(name: str = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA GPU is visible to PyTorch here; use --device cpu or auto")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"--device {name}: PyTorch sees {torch.cuda.device_count()} GPU(s) here, cuda:0 to "
+        raise ConfigError(f"--device {name}: PyTorch sees {counted(torch.cuda.device_count(), 'GPU')} here, cuda:0 to "
                           f"cuda:{torch.cuda.device_count() - 1}")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError("--device mps: Apple's MPS backend is not available here; use --device cpu or auto")

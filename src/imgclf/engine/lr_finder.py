@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..words import counted
 from .setup import build_run
 from .step import step_loop
 
@@ -40,8 +41,8 @@ def find_lr(settings: dict[str, Any], steps: int = 100, min_lr: float = 1e-5, ma
             diverged = s.done < steps
             break
     if diverged and len(lrs) < 5:
-        raise ConfigError(f"the loss diverged within {len(lrs)} steps, at lr {lrs[-1]:.3g}, so there is no range "
-                          f"to choose from: lower --min-lr (now {min_lr:g})")
+        raise ConfigError(f"the loss diverged within {counted(len(lrs), 'step')}, at lr {lrs[-1]:.3g}, so there is no "
+                          f"range to choose from: lower --min-lr (now {min_lr:g})")
     suggested = suggest(lrs, losses)
     plot = None
     if out is not None:

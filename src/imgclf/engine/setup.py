@@ -41,6 +41,7 @@ from ..recipes import PHOTO_PRETRAINED_SIZE, PRETRAINED_PHOTOS, profile_name
 from ..report.callbacks import Callbacks
 from ..report.run_dir import new_run_dir
 from ..report.tensorboard import require as require_tensorboard
+from ..words import counted, plural
 from . import distributed as dist
 from .budget import Replan, file_under_flags, plan_budget, replan_step
 from .builders import (
@@ -52,7 +53,7 @@ from .builders import (
     make_optimizer,
     normalization,
 )
-from .data_policy import check_same_data, class_weights, val_noise_note
+from .data_policy import check_same_data, class_weights, profile_note, val_noise_note
 from .device import Precision, pick_device, pick_precision
 from .ema import EMA, Lookahead
 from .resume import check_run_folder, repair_epoch_end, resumed
@@ -241,15 +242,16 @@ def duplicates_note(found: Findings, repeats: int, policy: str) -> str:
     """One header line on the repeated images found, or '' when there are none."""
     said = []
     if repeats:
-        said.append(f"{repeats:,} test image{'s' if repeats > 1 else ''} repeat{'s' if repeats == 1 else ''} "
+        said.append(f"{counted(repeats, 'test image')} {plural('repeats', repeats, 'repeat')} "
                     f"training images ({found.counts['exact']} identical, {found.counts['near']} near), "
                     + ("left out of the test figures (--test-duplicates keep counts them)" if policy == "exclude"
                        else "counted in the test figures (--test-duplicates keep)"))
     if found.counts["conflict"]:
-        said.append(f"{found.counts['conflict']:,} image(s) under two classes (label conflicts: not fixed, check them)")
+        said.append(f"{counted(found.counts['conflict'], 'image')} under two classes (label conflicts: not fixed, "
+                    "check them)")
     within = found.counts["exact_within"]
     if within:
-        said.append(f"{within:,} identical cop{'ies' if within > 1 else 'y'} within a split")
+        said.append(f"{counted(within, 'identical copy')} within a split")
     return "duplicates: " + "; ".join(said) + "; duplicates.csv lists every pair" if said else ""
 
 
@@ -285,7 +287,7 @@ def usable_threads(asked: int) -> int:
     (and a Ctrl-C wait for it), with a warning saying so."""
     cpus = machine.usable_cpus()
     if asked > cpus:
-        warnings.warn(f"--threads {asked}: this process can run on {cpus} CPU(s); using {cpus}", stacklevel=2)
+        warnings.warn(f"--threads {asked}: this process can run on {counted(cpus, 'CPU')}; using {cpus}", stacklevel=2)
     return min(asked, cpus)
 
 
@@ -338,6 +340,7 @@ def data_layer(user: dict[str, Any], file: dict[str, Any] | None, plan: dict[str
     if data.auto_size:   # recorded, so eval, predict and --resume load at the same size
         layer["image_size"], why = data.auto_size, ["the size chosen for the folder"]
     profile = profile_name(data.name, data.shape)
+    data.notes += profile_note(data, user, file, plan, ready)
     photos = photos_layer(user, file, plan, profile, ready)
     if photos:
         layer.update(photos)
@@ -367,7 +370,7 @@ def machine_threads(user: dict[str, Any], file: dict[str, Any] | None, plan: dic
         return None
     threads, why = machine.choose_threads()
     if threads < machine.usable_cpus():
-        data.notes.append(f"{threads} CPU thread{'s' if threads > 1 else ''} ({why}); --threads N to choose")
+        data.notes.append(f"{counted(threads, 'CPU thread')} ({why}); --threads N to choose")
     return threads, why
 
 
@@ -395,8 +398,10 @@ def load_data(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
     data = hold_out_val(data, unfitted.val_split, unfitted.seed)
     cfg = resolve(user, data.name, data.shape, file, plan, auto, DataFit(len(data.train), world_size))
     if cfg.batch_size != unfitted.batch_size:
-        data.notes.append(f"batch {unfitted.batch_size} → {cfg.batch_size}: {len(data.train)} training images give "
-                          f"{len(data.train) // cfg.batch_size} steps per epoch (set --batch-size to choose)")
+        data.notes.append(f"batch {unfitted.batch_size} → {cfg.batch_size}: "
+                          f"{counted(len(data.train), 'training image')} give "
+                          f"{counted(len(data.train) // cfg.batch_size, 'step')} per epoch (set --batch-size to "
+                          "choose)")
     return data, cfg, auto
 
 

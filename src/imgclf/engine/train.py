@@ -28,6 +28,7 @@ from ..report import console
 from ..report.callbacks import Callbacks
 from ..report.run_dir import write_config, write_metrics, write_summary
 from ..report.steps import StepLog
+from ..words import counted
 from . import budget, selection
 from . import distributed as dist
 from .builders import augmented_batch
@@ -174,9 +175,10 @@ def probe_epoch(run: Run, epoch: int, quiet: bool) -> dict[str, Any]:
         run.lookahead = Lookahead(run.model)
     r = run.probe
     decay = f"decay {r['decay']:g} chosen on val" if r["chosen_on"] == "val" else f"decay {r['decay']:g} (no val)"
-    console.note(f"linear probe: {r['feature_dim']}-d features of {len(run.data.train):,} train images × {r['views']} "
-                 f"view(s) {'from the cache' if r['cached'] else 'computed and cached'} in {r['extract_seconds']:.1f} "
-                 f"s; head fitted in {r['fit_seconds']:.1f} s ({decay})", quiet or not run.world.is_main)
+    console.note(f"linear probe: {r['feature_dim']}-d features of {len(run.data.train):,} train images × "
+                 f"{counted(r['views'], 'view')} {'from the cache' if r['cached'] else 'computed and cached'} in "
+                 f"{r['extract_seconds']:.1f} s; head fitted in {r['fit_seconds']:.1f} s ({decay})",
+                 quiet or not run.world.is_main)
     return {"epoch": epoch + 1, **fit, "lr": 0.0}
 
 

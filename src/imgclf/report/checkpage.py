@@ -15,6 +15,7 @@ from ..data.duplicates import KINDS, Pair
 from ..data.health import TINY_CLASS, CheckReport
 from ..data.split import Dataset
 from ..fileio import printable, write_text_atomic
+from ..words import counted
 from .htmlkit import esc, page, png_img, split_tag, table
 
 KIND_TEXT = {"exact": "identical pixels in another split", "near": "a near-duplicate in another split",
@@ -89,7 +90,7 @@ def file_lines(report: CheckReport) -> list[str]:
     if len(f.mismatched) > 5:
         lines.append(f"  … {len(f.mismatched) - 5} more files named like another format than they hold")
     if f.unreadable:
-        lines.append(f"  [yellow]{f.unreadable} file header(s) unreadable[/]")
+        lines.append(f"  [yellow]{counted(f.unreadable, 'file header')} unreadable[/]")
     return lines
 
 

@@ -9,11 +9,13 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..fileio import printable, stdout_to_devnull
-from ..recipes import profile_name
+from ..recipes import PROFILE_WHY, profile_name
+from ..words import counted
 
 
 class _Console(Console):
@@ -34,7 +36,7 @@ def device_name(device: torch.device) -> str:
         return f"{device} ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
         n = torch.get_num_threads()
-        return f"cpu ({n} thread{'s' if n != 1 else ''})"
+        return f"cpu ({counted(n, 'thread')})"
     return str(device)
 
 
@@ -52,13 +54,14 @@ def run_header(cfg: Any, data: Any, device: torch.device, prec: Any, n_params: i
     for note in data.notes:
         console.print(f"  {note}")
     tuned = cfg.epochs - 1 if cfg.linear_probe else cfg.epochs
-    length = f"{tuned} epoch{'s' if tuned != 1 else ''}"
+    length = counted(tuned, "epoch")
     if cfg.linear_probe:
         length = (f"linear probe (epoch 1: a head on the frozen backbone's features) + {length} of fine-tuning"
                   f"{' (BatchNorm statistics kept)' if cfg.freeze_bn else ''}")
-    profile = PROFILE_WORDS[profile_name(data.name, data.shape)]
-    console.print(f"  {length}, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.schedule} (the {profile} "
-                  f"profile; --print-config says where each setting comes from); "
+    profile = profile_name(data.name, data.shape)
+    console.print(f"  {length}, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.schedule} (the "
+                  f"{PROFILE_WORDS[profile]} profile: {PROFILE_WHY[profile]}; --print-config says where each setting "
+                  "comes from); "
                   f"device {device_name(device)}, {prec.name} ({prec.reason})"
                   f"{', channels_last' if prec.channels_last else ''}; run folder {run_dir}")
 
@@ -133,30 +136,40 @@ def epoch_line(row: dict[str, Any], quiet: bool) -> None:
 
 
 def metrics_table(metrics: dict[str, Any], classes: list[str], split: str) -> Table:
+    """Accuracy, precision, recall and F1 per class; in a narrow terminal the headers shorten, never a class name
+    (up to 40 characters, shown as named: '[red]' is not markup) or a figure."""
     table = Table(title=f"per class, {split} split", title_justify="left")
-    widest = min(40, max((len(printable(c)) for c in classes), default=5))
-    for col in ("class", "accuracy", "precision", "recall", "f1", "images"):   # class names whole, never 'sunris'
-        table.add_column(col, justify="left" if col == "class" else "right",
-                         min_width=widest if col == "class" else None, no_wrap=col == "class")
     support = [sum(row) for row in metrics["confusion_matrix"]]
 
     def fmt(v: float | None) -> str:
         return "—" if v is None else f"{v:.1%}"
 
-    for c, n in zip(classes, support):
-        table.add_row(c, fmt(metrics["per_class_accuracy"][c]), fmt(metrics["precision"][c]),
-                      fmt(metrics["recall"][c]), fmt(metrics["f1"][c]), str(n))
+    rows = [[escape(c), fmt(metrics["per_class_accuracy"][c]), fmt(metrics["precision"][c]), fmt(metrics["recall"][c]),
+             fmt(metrics["f1"][c]), str(n)] for c, n in zip(classes, support)]
+    for i, col in enumerate(("class", "accuracy", "precision", "recall", "f1", "images")):
+        widest = max((len(printable(c) if i == 0 else row[i]) for c, row in zip(classes, rows)), default=1)
+        table.add_column(col, justify="left" if i == 0 else "right", min_width=min(40, widest), no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
-def confusion_table(cm: list[list[int]], classes: list[str], split: str) -> Table:
-    """The confusion matrix as a table (rows: true class, columns: predicted; names cut to 6 characters)."""
-    table = Table(title=f"confusion matrix, {split} split (rows: true, columns: predicted)", title_justify="left")
-    table.add_column("")
-    for c in classes:
-        table.add_column(c[:6], justify="right")
-    for c, row in zip(classes, cm):
-        table.add_row(c, *map(str, row))
+def confusion_table(cm: list[list[int]], classes: list[str], split: str, width: int | None = None) -> Table:
+    """The confusion matrix as a table (rows: true class, columns: predicted) with no class name cut: the columns
+    carry the names where they fit in `width` (default: the console's), else numbers that the rows give."""
+    names = [printable(c) for c in classes]
+    counts = max((len(str(v)) for row in cm for v in row), default=1)
+    fits = max(map(len, names), default=1) + 1 + sum(max(len(n), counts) + 3 for n in names) + 3 \
+        <= (console.width if width is None else width)
+    heads = names if fits else [str(i + 1) for i in range(len(names))]
+    labels = names if fits else [f"{i + 1} {n}" for i, n in enumerate(names)]
+    how = "columns: predicted" if fits else "columns: predicted, numbered as the rows"
+    table = Table(title=f"confusion matrix, {split} split (rows: true, {how})", title_justify="left")
+    table.add_column("", min_width=max(map(len, labels), default=1), no_wrap=True)
+    for head in heads:
+        table.add_column(escape(head), justify="right", min_width=max(len(head), counts), no_wrap=True)
+    for label, row in zip(labels, cm):
+        table.add_row(escape(label), *map(str, row))
     return table
 
 
@@ -198,8 +211,8 @@ def result_line(summary: dict[str, Any], bold: bool = False) -> str:
     """A run's result in one line (the last figures of the report; all that `imgclf train --quiet` prints)."""
     accuracy = f"test accuracy {summary['test_accuracy']:.2%}"
     top5 = f", top-5 {summary['test_top5_accuracy']:.2%}" if "test_top5_accuracy" in summary else ""
-    return (f"{f'[bold]{accuracy}[/]' if bold else accuracy} (test split, {summary['test_split_size']:,} images"
-            f"{repeats_text(summary.get('test_duplicates'))}; "
+    return (f"{f'[bold]{accuracy}[/]' if bold else accuracy} (test split, "
+            f"{counted(summary['test_split_size'], 'image')}{repeats_text(summary.get('test_duplicates'))}; "
             f"balanced accuracy {summary['test_balanced_accuracy']:.2%}, macro-F1 {summary['test_macro_f1']:.3f}"
             f"{top5}), test loss {summary['test_loss']:.4f}; checkpoint chosen on "
             f"{summary['checkpoint_selected_on']}: {summary['checkpoint_choice']}; trained "

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import tta_mirrors
 from ..errors import ImgclfError
+from ..words import counted, plural
 from .htmlkit import esc, num, page, pct, png_img, seconds, split_tag, table
 from .run_dir import write_text
 from .runfiles import RunFiles, class_metrics, most_confused, read_run
@@ -90,15 +91,17 @@ def settings_rows(c: dict[str, Any], mirror: bool = True) -> list[tuple[str, str
     start = ("ImageNet weights" if g("pretrained") else f"weights of {g('init_weights')}" if g("init_weights")
              else "random initialization")
     if g("linear_probe"):
-        start += (f"; epoch 1 a linear probe (a head fitted on the frozen features), then {g('epochs') - 1} "
-                  f"epoch{'s' if g('epochs') != 2 else ''} of fine-tuning"
+        start += (f"; epoch 1 a linear probe (a head fitted on the frozen features), then "
+                  f"{counted(g('epochs') - 1, 'epoch')} of fine-tuning"
                   + (" with BatchNorm statistics kept" if g("freeze_bn") else ""))
     rows = [("starting weights", start), ("epochs", g("epochs")), ("batch size", g("batch_size")), ("optimizer", opt),
-            ("schedule", f"{g('schedule')}, {g('warmup'):g} epochs warm-up" if g("warmup") else g("schedule")),
+            ("schedule", f"{g('schedule')}, {g('warmup'):g} {plural('epoch', g('warmup'))} warm-up" if g("warmup")
+             else g("schedule")),
             ("weight decay", g("weight_decay")), ("label smoothing", g("label_smoothing")),
             ("augmentation", ", ".join(augment))]
     if g("progressive_size") and g("progressive_epochs"):
-        rows.append(("progressive resizing", f"{g('progressive_size')} px for {g('progressive_epochs')} epochs"))
+        rows.append(("progressive resizing",
+                     f"{g('progressive_size')} px for {counted(g('progressive_epochs'), 'epoch')}"))
     rows += [("weight average (EMA)", g("ema") or "off"),
              ("test-time augmentation", tta_views(g("tta"), g("tta_shift"), mirror)),
              ("val split", f"{g('val_split'):.0%} of train" if g("val_split") else "none"),
@@ -113,7 +116,7 @@ def tta_views(tta: Any, shift: Any, mirror: bool) -> str:
         return "off"
     views = (2 if mirror else 1) * (3 if shift else 1)
     what = ("image and mirror" if mirror else "image") + (f", shifted ±{shift} px" if shift else "")
-    return f"{views} view{'s' if views > 1 else ''} ({what})"
+    return f"{counted(views, 'view')} ({what})"
 
 
 def checkpoint_section(run: RunFiles) -> str:

@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import PowerNorm
 
 from .curves import curves, save_figure
 
@@ -62,8 +63,9 @@ def image_grid(images: Any, titles: list[str], path: Path | IO[bytes], colors: l
 
 
 def confusion(cm: list[list[int]], classes: list[str], path: Path | IO[bytes], normalize: bool) -> None:
-    """The confusion matrix (counts, or each row divided by its class's images), numbers in the cells up to 20
-    classes. Laid out by hand from the label lengths: tight_layout would draw the figure twice."""
+    """The confusion matrix (counts, or each row as a percentage of its class's images), numbers in the cells up to
+    20 classes, colours on a power scale so that the few errors of an accurate model show beside its diagonal.
+    Laid out by hand from the label lengths: tight_layout would draw the figure twice."""
     m = np.asarray(cm, dtype=np.float64)
     if normalize:
         m = m / np.maximum(m.sum(1, keepdims=True), 1)
@@ -71,12 +73,20 @@ def confusion(cm: list[list[int]], classes: list[str], path: Path | IO[bytes], n
     names = [c if len(c) <= 24 else c[:23] + "…" for c in classes]
     label = max((len(c) for c in names), default=1) * 8 * 0.5 / 72   # widest tick label, inches (~½ em a char)
     side = max(3.5, 0.45 * k)                                          # the matrix, inches
-    left, bottom, top, right = label + 0.6, 0.87 * label + 0.6, 0.45, 0.95
+    left, bottom, top, right = label + 0.6, 0.87 * label + 0.6, 0.45, 1.25   # right: the colour bar, its label
     width, height = left + side + right, bottom + side + top
     fig = plt.figure(figsize=(width, height))
     ax = fig.add_axes((left / width, bottom / height, side / width, side / height))
-    im = ax.imshow(m, cmap="Blues", aspect="auto")
-    fig.colorbar(im, cax=fig.add_axes(((left + side + 0.12) / width, bottom / height, 0.15 / width, side / height)))
+    if normalize:
+        m = 100 * m
+    norm = PowerNorm(0.3, vmin=0, vmax=max(float(m.max()), 1e-9))   # a few errors in a thousand still show
+    im = ax.imshow(m, cmap="Blues", norm=norm, aspect="auto")
+    bar = fig.colorbar(im, cax=fig.add_axes(((left + side + 0.12) / width, bottom / height, 0.15 / width,
+                                             side / height)))
+    bar.set_label("% of the true class's images" if normalize else "images", fontsize=8)
+    bar.set_ticks([0] + [t for t in (0.1, 0.5, 1, 5, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000)
+                         if t <= norm.vmax and (normalize or t >= 1)], labels=None)
+    bar.ax.yaxis.set_major_formatter("{x:g}")
     ticks = np.arange(k)
     ax.set_xticks(ticks, names, rotation=60, ha="right", rotation_mode="anchor", fontsize=8)
     ax.set_yticks(ticks, names, fontsize=8)
@@ -86,8 +96,8 @@ def confusion(cm: list[list[int]], classes: list[str], path: Path | IO[bytes], n
         for i in range(k):
             for j in range(k):
                 v = m[i, j]
-                ax.text(j, i, share_text(v) if normalize else f"{int(v)}", ha="center", va="center", fontsize=7,
-                        color="white" if v > m.max() * 0.6 else "black")
+                ax.text(j, i, share_text(v / 100) if normalize else f"{int(v)}", ha="center", va="center",
+                        fontsize=7, color="white" if norm(v) > 0.6 else "black")
     save_figure(fig, path, 110)
     plt.close(fig)
 
