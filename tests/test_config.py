@@ -40,7 +40,8 @@ def test_print_config_shows_the_resolved_values_and_their_source(capsys, tmp_pat
     assert main(["train", "--print-config", "--recipe", "fast-1m", "--batch-size", "32"]) == 0
     out = capsys.readouterr().out
     assert "label_smoothing: 0.2  # recipe fast-1m" in out and "batch_size: 32  # yours" in out
-    assert 'budget: "1m"  # recipe fast-1m' in out and "planned when the run starts" in out
+    assert 'budget: "1m"  # recipe fast-1m' in out and "steps: " in out and "  # budget plan" in out
+    assert "Planned from a calibration here just now" in out   # the plan shows as it would run
 
 
 def test_help_says_defaults_depend_on_the_data(capsys):
