@@ -17,6 +17,7 @@ import torch
 from .. import machine
 from .._version import __version__
 from ..config import TrainConfig, user_settings
+from ..data.table import dataframe_as_csv
 from ..errors import CheckpointError
 from ..fileio import atomic_write, printable
 from ..models import count_parameters
@@ -50,6 +51,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     default now) is when the command began: a --budget counts from it.
     """
     t_start = time.perf_counter() if started is None else started
+    config, settings = dataframe_as_csv(config, settings)   # data=DataFrame: a CSV file the run records
     with phase("setup"):
         run = setup_run(user_settings(config, **settings), config_file, resume, quiet, t_start)
         announce(run, quiet)
