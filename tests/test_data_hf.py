@@ -59,6 +59,10 @@ def test_save_to_disk_folder_decodes_the_embedded_bytes_and_opens_from_the_cache
         m.setattr(folder_mod, "iter_decoded", lambda *a, **k: pytest.fail("decoded again despite the cache"))
         again = load_dataset(f"hf:{folder}", val_split=0.25)
     assert again.val.keys == ds.val.keys and np.array_equal(again.train.images.numpy(), ds.train.images.numpy())
+    from imgclf.data.health import check_data
+
+    report = check_data(f"hf:{folder}")       # rows, not files: no file survey (never 32 "unreadable" files)
+    assert report.files is None and report.loader_warnings == [] and report.findings.counts["exact"] == 0
 
 
 def test_a_train_split_alone_gets_a_test_split_held_out(tmp_path, datasets):

@@ -62,6 +62,15 @@ def test_csv_lists_images_with_their_labels(tmp_path):
     assert identity["sizes"] == {"train": len(ds.train), "test": len(ds.test)} and len(ds.test) > 0
 
 
+def test_check_surveys_the_listed_files(tmp_path):
+    from imgclf.data.health import check_data
+
+    path, _ = make_csv_data(tmp_path, per_class=6)
+    report = check_data(path, images_root=tmp_path / "imgs")
+    assert report.files.modes == {"RGB": 12} and report.files.unreadable == 0
+    assert report.dataset.source == str(path) and report.findings.counts["conflict"] == 0
+
+
 def test_paths_are_relative_to_the_csv_folder_by_default(tmp_path):
     path, rows = make_csv_data(tmp_path)
     write_csv(path, ("file", "label"), [[f"imgs/{name}", c] for name, c in rows])

@@ -31,7 +31,8 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         table.add_row(name, ds.description, status, where if ds.files else "(inside the imgclf package)")
     console.print(table)
     console.print("a folder of your own images works too: --data PATH with PATH/<class>/* "
-                  "or PATH/{train,test}/<class>/*")
+                  "or PATH/{train,test}/<class>/*; so does a CSV of files and labels (--data labels.csv) and a "
+                  "Hugging Face dataset (--data hf:PATH)")
 
 
 def cmd_models(_: argparse.Namespace) -> None:

@@ -96,8 +96,10 @@ def check_data(data: str | Path, data_dir: str | Path | None = None, *, image_si
 
 
 def survey_files(ds: Dataset) -> FileSurvey | None:
-    """The files' headers summed up (None for a named dataset: its images are arrays, not files)."""
-    splits = [s for s in ds.splits().values() if s.keys is not None]
+    """The files' headers summed up (None for a named dataset, or a Hugging Face dataset holding its images as bytes:
+    their images are arrays or rows, not files)."""
+    splits = [s for s in ds.splits().values() if s.keys is not None and len(s)
+              and (_split_root(ds, s) / s.keys[0]).is_file()]
     if not splits:
         return None
     fields = {"size": (np.int32, (2,)), "mode": (np.uint8, ()), "format": (np.uint8, ())}
