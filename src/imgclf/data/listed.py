@@ -87,6 +87,9 @@ def _check_listed(listing: Listing) -> None:
     """At least two classes, each with images; a table without test images is split by image, so each class needs
     two."""
     fl, where = listing.files, listing.source
+    if "train" not in listing.parts:
+        raise DataError(f"{where}: every image is in the val or test split; a run needs training images (a split "
+                        "of train)")
     if len(fl.classes) < 2:
         raise DataError(f"{where}: {len(fl.classes)} class{'es' if len(fl.classes) != 1 else ''} "
                         f"({', '.join(fl.classes)}); a classifier needs at least two")
