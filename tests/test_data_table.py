@@ -181,6 +181,12 @@ def test_bad_columns_split_values_and_files(tmp_path):
                 header=("file", "label", "split"))
     with pytest.raises(DataError, match=r"lines 2 and 10: file 'img0000\.png' has splits 'train' and 'test'"):
         load_dataset(path, images_root=tmp_path / "c" / "imgs")
+    import os
+
+    os.mkfifo(tmp_path / "c" / "imgs" / "pipe.png")
+    write_csv(path, ("file", "label"), [["pipe.png", "circle"], ["img0001.png", "square"]])
+    with pytest.raises(DataError, match=r"line 2: 'pipe\.png' \(column 'file'\) is not a regular file"):
+        load_dataset(path, images_root=tmp_path / "c" / "imgs")
     with pytest.raises(DataError, match=r"labels\.csv: a header \(file, label\) but no rows"):
         load_dataset(_bad(tmp_path / "d", text="file,label\n"), images_root=tmp_path / "d" / "imgs")
     with pytest.raises(DataError, match=r"--images-root .*nowhere: no such folder"):

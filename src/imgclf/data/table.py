@@ -149,6 +149,9 @@ def _resolve(csv_path: Path, root: Path, header: list[str], rows: list[tuple[int
             missing.append((line, value))
             continue
         name, path, st = hit
+        if not stat.S_ISREG(st.st_mode):   # never opened: reading a FIFO or device could block
+            raise DataError(f"{where}: {value!r} (column {header[fcol]!r}) is not a regular file (a folder, FIFO or "
+                            "device); list image files only")
         name = by_inode.setdefault((st.st_dev, st.st_ino), name) if st.st_ino else name
         if name in found:
             _, _, label0, part0 = found[name]
@@ -186,8 +189,7 @@ def _split(where: str, header: list[str], row: list[str], scol: int | None) -> s
 
 def _find(root: Path, value: str, ext: list[str]) -> tuple[str, str, os.stat_result] | None:
     """(name, path, stat) of the file a CSV names, relative to `root` (or absolute); a name without an image
-    extension is also looked for with each (the one found last first: a column of ids). None when there is none or
-    it is no regular file."""
+    extension is also looked for with each (the one found last first: a column of ids). None when there is none."""
     name = os.path.normpath(value.replace("\\", "/"))
     candidates = [name]
     if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
@@ -198,9 +200,9 @@ def _find(root: Path, value: str, ext: list[str]) -> tuple[str, str, os.stat_res
             st = os.stat(path)
         except OSError:
             continue
-        if stat.S_ISREG(st.st_mode):   # never a FIFO or device: reading one could block
-            ext[0] = os.path.splitext(cand)[1] if cand != name else ext[0]
-            return cand, path, st
+        if cand != name:
+            ext[0] = os.path.splitext(cand)[1]
+        return cand, path, st
     return None
 
 
