@@ -249,8 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="test a checkpoint: accuracy, per-class table, P/R/F1, confusion matrix")
     p.add_argument("checkpoint", help=CHECKPOINT_HELP)
-    p.add_argument("--data", help="dataset name or image folder to evaluate on (default: the checkpoint's own "
-                   "dataset, loaded with its run's settings)")
+    p.add_argument("--data", help="dataset name, image folder, CSV or hf:PATH to evaluate on (default: the "
+                   "checkpoint's own dataset, loaded with its run's settings)")
     p.add_argument("--data-dir", help=f"{TRAIN_HELP['data_dir']} (default: the run's, else {NONE_DEFAULT['data_dir']})")
     _table_flags(p, "the run's, else ")
     p.add_argument("--image-size", type=int, help=BARE_SIZE_HELP)
