@@ -36,6 +36,10 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.mktemp("imgclf-home")
     monkeypatch.setenv("IMGCLF_CACHE_DIR", str(base / "cache"))
     monkeypatch.setenv("IMGCLF_DATA_DIR", str(base / "data"))
+    # the `datasets` library's cache, and no network (it reads these when first imported: the first test to import
+    # it, in-process or in a child, gets a folder of its own)
+    monkeypatch.setenv("HF_HOME", str(base / "huggingface"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from .data import Dataset, load_dataset
 from .data.batches import Normalizer
 from .data.images import decode_image, fit_image, image_to_array, walk_images
 from .data.split import Split, test_split_changes
+from .data.table import dataframe_settings, is_dataframe
 from .engine.evaluate import metrics_from_logits, predict_logits, test_metrics
 from .engine.setup import pick_device
 from .engine.train import train
@@ -139,6 +140,9 @@ class Classifier:
         """Loss, accuracy, per-class accuracy, P/R/F1 and confusion matrix on a split of `data`
         (default: the dataset the model was trained on, with its settings). On the data it was trained on, a test
         split other than the one the run tested is an error unless `allow_changed_data` (then the result says so)."""
+        if is_dataframe(data):   # as train(data=df) records it: a CSV file, paths relative to images_root
+            table = dataframe_settings(data, load_args.get("images_root"))
+            data, load_args["images_root"] = table["data"], table["images_root"]
         if isinstance(data, Dataset):
             ds = data
         else:
@@ -147,6 +151,9 @@ class Classifier:
             if not name:
                 raise DataError("this checkpoint does not record its dataset; pass --data")
             same = name == cfg.get("data")
+            if same:   # a CSV's or Hugging Face dataset's options as the run had them, unless given
+                load_args = {k: cfg.get(k) for k in ("images_root", "columns")} | \
+                    {k: v for k, v in load_args.items() if v is not None}
             ds = load_dataset(name, data_dir or (cfg.get("data_dir") if same else None),
                               image_size=self.image_shape[1] if self.image_shape[1] == self.image_shape[2] else None,
                               val_split=cfg.get("val_split", 0.0) if same else 0.0,

@@ -60,6 +60,9 @@ class TrainConfig:
     # data
     data: str = "digits"
     data_dir: str | None = None
+    images_root: str | None = None  # a CSV's paths are relative to this folder (None: the CSV's own folder)
+    columns: str | None = None      # a CSV's FILE,LABEL[,SPLIT] or a Hugging Face dataset's IMAGE,LABEL columns
+                                    # (None: found by name, and for hf: by type)
     image_size: int | None = None   # None: the images' own size (a folder of mixed sizes gets one chosen for it)
     resize: str = "crop"            # how an image meets image_size: crop (shorter side, centre) | squash | pad
     val_split: float = 0.1          # fraction of train held out to pick best.pt (0: best.pt = last epoch)
@@ -240,9 +243,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             if k.replace("-", "_") not in RUN_RECORD_KEYS}
 
 
-LOAD_KEYS = ("data", "data_dir", "image_size", "resize", "test_split", "seed", "strict_images", "download", "budget")
-# Settings a resumed run may change: they do not alter the maths of the run.
-RESUME_OVERRIDABLE = ("device", "threads", "log_every", "save_every_steps", "plots", "data_dir")
+LOAD_KEYS = ("data", "data_dir", "images_root", "columns", "image_size", "resize", "test_split", "seed",
+             "strict_images", "download", "budget")
+# Settings a resumed run may change: they do not alter the maths of the run (the data is checked to be the same).
+RESUME_OVERRIDABLE = ("device", "threads", "log_every", "save_every_steps", "plots", "data_dir", "images_root")
 ARITHMETIC_KEYS = ("device", "threads")   # of those, what changes the order of floating-point sums (resume says so)
 
 

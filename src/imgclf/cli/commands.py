@@ -34,7 +34,8 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         table.add_row(name, ds.description, status, where if ds.files else "(inside the imgclf package)")
     console.print(table)
     console.print("a folder of your own images works too: --data PATH with PATH/<class>/* "
-                  "or PATH/{train,test}/<class>/*")
+                  "or PATH/{train,test}/<class>/*; so does a CSV of files and labels (--data labels.csv) and a "
+                  "Hugging Face dataset (--data hf:PATH)")
 
 
 def cmd_models(_: argparse.Namespace) -> None:
@@ -73,7 +74,8 @@ def cmd_show(args: argparse.Namespace) -> None:
         from ..engine.setup import load_data
 
         ds, cfg, _ = load_data({"data": args.data, "data_dir": args.data_dir, "image_size": args.image_size,
-                                "seed": args.seed}, quiet=True)
+                                "seed": args.seed, "images_root": args.images_root, "columns": args.columns},
+                               quiet=True)
         images, labels = augmented_batch(cfg, ds, args.n)
         what = (f"{ds.name}, train split after augmentation\n(crop_scale {cfg.crop_scale}, crop_pad {cfg.crop_pad}, "
                 f"flip {cfg.flip}, color_jitter {cfg.color_jitter}, cutout {cfg.cutout})")
@@ -84,7 +86,8 @@ def cmd_show(args: argparse.Namespace) -> None:
         # photos at the size `imgclf train` decodes them at (the pretrained default's, where it applies)
         photo_size = PHOTO_PRETRAINED_SIZE if weights_available(PRETRAINED_PHOTOS["model"]) else None
         ds = load_dataset(args.data, args.data_dir, image_size=args.image_size,
-                          val_split=0.1 if args.split == "val" else 0, quiet=args.quiet, photo_size=photo_size)
+                          val_split=0.1 if args.split == "val" else 0, quiet=args.quiet, photo_size=photo_size,
+                          images_root=args.images_root, columns=args.columns)
         split = ds.split(args.split)
         idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(args.seed))[:args.n].sort().values
         images, drawn = drawn_images(ds, split, idx)
@@ -140,7 +143,8 @@ def cmd_check(args: argparse.Namespace) -> None:
     # photos at the size `imgclf train` decodes them at, so the check reads (and fills) the cache entry train uses
     photo_size = PHOTO_PRETRAINED_SIZE if weights_available(PRETRAINED_PHOTOS["model"]) else None
     report = check_data(args.data, args.data_dir, image_size=args.image_size, test_split=args.test_split,
-                        seed=args.seed, photo_size=photo_size, download_missing=args.download, quiet=args.quiet)
+                        seed=args.seed, photo_size=photo_size, download_missing=args.download, quiet=args.quiet,
+                        images_root=args.images_root, columns=args.columns)
     if args.json:
         print(json.dumps(report.to_json()))
     elif not args.quiet:
@@ -195,7 +199,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     clf = load(args.checkpoint, model=args.model, device=args.device, image_size=args.image_size,
                trust_exported=args.trust_exported)
-    result = clf.evaluate(args.data, args.data_dir, split=args.split, allow_changed_data=args.allow_changed_data)
+    result = clf.evaluate(args.data, args.data_dir, split=args.split, allow_changed_data=args.allow_changed_data,
+                          images_root=args.images_root, columns=args.columns)
     if result.get("data_changed"):
         warnings.warn(f"{result['data_changed']}: this figure is on a different test split than the run's",
                       stacklevel=1)
@@ -321,7 +326,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
         size_choice = all(p.name.endswith(".size.json") for p in c.files)
         state = "complete" if c.complete else "size choice" if size_choice else \
             "left by a removed entry (--prune removes it)" if c.orphaned else "incomplete (a killed first decode)"
-        if c.folder and not Path(c.folder).is_dir():
+        if c.folder and not Path(c.folder).exists():   # an image folder, a CSV file, a Hugging Face dataset
             state = "folder gone"
         if c.version is not None and c.version != CACHE_VERSION:
             state = f"old format (v{c.version}): unused"

@@ -11,8 +11,14 @@ from ..recipes import PROFILES
 from . import usage as usage_text
 
 TRAIN_HELP = {
-    "data": "dataset name (see `imgclf datasets`) or a folder of images: root/<class>/* or root/{train,test}/<class>/*",
+    "data": "dataset name (see `imgclf datasets`), a folder of images: root/<class>/* or root/{train,test}/<class>/*, "
+            "a CSV of image files and labels (labels.csv), or a Hugging Face dataset: hf:PATH (save_to_disk's folder, "
+            "an image folder, .parquet/.arrow files; needs pip install 'imgclf[hf]') or hf:HUB_ID",
     "data_dir": "where named datasets live or are downloaded",
+    "images_root": "the folder a CSV's image paths are relative to",
+    "columns": "a CSV's file and label columns (and split column: train/val/test), FILE,LABEL[,SPLIT], or a Hugging "
+               "Face dataset's IMAGE,LABEL columns, when they are not found by their names (file/filename/image/path/"
+               "id, label/class/category/target, split)",
     "image_size": "train and test at N×N (unset: a folder of photos trained from the pretrained default gets 224, the "
                   "weights' own size; otherwise the images' own size, and a folder of mixed sizes gets one chosen "
                   "from its median shorter side, at most 64 on a CPU and 224 on a GPU; the run header says which)",
@@ -100,6 +106,7 @@ TRAIN_HELP = {
 BARE_SIZE_HELP = "input size of a bare state_dict (default 32, or 28 for 1 channel; a checkpoint knows its own)"
 # What a None default means, shown in --help instead of "None".
 NONE_DEFAULT = {"data_dir": "$IMGCLF_DATA_DIR, else ~/.cache/imgclf/data", "image_size": "the images' own size",
+                "images_root": "the CSV's folder", "columns": "found by name",
                 "channels_last": "on, off on MPS",
                 "tta_mirror": "only if training flipped (--flip not none)",
                 "name": "DATA-MODEL, e.g. digits-fastcnn-tiny", "recipe": "none",
@@ -128,14 +135,14 @@ def _train_help(name: str) -> str:
 # The settings find-lr uses: the data, the model, the optimizer and loss, the augmentation, the machine.
 FIND_LR_SETTINGS = ("data", "data_dir", "image_size", "model", "batch_size", "optimizer", "momentum", "nesterov",
                     "weight_decay", "label_smoothing", "crop_pad", "flip", "cutout", "normalize", "device",
-                    "precision", "threads", "seed", "recipe")
+                    "precision", "threads", "seed", "recipe", "images_root", "columns")
 
 
 # train's flags by topic, in the order --help shows them; a setting missing here is listed under "other settings".
 TRAIN_GROUPS: dict[str, tuple[str, ...]] = {
     "settings": ("recipe",),
-    "data": ("data", "data_dir", "image_size", "resize", "val_split", "test_split", "strict_images", "download",
-             "normalize"),
+    "data": ("data", "data_dir", "images_root", "columns", "image_size", "resize", "val_split", "test_split",
+             "strict_images", "download", "normalize"),
     "model": ("model", "pretrained", "init_weights", "freeze_epochs", "linear_probe", "freeze_bn", "backbone_lr_mult"),
     "training": ("epochs", "steps", "batch_size", "lr", "optimizer", "momentum", "nesterov", "weight_decay",
                  "label_smoothing", "schedule", "warmup", "class_weights", "ema", "lookahead", "seed"),
@@ -178,9 +185,17 @@ def _add_train_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = 
     return groups
 
 
+def _table_flags(p: argparse.ArgumentParser, run: str = "") -> None:
+    """--images-root and --columns, for a CSV or a Hugging Face dataset (`run`: the default a run records)."""
+    for name in ("images_root", "columns"):
+        p.add_argument("--" + name.replace("_", "-"), metavar=name.upper(),
+                       help=f"{TRAIN_HELP[name]} (default: {run}{NONE_DEFAULT[name]})")
+
+
 def _data_flags(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--data", required=required, help=TRAIN_HELP["data"])
     p.add_argument("--data-dir", help=f"{TRAIN_HELP['data_dir']} (default: {NONE_DEFAULT['data_dir']})")
+    _table_flags(p)
     p.add_argument("--image-size", type=int, help=TRAIN_HELP["image_size"])
 
 
@@ -280,7 +295,7 @@ def _add_train_command(sub: Any) -> None:
     groups = _add_train_flags(p)
     groups["output & resume"].add_argument(
         "--resume", metavar="LAST_PT", help="continue a run from its last.pt (in the same run folder); only "
-        "--device, --threads, --log-every, --save-every-steps, --plots and --data-dir may change")
+        "--device, --threads, --log-every, --save-every-steps, --plots, --data-dir and --images-root may change")
     groups["settings"].add_argument(
         "--print-config", action="store_true",
         help="print the resolved settings for this data and these flags, then exit without training")
@@ -300,9 +315,10 @@ def _add_use_commands(sub: Any) -> None:
 
     p = _command(sub, "eval")
     p.add_argument("checkpoint", help=CHECKPOINT_HELP)
-    p.add_argument("--data", help="dataset name or image folder to evaluate on (default: the checkpoint's own "
-                   "dataset, loaded with its run's settings)")
+    p.add_argument("--data", help="dataset name, image folder, CSV or hf:PATH to evaluate on (default: the "
+                   "checkpoint's own dataset, loaded with its run's settings)")
     p.add_argument("--data-dir", help=f"{TRAIN_HELP['data_dir']} (default: the run's, else {NONE_DEFAULT['data_dir']})")
+    _table_flags(p, "the run's, else ")
     p.add_argument("--image-size", type=int, help=BARE_SIZE_HELP)
     p.add_argument("--split", default="test", choices=("train", "val", "test"),
                    help="which split to evaluate (val: the run's own hold-out) (default: test)")

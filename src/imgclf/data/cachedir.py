@@ -27,7 +27,8 @@ class Cached:
 
     key: str
     files: list[Path]
-    folder: str | None       # the image folder it was decoded from (None: an entry from before imgclf recorded it)
+    folder: str | None       # the image folder (a CSV, a Hugging Face dataset) it was decoded from (None: an entry
+                             # from before imgclf recorded it)
     variant: Any             # [image size, fit] the images were decoded at, None (their own size), ['auto', cap]
                              # for a size choice
     shape: list[int] | None  # images N×C×H×W (None: no complete entry, only a size choice or a killed decode)
@@ -90,7 +91,7 @@ def prune(cache_dir: Path, keep: str | None = None, folder: str | None = None, v
         stale = not c.complete and now - c.modified > STALE_SECONDS and \
             any(p.name.endswith((".images.npy", ".labels.npy")) for p in c.files)
         outdated = c.version is not None and c.version != CACHE_VERSION
-        vanished = missing_folders and c.folder is not None and not Path(c.folder).is_dir()
+        vanished = missing_folders and c.folder is not None and not Path(c.folder).exists()   # a folder, a CSV
         if superseded or outdated or stale or vanished or c.orphaned:
             c.remove()
             gone.append(c)

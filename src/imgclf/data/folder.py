@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from ..procs import die_with_parent
 from ..words import counted
 from .cachedir import prune
 from .foldercache import CACHE_VERSION, Entry, ImageSink, block_crcs, open_entry, remove_orphans, write_entry
-from .images import decode_image, image_dims, walk_images
+from .images import ImageSource, decode_image, image_dims, walk_images
 from .split import Dataset, Origin, Split, name_bytes, stable_holdout
 from .together import holdout_keys
 
@@ -38,13 +38,26 @@ CHUNK_BYTES = 4 << 20   # decoded bytes per decode task, at most (CIFAR-size ima
 
 @dataclass
 class FileList:
-    """The image files of one split and their class indices, in a fixed (sorted) order."""
+    """The image files of one split and their class indices, in a fixed (sorted) order. A list made from a table
+    (listed.py: a CSV, a Hugging Face dataset) names its images itself (`keys`) and says what the cache records as
+    their origin (`record`: the CSV file, the dataset's folder); its images may be bytes (images.EncodedImage)."""
 
     root: Path
-    files: list[str]
+    files: Sequence[ImageSource]
     labels: list[int]
     classes: list[str]
     signature: list[str]  # "relative path, size, mtime, ctime, inode" per file: what the cache key is made of
+    keys: list[str] | None = None   # each image's name in its split's keys (default: its path relative to root)
+    record: str | None = None       # where the cache says the images come from (default: the root folder)
+
+    def names(self) -> list[str]:
+        """Each image's name: `keys`, or its path relative to the root folder."""
+        prefix = len(str(self.root)) + 1
+        return self.keys if self.keys is not None else [str(f)[prefix:] for f in self.files]
+
+    def origin(self) -> str:
+        """What the cache records as where the images come from (cachedir: listing, superseding, pruning)."""
+        return self.record if self.record is not None else str(self.root.resolve())
 
 
 def scan_split(root: Path, classes: list[str] | None = None, strict: bool = False) -> FileList:
@@ -103,7 +116,7 @@ def _check_classes(train: FileList) -> None:
 
 
 def _cache_key(fl: FileList, image_size: tuple[int, int] | None) -> str:
-    h = hashlib.sha256(json.dumps([CACHE_VERSION, str(fl.root.resolve()), image_size, fl.classes]).encode())
+    h = hashlib.sha256(json.dumps([CACHE_VERSION, fl.origin(), image_size, fl.classes]).encode())
     h.update(name_bytes("\n".join(fl.signature)))
     return h.hexdigest()[:24]
 
@@ -115,7 +128,7 @@ def _worker_init() -> None:
     die_with_parent()
 
 
-def _decode_chunk(args: tuple[list[str], tuple[int, int] | None, str]) -> list[np.ndarray | str]:
+def _decode_chunk(args: tuple[Sequence[ImageSource], tuple[int, int] | None, str]) -> list[np.ndarray | str]:
     paths, size, fit = args
     out: list[np.ndarray | str] = []
     for p in paths:
@@ -126,7 +139,7 @@ def _decode_chunk(args: tuple[list[str], tuple[int, int] | None, str]) -> list[n
     return out
 
 
-def _chunk_size(files: list[str], size: tuple[int, int] | None) -> int:
+def _chunk_size(files: Sequence[ImageSource], size: tuple[int, int] | None) -> int:
     """Images per decode task: up to _CHUNK, fewer for large images, so that a chunk holds about CHUNK_BYTES
     decoded (without a size, the first file's header tells how large the images are)."""
     if size is None:
@@ -135,8 +148,8 @@ def _chunk_size(files: list[str], size: tuple[int, int] | None) -> int:
     return max(1, min(_CHUNK, CHUNK_BYTES // (3 * size[0] * size[1])))
 
 
-def iter_decoded(files: list[str], size: tuple[int, int] | None, fit: str = "crop", workers: int | None = None,
-                 desc: str = "decoding") -> Iterator[tuple[int, list[np.ndarray | str]]]:
+def iter_decoded(files: Sequence[ImageSource], size: tuple[int, int] | None, fit: str = "crop",
+                 workers: int | None = None, desc: str = "decoding") -> Iterator[tuple[int, list[np.ndarray | str]]]:
     """(index of its first file, results) per chunk, in file order, decoded on all cores with a progress bar; each
     result is an array or an error message. At most workers + 1 chunks are in flight, so memory holds a few
     chunks, never the whole folder."""
@@ -193,9 +206,8 @@ def load_split_cached(fl: FileList, name: str, image_size: tuple[int, int] | Non
         cached = _decode_to_cache(fl, name, image_size, fit, entry, labels)
     images, labels, meta = cached
     _report_skipped(meta["skipped"], strict)
-    prefix = len(str(fl.root)) + 1
-    kept = meta["kept"]
-    keys = [f[prefix:] for f in fl.files] if kept is None else [fl.files[i][prefix:] for i in kept]
+    names, kept = fl.names(), meta["kept"]
+    keys = names if kept is None else [names[i] for i in kept]
     crcs = meta["crc32"] if meta["crc32"] is not None else block_crcs(images)
     digest = hashlib.sha256(json.dumps([meta["shape"], crcs]).encode()).hexdigest()
     origin = None if meta["crc32"] is None else \
@@ -216,15 +228,15 @@ def _decode_to_cache(fl: FileList, name: str, size: tuple[int, int] | None, fit:
                     if isinstance(r, str):
                         bad.append(r)
                     else:
-                        sink.add(i, r, fl.files[i])
+                        sink.add(i, r, str(fl.files[i]))
         if not sink.kept:
-            raise DataError(f"{fl.root}: none of the {len(fl.files)} image files could be read")
+            raise DataError(f"{fl.record or fl.root}: none of the {len(fl.files)} image files could be read")
         images, crcs = sink.finish()
     finally:
         sink.discard()
     kept = sink.kept
     meta = {"kept": None if len(kept) == len(fl.files) else kept, "skipped": bad, "shape": list(images.shape),
-            "crc32": crcs, "version": CACHE_VERSION, "folder": str(fl.root.resolve()),
+            "crc32": crcs, "version": CACHE_VERSION, "folder": fl.origin(),
             "variant": [size, fit] if size else None}
     labels = labels[np.asarray(kept, dtype=np.int64)]
     if crcs is not None and write_entry(entry, labels, meta):   # it supersedes the folder's older versions there
@@ -253,7 +265,7 @@ def choose_size(fl: FileList, cap: int, cache_dir: Path, photo_size: int | None 
             chosen = {"size": size, "median": shorter, "photo": size == photo_size,
                       "widths": [min(w for w, _ in dims), max(w for w, _ in dims)],
                       "heights": [min(h for _, h in dims), max(h for _, h in dims)], "cap": photo_size or cap}
-        record = {**chosen, "folder": str(fl.root.resolve()), "variant": variant}
+        record = {**chosen, "folder": fl.origin(), "variant": variant}
         with contextlib.suppress(OSError):
             cache_dir.mkdir(parents=True, exist_ok=True)
             with atomic_write(path, text=True) as f:
@@ -350,7 +362,7 @@ def load_folder(root: Path, cache_dir: Path, image_size: tuple[int, int] | None 
                      f"adding or removing files never moves another, seed {seed}) held out of {root}")
     ds = Dataset(root.name, train, test, train_fl.classes, val=val, source=str(root), notes=notes, auto_size=auto,
                  train_pixels=pixels.hexdigest(), stored_shape=stored_shape(train_fl, train) if image_size else None)
-    _check_class_splits(root, ds, None if has_train else test_split)
+    check_class_splits(root, ds, None if has_train else test_split)
     for other in (ds.test, ds.val):
         if other is not None and other.images.shape[1:] != ds.train.images.shape[1:]:
             raise DataError(f"{root}: train images are {tuple(ds.train.images.shape[1:])} but {other.name} images "
@@ -390,9 +402,14 @@ def _check_flat_counts(fl: FileList) -> None:
                         f"test images their own folders ({fl.root}/train/<class>/..., {fl.root}/test/<class>/...)")
 
 
-def _check_class_splits(root: Path, ds: Dataset, held_out: float | None) -> None:
+OWN_FOLDERS = "give the test images their own folders (train/, test/)"
+
+
+def check_class_splits(root: Path | str, ds: Dataset, held_out: float | None, own_split: str = OWN_FOLDERS
+                       ) -> None:
     """Every class needs training images (an error naming them); with a held-out test split (`held_out`, the
-    fraction), a class left without test images is warned about: its accuracy would not be measured."""
+    fraction), a class left without test images is warned about: its accuracy would not be measured. `own_split`
+    says how the data gives its test images a split of their own."""
     n = len(ds.classes)
     train, test = (np.bincount(s.labels.numpy(), minlength=n) for s in (ds.train, ds.test))
     no_train = [c for c, k in zip(ds.classes, train) if k == 0]
@@ -400,12 +417,12 @@ def _check_class_splits(root: Path, ds: Dataset, held_out: float | None) -> None
         why = f"the path-hash split put all of their images in the test split (~{held_out:.0%} of each class's " \
               "files are held out)" if held_out else "none of their images could be read"
         raise DataError(f"{root}: class(es) {', '.join(no_train[:10])} have no training images: {why}; add images "
-                        "to them" + (", or give the test images their own folders (train/, test/)" if held_out else ""))
+                        "to them" + (f", or {own_split}" if held_out else ""))
     no_test = [c for c, k in zip(ds.classes, test) if k == 0]
     if held_out and no_test:
         warnings.warn(f"{root}: no test images for class(es) {', '.join(no_test[:10])} (a hash of each file's path "
                       f"holds out ~{held_out:.0%}, and these classes are small): their accuracy is not measured; add "
-                      "images to them or give the test images their own folders (train/, test/)", stacklevel=3)
+                      f"images to them or {own_split}", stacklevel=3)
 
 
 def _matching(split_root: Path, train_fl: FileList, strict: bool = False) -> FileList:

@@ -77,14 +77,16 @@ class CheckReport:
 
 def check_data(data: str | Path, data_dir: str | Path | None = None, *, image_size: int | None = None,
                test_split: float = 0.2, seed: int = 0, photo_size: int | None = None,
-               download_missing: bool = True, quiet: bool = False) -> CheckReport:
+               download_missing: bool = True, quiet: bool = False, images_root: str | Path | None = None,
+               columns: str | None = None) -> CheckReport:
     """Load the data as `imgclf train` would (no val hold-out: the splits on disk) and survey it. What the loader
     warns about is collected into the report, not printed."""
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ds = load_dataset(data, data_dir, image_size=image_size, test_split=test_split, seed=seed, quiet=quiet,
-                          download_missing=download_missing, photo_size=photo_size)
+                          download_missing=download_missing, photo_size=photo_size, images_root=images_root,
+                          columns=columns)
     t1 = time.perf_counter()
     files = survey_files(ds)
     t2 = time.perf_counter()
@@ -94,8 +96,10 @@ def check_data(data: str | Path, data_dir: str | Path | None = None, *, image_si
 
 
 def survey_files(ds: Dataset) -> FileSurvey | None:
-    """The files' headers summed up (None for a named dataset: its images are arrays, not files)."""
-    splits = [s for s in ds.splits().values() if s.keys is not None]
+    """The files' headers summed up (None for a named dataset, or a Hugging Face dataset holding its images as bytes:
+    their images are arrays or rows, not files)."""
+    splits = [s for s in ds.splits().values() if s.keys is not None and len(s)
+              and (_split_root(ds, s) / s.keys[0]).is_file()]
     if not splits:
         return None
     fields = {"size": (np.int32, (2,)), "mode": (np.uint8, ()), "format": (np.uint8, ())}

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import math
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,26 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".
 # image a small-image classifier needs, and Pillow's own limit would only warn below 2× its default.
 MAX_PIXELS = 40_000_000
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """An image file's bytes held where no file of its own is (a row of a Hugging Face dataset), with the name that
+    messages give it: decode_image, image_dims and image_header read it as they read a file."""
+
+    name: str
+    data: bytes
+
+    def __str__(self) -> str:
+        return self.name
+
+
+ImageSource = str | Path | EncodedImage
+
+
+def _open(source: ImageSource) -> Image.Image:
+    """Pillow's image of a file or of an EncodedImage's bytes (lazy: the header only, until its pixels are asked)."""
+    return Image.open(io.BytesIO(source.data) if isinstance(source, EncodedImage) else source)
 
 
 def is_image_file(path: str | Path) -> bool:
@@ -167,23 +189,23 @@ def _crop_first(image: torch.Tensor, size: tuple[int, int], scale: float, scaled
 EXIF_ORIENTATION = 0x0112   # the EXIF tag ImageOps.exif_transpose follows
 
 
-def image_dims(path: str | Path) -> tuple[int, int] | None:
+def image_dims(path: ImageSource) -> tuple[int, int] | None:
     """(width, height) as decode_image gives the image, upright (an EXIF orientation of 5-8 turns it a quarter, so
     the two swap), from the file's header alone (no decode), or None."""
     try:
-        with Image.open(path) as im:
+        with _open(path) as im:
             w, h = im.size
             return (h, w) if im.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8) else (w, h)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
 
 
-def image_header(path: str | Path) -> tuple[int, int, str, str] | None:
+def image_header(path: ImageSource) -> tuple[int, int, str, str] | None:
     """(width, height) upright as image_dims gives them, the mode ('P' with a transparent colour as 'PA': it
     decodes over white like RGBA) and the format Pillow finds in the file's bytes (whatever its name says), from
     the header alone; None when the file is not an image Pillow can open."""
     try:
-        with Image.open(path) as im:
+        with _open(path) as im:
             w, h = im.size
             turned = im.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
             mode = "PA" if im.mode == "P" and "transparency" in im.info else im.mode
@@ -204,18 +226,18 @@ def _draft(im: Image.Image, size: tuple[int, int], fit: str) -> None:
         im.draft(im.mode, (max(1, int(w * k)), max(1, int(h * k))))
 
 
-def decode_image(path: str | Path, size: tuple[int, int] | None = None, mode: str | None = None,
+def decode_image(path: ImageSource, size: tuple[int, int] | None = None, mode: str | None = None,
                  fit: str = "crop") -> np.ndarray:
-    """Read `path` as uint8 (C, H, W), turned upright by its EXIF orientation: grayscale stays 1 channel unless
-    `mode` says 'RGB'; RGBA/palette become RGB over white; fitted to `size` (H, W) by `fit` (see fit_image)
-    only when given. Raises DataError naming the file."""
-    path = Path(path)
+    """Read `path` (a file, or an EncodedImage's bytes) as uint8 (C, H, W), turned upright by its EXIF orientation:
+    grayscale stays 1 channel unless `mode` says 'RGB'; RGBA/palette become RGB over white; fitted to `size` (H, W)
+    by `fit` (see fit_image) only when given. Raises DataError naming the file."""
+    path = path if isinstance(path, EncodedImage) else Path(path)
     try:
-        if path.stat().st_size == 0:
+        if (len(path.data) if isinstance(path, EncodedImage) else path.stat().st_size) == 0:
             raise DataError(f"{path}: empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with _open(path) as im:
                 if im.width * im.height > MAX_PIXELS:
                     raise DataError(f"{path}: {im.width}×{im.height} pixels is over the {MAX_PIXELS:,} pixel "
                                     "limit (a decompression bomb?); shrink the image first")

@@ -6,15 +6,19 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config import check_image_size
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from . import cifar, idx
 from .digits import load_digits
 from .download import download
 from .folder import load_folder
+from .hf import is_hf, read_hf
 from .images import resize_images
+from .listed import load_listed
 from .split import Dataset, hold_out_val
+from .table import dataframe_settings, is_dataframe, is_table, read_table
 
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -125,17 +129,40 @@ def fetch(name: str, data_dir: Path | None = None, quiet: bool = False) -> Path:
     return target
 
 
-def load_dataset(data: str | Path = "digits", data_dir: str | Path | None = None, *, download_missing: bool = True,
+def _check_table_options(data: Any, images_root: str | Path | None, columns: str | None) -> None:
+    """--images-root is for a CSV's paths, --columns for a CSV's or a Hugging Face dataset's columns: given for other
+    data, they would be ignored unsaid."""
+    table = not is_hf(data) and is_table(Path(str(data)).expanduser())
+    if images_root and not table:
+        raise ConfigError(f"--images-root {images_root}: the folder a CSV's paths are relative to, but --data {data} "
+                          "is no CSV file; drop --images-root")
+    if columns and not (table or is_hf(data)):
+        raise ConfigError(f"--columns {columns}: names a CSV's or a Hugging Face dataset's columns, but --data {data} "
+                          "is neither; drop --columns")
+
+
+def load_dataset(data: Any = "digits", data_dir: str | Path | None = None, *, download_missing: bool = True,
                  image_size: int | tuple[int, int] | None = None, val_split: float = 0.0, test_split: float = 0.2,
                  seed: int = 0, strict_images: bool = False, quiet: bool = False, resize: str = "crop",
-                 auto_size_cap: int = 64, photo_size: int | None = None) -> Dataset:
-    """Load a named dataset (see NAMED) or an image folder; optionally resize and hold out a validation split
-    (`val_split` of each train class, fixed `seed`) unless the data has its own val split. `photo_size`: the size a
-    folder of photos gets when none is given (folder.choose_size)."""
+                 auto_size_cap: int = 64, photo_size: int | None = None, images_root: str | Path | None = None,
+                 columns: str | None = None) -> Dataset:
+    """Load a named dataset (see NAMED), an image folder, a CSV of files and labels (paths relative to
+    `images_root`, default its folder; a pandas DataFrame too) or a Hugging Face dataset ('hf:PATH'; `columns` names
+    the file/image and label columns when they are not found by name); optionally resize and hold out a validation
+    split (`val_split` of each train class, fixed `seed`) unless the data has its own val split. `photo_size`: the
+    size a folder of photos gets when none is given (folder.choose_size)."""
     check_image_size(image_size)   # before loading: a size of 0 or 100000 must not reach the resizer
     size = (image_size, image_size) if isinstance(image_size, int) else (tuple(image_size) if image_size else None)
+    if is_dataframe(data):
+        table = dataframe_settings(data, images_root)
+        data, images_root = table["data"], table["images_root"]
     key = str(data).lower()
-    if key in NAMED:
+    _check_table_options(data, images_root, columns)
+    listed = {"image_size": size, "test_split": test_split, "seed": seed, "strict": strict_images, "fit": resize,
+              "auto_size_cap": auto_size_cap, "photo_size": photo_size}
+    if is_hf(data):
+        ds, size = load_listed(read_hf(str(data), columns), cache_dir(), **listed), None
+    elif key in NAMED:
         folder = locate(key, Path(data_dir) if data_dir else None)
         if folder is None:
             if not download_missing:
@@ -150,9 +177,12 @@ def load_dataset(data: str | Path = "digits", data_dir: str | Path | None = None
     else:
         path = Path(data).expanduser()
         if not path.exists():
-            raise DataError(f"--data {data}: neither a dataset name ({', '.join(NAMED)}) nor an existing folder")
-        ds = load_folder(path, cache_dir(), size, test_split=test_split, seed=seed, strict=strict_images, fit=resize,
-                         auto_size_cap=auto_size_cap, photo_size=photo_size)
+            raise DataError(f"--data {data}: neither a dataset name ({', '.join(NAMED)}) nor an existing folder or "
+                            "CSV file (a Hugging Face dataset is hf:PATH)")
+        if is_table(path):
+            ds = load_listed(read_table(path, images_root, columns), cache_dir(), **listed)
+        else:
+            ds = load_folder(path, cache_dir(), **listed)
         size = None  # already decoded at that size
     if size is not None and ds.shape[1:] != size:
         ds.stored_shape = ds.shape

@@ -102,7 +102,8 @@ class Dataset:
             h.update(name_bytes("\0".join(self.test.keys)))
         else:
             _hash_images(h, self.test.images)
-        source = str(Path(self.source).resolve()) if self.source else ""
+        # a Hugging Face dataset's source is 'hf:' and its resolved path or Hub id: no path of the working folder
+        source = str(Path(self.source).resolve()) if self.source and not self.source.startswith("hf:") else self.source
         out = {"name": self.name, "source": source, "classes": list(self.classes),
                "sizes": {k: len(v) for k, v in self.splits().items()}, "test_fingerprint": h.hexdigest()[:16]}
         if self.test.keys is not None:

@@ -13,6 +13,7 @@ import torch
 
 from ..config import TrainConfig, photos_layer
 from ..data import Dataset
+from ..data.hf import PREFIX as HF
 from ..data.registry import NAMED, locate
 from ..data.split import test_split_changes
 from ..errors import ImgclfError
@@ -23,17 +24,31 @@ from ..words import counted
 def recorded_data_dir(user: dict[str, Any], then: dict[str, Any] | None) -> dict[str, Any]:
     """A resumed run looks for its data where the run found it: a named dataset in that folder (not today's
     default, never downloading again) unless --data-dir says otherwise; an image folder given by a relative path
-    at its recorded absolute place when the command runs from another directory."""
-    source = Path((then or {}).get("source") or "")
+    at its recorded absolute place when the command runs from another directory (a CSV file and a Hugging Face
+    dataset's folder too)."""
+    raw = str((then or {}).get("source") or "")
+    if raw.startswith(HF) or str(user.get("data", "")).startswith(HF):
+        return _recorded_hf(user, raw)
+    source = Path(raw)
     if not source.name or user.get("data_dir"):
         return user
     data = Path(str(user.get("data", ""))).expanduser()
-    if source.is_dir() and not data.exists() and data.name == source.name:
-        return {**user, "data": str(source)}            # the run's image folder, from another working directory
+    if source.exists() and not data.exists() and data.name == source.name:
+        return {**user, "data": str(source)}            # the run's image folder or CSV, from another working directory
     if data.exists() or _found_by_default(str(user.get("data", "")), source):
         return user       # config.yaml keeps saying what the run was given
     folder = source if source.is_dir() else source.parent
     return {**user, "data_dir": str(folder)} if folder.is_dir() else user
+
+
+def _recorded_hf(user: dict[str, Any], source: str) -> dict[str, Any]:
+    """A local Hugging Face dataset given by a relative path (hf:PATH), at its recorded place when the command runs
+    from another directory."""
+    given = str(user.get("data", ""))
+    if not (given.startswith(HF) and source.startswith(HF)):
+        return user
+    here, then = Path(given[len(HF):]).expanduser(), Path(source[len(HF):])
+    return {**user, "data": source} if not here.exists() and then.exists() and here.name == then.name else user
 
 
 def _found_by_default(name: str, source: Path) -> bool:
@@ -60,8 +75,8 @@ def check_same_data(then: dict[str, Any], now: dict[str, Any], where: str) -> No
         ("the training images' pixels, under the same file names", "train_pixels" in then
          and then.get("train_fingerprint") == now.get("train_fingerprint")
          and not test and then["train_pixels"] != now.get("train_pixels")),
-        (f"the folder {then['source']} → {now['source']}", then["source"] != now["source"]
-         and Path(then["source"]).is_dir())) if differs]
+        (f"the data's place {then['source']} → {now['source']}", then["source"] != now["source"]
+         and Path(then["source"].removeprefix(HF)).exists())) if differs]
     if changed:
         raise ImgclfError(f"{where}: the data has changed since this run was saved ({'; '.join(changed)}); resuming "
                           "would mix two datasets in one run. Restore the data, or start a new run (--init-weights "

@@ -390,6 +390,7 @@ def load_data(user: dict[str, Any], file: dict[str, Any] | None = None, quiet: b
         data = load_dataset(how["data"], how["data_dir"], download_missing=how["download"],
                             image_size=how["image_size"], test_split=how["test_split"], seed=how["seed"],
                             strict_images=how["strict_images"], quiet=quiet, resize=how["resize"],
+                            images_root=how["images_root"], columns=how["columns"],
                             auto_size_cap=auto_size_cap(user.get("device", "auto")), photo_size=photo_size)
         if loaded is not None:
             loaded[key] = dataclasses.replace(data, notes=list(data.notes))

@@ -19,6 +19,7 @@ from .. import machine
 from .._version import __version__
 from ..checkpoint import load_checkpoint, load_model_state
 from ..config import TrainConfig, user_settings
+from ..data.table import dataframe_as_csv
 from ..errors import CheckpointError
 from ..fileio import atomic_write, printable
 from ..models import count_parameters
@@ -56,6 +57,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     """
     t_start = time.perf_counter() if started is None else started
     given = Callbacks(callbacks)   # a bad one is refused before a run folder is made
+    config, settings = dataframe_as_csv(config, settings)   # data=DataFrame: a CSV file the run records
     with phase("setup"):
         run = setup_run(user_settings(config, **settings), config_file, resume, quiet, t_start)
         announce(run, quiet)

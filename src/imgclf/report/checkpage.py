@@ -173,8 +173,8 @@ def _files_section(report: CheckReport) -> str:
     f = report.files
     warn = "".join(f"<p class='note'>loader: {esc(m)}</p>" for m in report.loader_warnings[:20])
     if f is None:
-        return f'<section id="files"><h2>Files</h2><p class="note">a named dataset: arrays, not files</p>{warn}' \
-            "</section>"
+        return ('<section id="files"><h2>Files</h2><p class="note">images held as arrays (a named dataset) or as rows '
+                f'of a Hugging Face dataset, not files</p>{warn}</section>')
     side = table(["longer side (px)", "images"], [[esc(k), f"{v:,}"] for k, v in f.longer_side.items()], "compact")
     aspect = table(["width / height", "images"], [[esc(k), f"{v:,}"] for k, v in f.aspect.get("bins", {}).items()],
                    "compact")
