@@ -115,6 +115,10 @@ def resize_images(images: torch.Tensor, size: tuple[int, int], chunk: int = 4096
     size = (int(size[0]), int(size[1]))
     if tuple(images.shape[2:]) == size:
         return images
+    if size[1] == 1 and size[0] != 1:
+        # torch's antialiased CPU kernel (2.13) gets an output one pixel wide wrong (its height pass gives a constant
+        # or scrambled column), one pixel high right: a padded strip resizes transposed
+        return resize_images(images.transpose(2, 3), (1, size[0]), chunk).transpose(2, 3).contiguous()
     out = torch.empty((len(images), images.shape[1], *size), dtype=torch.uint8)
     for i in range(0, len(images), chunk):
         x = images[i:i + chunk].float()
