@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from imgclf.data.split import Split, channel_stats
 from imgclf.engine.checkpoint import FORMAT_VERSION, save_checkpoint
 from imgclf.engine.evaluate import predict_logits
 from imgclf.errors import ImgclfError
-from imgclf.export import ATOL, RTOL, ExportError, MissingExtraError, export_model
+from imgclf.export import ATOL, RTOL, ExportError, MissingExtraError, export_model, sidecar_path
 from imgclf.models import arch_args, build_model
 
 CLASSES = [f"class{i}" for i in range(10)]
@@ -106,14 +107,15 @@ def test_every_model_exports_with_imgclf_logits(name, shape, fmt, image_files, t
 
 @pytest.mark.slow
 def test_files_run_without_imgclf_and_carry_their_metadata(image_files, tmp_path):
-    """Plain torch.jit.load and onnxruntime (imgclf made unimportable) give imgclf's logits; metadata inside."""
+    """Plain torch.jit.load and onnxruntime (imgclf made unimportable) given the uint8 N×H×W×C pixels give imgclf's
+    logits: the /255, mean/std and layout change are in the graph; the metadata is inside each file."""
     needs_onnx()
     images = decode(image_files, (3, 32, 32))
     ckpt = make_checkpoint(tmp_path / "best.pt", "tutorial-net", (3, 32, 32), images)
     onnx_file = export_model(ckpt, "onnx", dynamic_batch=True)
     ts_file = export_model(ckpt, "torchscript")
     clf = imgclf.load(ckpt, device="cpu")
-    np.save(tmp_path / "x.npy", clf.normalize(images).numpy())
+    np.save(tmp_path / "x.npy", images.permute(0, 2, 3, 1).numpy())   # N×H×W×C, as PIL and numpy hold images
     script = textwrap.dedent(f"""
         import json, sys
         sys.modules["imgclf"] = None
@@ -138,7 +140,57 @@ def test_files_run_without_imgclf_and_carry_their_metadata(image_files, tmp_path
         assert meta["classes"] == CLASSES and meta["input_shape"] == [3, 32, 32] and meta["tta"] is False
         assert meta["mean"] == pytest.approx(clf.mean) and meta["std"] == pytest.approx(clf.std)
         assert meta["model_name"] == "tutorial-net" and meta["imgclf_version"] == imgclf.__version__
-    assert metas["onnx"]["opset"] >= 18 and "(x/255 - mean)/std" in metas["onnx"]["input"]
+        assert meta["input"]["dtype"] == "uint8" and meta["input"]["layout"] == "NHWC"
+    assert metas["onnx"]["input"]["shape"] == [None, 32, 32, 3] and metas["onnx"]["opset"] >= 18
+    assert json.loads(sidecar_path(onnx_file).read_text()) == {"file": onnx_file.name, **metas["onnx"]}
+
+
+def test_the_sidecar_states_imgclfs_decoding(tmp_path):
+    """FILE.json says what imgclf's decoder does for this model: pixels in, channel mode, EXIF, alpha over white,
+    the run's resize mode, the filter, and the rest of the steps, with the values the decoder uses."""
+    from imgclf.data import images as decoder
+
+    images = torch.zeros(2, 1, 28, 28, dtype=torch.uint8)
+    for fit in ("pad", None):
+        ckpt = make_checkpoint(tmp_path / f"{fit}.pt", "mlp", (1, 28, 28), images)
+        if fit:
+            saved = torch.load(ckpt, weights_only=True)
+            save_checkpoint({**saved, "config": {"resize": fit}}, ckpt)
+        side = json.loads(sidecar_path(export_model(ckpt, "torchscript")).read_text())
+        assert side["input_name"] == "image" and side["output_name"] == "logits"
+        assert side["input"] | {"values": ""} == {"dtype": "uint8", "layout": "NHWC", "shape": [None, 28, 28, 1],
+                                                  "channels": "L", "values": ""}
+        assert side["output"]["shape"] == [None, len(CLASSES)] and side["classes"] == CLASSES
+        dec, res = side["decode"], side["resize"]
+        assert dec["channels"] == "L" and dec["exif_transpose"] is True and dec["alpha_background"] == [255, 255, 255]
+        assert dec["alpha_modes"] == list(decoder.ALPHA_MODES) and dec["high_bit_depth_full_scale"]["I;16"] == 65535
+        assert dec["jpeg_draft_margin"] == decoder.DRAFT_MARGIN and len(dec["steps"]) == 7
+        assert res["mode"] == (fit or "squash")   # a checkpoint that records no resize squashed, as predict does
+        assert res["size"] == [28, 28] and res["filter"] == "bilinear" and res["antialias"] is True
+        assert res["steps"] == decoder.FIT_STEPS[res["mode"]] and res["crop_first_above"] == decoder.LARGE_INTERMEDIATE
+        assert side["tta_in_graph"] is True and side["file"] == f"{fit}.torchscript.pt"
+
+
+def test_a_file_exported_for_normalized_input_still_predicts(image_files, tmp_path):
+    """A TorchScript file whose graph takes the normalized float N×C×H×W batch (its metadata names no pixel input)
+    is fed that batch, and its TTA views averaged by imgclf: predict gives the checkpoint's classes."""
+    images = decode(image_files, (3, 32, 32))
+    ckpt = make_checkpoint(tmp_path / "best.pt", "tutorial-net", (3, 32, 32), images)
+    clf = imgclf.load(ckpt, device="cpu")
+    old = tmp_path / "old.torchscript.pt"
+    meta = {"classes": CLASSES, "input_shape": [3, 32, 32], "mean": clf.mean, "std": clf.std, "tta": True,
+            "input": "float32 NCHW, (x/255 - mean)/std per channel"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(clf.model.eval(), torch.zeros(1, 3, 32, 32), check_trace=False)
+        torch.jit.save(traced, str(old), _extra_files={"imgclf.json": json.dumps(meta)})
+    files = [str(f) for f in image_files]
+    clf.tta = True
+    want = clf.predict(files, topk=3)
+    got = imgclf.load(old, device="cpu", trust_exported=True).predict(files, topk=3)
+    assert [g["class"] for g in got] == [w["class"] for w in want]
+    for g, w in zip(got, want):
+        assert [t["probability"] for t in g["topk"]] == pytest.approx([t["probability"] for t in w["topk"]], abs=1e-4)
 
 
 def test_never_overwrites_without_force(tmp_path):

@@ -1,6 +1,8 @@
 """Exported models (`imgclf export`) as inference backends: an ONNX file run by onnxruntime, or a TorchScript file,
 wrapped as an nn.Module that takes the normalized float batch and returns logits, so `Classifier` (predict,
-evaluate, tta) uses it exactly as it uses the network from a checkpoint."""
+evaluate) uses it exactly as it uses the network from a checkpoint. imgclf's exports take uint8 N×H×W×C pixels and
+hold the normalization and TTA views themselves (PixelInput hands them the pixels back); a file whose metadata says
+no such input takes the normalized float N×C×H×W batch, and Classifier averages its TTA views."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from .errors import CheckpointError, ImgclfError
 
 REQUIRED = ("classes", "input_shape", "mean", "std")
 EXTRA_FILE = "imgclf.json"  # the metadata's name inside a TorchScript archive
+INPUT_DTYPE, INPUT_LAYOUT = "uint8", "NHWC"   # what imgclf's exported graphs take: pixels, as PIL and numpy hold them
 
 
 class MissingExtraError(ImgclfError):
@@ -71,7 +74,7 @@ class OnnxModel(nn.Module):
         (ort,) = require("onnxruntime")
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         first = self.session.get_inputs()[0]
-        self.input_name = first.name
+        self.input_name, self.input_type = first.name, first.type
         self.batch_size = first.shape[0] if isinstance(first.shape[0], int) else None
 
     def metadata(self) -> dict[str, Any]:
@@ -86,7 +89,7 @@ class OnnxModel(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        arr = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        arr = x.detach().to("cpu", torch.uint8 if x.dtype == torch.uint8 else torch.float32).contiguous().numpy()
         n, step = len(arr), self.batch_size
         if step is None or n == step:
             out = self.session.run(None, {self.input_name: arr})[0]
@@ -99,6 +102,28 @@ class OnnxModel(nn.Module):
                 parts.append(self.session.run(None, {self.input_name: chunk})[0])
             out = np.concatenate(parts)[:n]
         return torch.from_numpy(out).to(x.device)
+
+
+def takes_pixels(meta: dict[str, Any]) -> bool:
+    """Whether an exported file's metadata says it takes uint8 N×H×W×C pixels (else: the normalized float batch)."""
+    given = meta.get("input")
+    return isinstance(given, dict) and given.get("dtype") == INPUT_DTYPE and given.get("layout") == INPUT_LAYOUT
+
+
+class PixelInput(nn.Module):
+    """An exported graph that takes pixels, fed as Classifier feeds a network: the normalized float N×C×H×W batch
+    is turned back into its uint8 pixels, N×H×W×C. Exact: (x·std + mean)·255 is within 1e-3 of the integer that
+    (p/255 − mean)/std came from, far inside the half level that rounding forgives."""
+
+    def __init__(self, graph: nn.Module, mean: list[float], std: list[float], device: torch.device) -> None:
+        super().__init__()
+        self.graph = graph
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32, device=device)[None, :, None, None])
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32, device=device)[None, :, None, None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pixels = (x.float() * self.std + self.mean).mul_(255).round_().clamp_(0, 255).to(torch.uint8)
+        return self.graph(pixels.permute(0, 2, 3, 1).contiguous())
 
 
 @dataclass
@@ -154,10 +179,19 @@ def open_exported(path: str | Path, fmt: str, device: str = "auto") -> Exported:
     # the same checks as a checkpoint's: a size of 100000 would make predict allocate gigabytes per image
     check_fields({"model_args": args, "classes": meta["classes"],
                   "normalization": {"mean": meta["mean"], "std": meta["std"]}}, path)
-    return Exported(model, list(meta["classes"]), args, list(meta["mean"]), list(meta["std"]), dev,
-                    bool(meta.get("tta", False)), bool(meta.get("tta_mirror", True)),
-                    dict(meta.get("config") or {}), f"{meta.get('model_name', 'model')} ({fmt} export)",
+    pixels = takes_pixels(meta)
+    if isinstance(model, OnnxModel) and pixels != (model.input_type == "tensor(uint8)"):
+        said = "uint8 pixels" if pixels else "normalized floats"
+        raise CheckpointError(f"{path}: its graph takes {model.input_type} but its metadata says {said}; export it "
+                              "again with `imgclf export`")
+    if pixels:
+        model = PixelInput(model, meta["mean"], meta["std"], dev)
+    tta = bool(meta.get("tta", False)) and not (pixels and meta.get("tta_in_graph"))   # views inside: not again
+    return Exported(model, list(meta["classes"]), args, list(meta["mean"]), list(meta["std"]), dev, tta,
+                    bool(meta.get("tta_mirror", True)), dict(meta.get("config") or {}),
+                    f"{meta.get('model_name', 'model')} ({fmt} export)",
                     meta.get("data") if isinstance(meta.get("data"), dict) else None)
 
 
-__all__ = ["Exported", "MissingExtraError", "OnnxModel", "exported_format", "open_exported", "require", "sidecar_path"]
+__all__ = ["Exported", "MissingExtraError", "OnnxModel", "PixelInput", "exported_format", "open_exported", "require",
+           "sidecar_path", "takes_pixels"]

@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace the --csv file if it exists")
     p.add_argument("--trust-exported", action="store_true", help=TRUST_HELP)
 
-    p = sub.add_parser("export", help="write a checkpoint as ONNX or TorchScript (+ FILE.json: classes, normalization)")
+    p = sub.add_parser("export", help="write a checkpoint as ONNX or TorchScript (+ FILE.json: classes, decoding)")
     p.add_argument("checkpoint", help="a checkpoint written by imgclf train (best.pt, last.pt)")
     p.add_argument("--format", required=True, choices=("onnx", "torchscript"),
                    help="onnx (run with onnxruntime; needs the [onnx] extra) or torchscript (torch.jit.load)")
