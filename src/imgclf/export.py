@@ -77,9 +77,9 @@ def export_metadata(ckpt: dict[str, Any], clf: Classifier, fmt: str, dynamic_bat
     cfg = ckpt.get("config") or {}
     c, h, w = clf.image_shape
     batch = None if dynamic_batch or fmt == "torchscript" else 1
-    views = ("" if not clf.tta else " averaged over the image and its mirror" if clf.tta_mirror else "") + (
-        f", and the pair (or image) translated {clf.tta_shift} px up-left and down-right (weights 1/2, 1/4, 1/4)"
-        if clf.tta and clf.tta_shift else "")
+    views = "the image and its mirror" if clf.tta_mirror else "the image"
+    if clf.tta_shift:
+        views += f" (weight 1/2), and the same translated {clf.tta_shift} px up-left and down-right (1/4 each)"
     return {
         "format": fmt, "imgclf_version": __version__, "torch_version": torch.__version__,
         "model_name": ckpt["model_name"], "classes": list(clf.classes),
@@ -91,7 +91,8 @@ def export_metadata(ckpt: dict[str, Any], clf: Classifier, fmt: str, dynamic_bat
         "output_name": OUTPUT_NAME,
         "output": {"dtype": "float32", "shape": [batch, len(clf.classes)],
                    "values": "logits in the order of classes (softmax: the probabilities imgclf predict prints)"
-                             + (f"; test-time augmentation is in the graph: the logits{views}" if clf.tta else "")},
+                             + (f"; test-time augmentation is in the graph: the mean logits of {views}" if clf.tta
+                                else "")},
         **decoding_contract(c, (h, w), clf.resize),
         "input_shape": [c, h, w], "mean": [float(v) for v in clf.mean], "std": [float(v) for v in clf.std],
         "tta": bool(clf.tta), "tta_mirror": bool(clf.tta_mirror), "tta_shift": int(clf.tta_shift),
