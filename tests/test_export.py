@@ -172,6 +172,18 @@ def test_the_sidecar_states_imgclfs_decoding(tmp_path):
         assert side["tta_in_graph"] is True and side["file"] == f"{fit}.torchscript.pt"
 
 
+def test_imgclf_hands_an_export_the_very_pixels():
+    """predict normalizes a batch before any model; for a graph that takes pixels, PixelInput turns that batch back
+    into the uint8 pixels it came from, every value 0-255, N×H×W×C, for normalizations wide and narrow."""
+    from imgclf.exported import PixelInput
+
+    px = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16).repeat(2, 3, 1, 1)
+    px[1] = px[1].flip(2)
+    for mean, std in (([0.5] * 3, [0.5] * 3), ([0.0] * 3, [1 / 255] * 3), ([0.9, 0.1, 0.5], [0.01, 0.3, 2.0])):
+        seen = PixelInput(torch.nn.Identity(), mean, std, torch.device("cpu"))(Normalizer(mean, std, "cpu")(px))
+        assert seen.dtype == torch.uint8 and torch.equal(seen, px.permute(0, 2, 3, 1)), (mean, std)
+
+
 def test_a_file_exported_for_normalized_input_still_predicts(image_files, tmp_path):
     """A TorchScript file whose graph takes the normalized float N×C×H×W batch (its metadata names no pixel input)
     is fed that batch, and its TTA views averaged by imgclf: predict gives the checkpoint's classes."""

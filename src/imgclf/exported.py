@@ -112,18 +112,19 @@ def takes_pixels(meta: dict[str, Any]) -> bool:
 
 class PixelInput(nn.Module):
     """An exported graph that takes pixels, fed as Classifier feeds a network: the normalized float N×C×H×W batch
-    is turned back into its uint8 pixels, N×H×W×C. Exact: (x·std + mean)·255 is within 1e-3 of the integer that
+    is turned back into its uint8 pixels, N×H×W×C. Exact: x·255·std + 255·mean is within 1e-3 of the integer that
     (p/255 − mean)/std came from, far inside the half level that rounding forgives."""
 
     def __init__(self, graph: nn.Module, mean: list[float], std: list[float], device: torch.device) -> None:
         super().__init__()
         self.graph = graph
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32, device=device)[None, :, None, None])
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32, device=device)[None, :, None, None])
+        self.register_buffer("scale", 255 * torch.tensor(std, dtype=torch.float32, device=device)[None, :, None, None])
+        self.register_buffer("shift", 255 * torch.tensor(mean, dtype=torch.float32, device=device)[None, :, None, None])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pixels = (x.float() * self.std + self.mean).mul_(255).round_().clamp_(0, 255).to(torch.uint8)
-        return self.graph(pixels.permute(0, 2, 3, 1).contiguous())
+        values = torch.addcmul(self.shift, x.float(), self.scale).round_().clamp_(0, 255)
+        pixels = torch.empty((x.shape[0], *x.shape[2:], x.shape[1]), dtype=torch.uint8, device=x.device)
+        return self.graph(pixels.copy_(values.permute(0, 2, 3, 1)))
 
 
 @dataclass
