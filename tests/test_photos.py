@@ -13,7 +13,7 @@ from imgclf.checkpoint import load_checkpoint
 from imgclf.cli import main
 from imgclf.data import load_dataset
 from imgclf.data.augment import Augment, color_jitter, random_resized_crop
-from imgclf.data.images import decode_image, fit_image
+from imgclf.data.images import decode_image, fit_image, resize_images
 
 
 def photo_folder(root, n=12, seed=0):
@@ -52,6 +52,25 @@ def test_resize_modes_keep_or_ignore_the_aspect_ratio():
     assert crop[:, :, 0].float().mean() < 10          # the centre crop cut the white quarter off
     assert squash[:, :, :4].float().mean() > 240      # squashed: the white quarter is now the left 5 px
     assert pad[:, :5].max() == 0 and pad[:, -5:].max() == 0 and pad[:, 8:12, :4].float().mean() > 240
+
+
+def triangle_taps(n: int, m: int) -> np.ndarray:
+    """m×n weights of the antialiased bilinear filter (PIL's BILINEAR): a triangle as wide as the shrink, in float64."""
+    c = (np.arange(m) + 0.5) * n / m
+    t = np.clip(1 - np.abs(np.arange(n) + 0.5 - c[:, None]) / max(n / m, 1), 0, None)
+    return t / t.sum(1, keepdims=True)
+
+
+def test_a_resize_to_one_pixel_wide_is_the_filter_not_a_constant():
+    """A tall strip padded into a square scales to one pixel wide: each row is the triangle filter over the strip
+    (torch's kernel alone gave every row the same value), as computed in float64 here, to the rounding."""
+    tall = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 194, 7)).astype(np.uint8))
+    out = resize_images(tall[None], (28, 1))[0]
+    exact = np.einsum("ih,chw,jw->cij", triangle_taps(194, 28), tall.double().numpy(), triangle_taps(7, 1))
+    assert out.shape == (3, 28, 1) and np.abs(out.numpy() - exact).max() <= 0.5 + 1e-3
+    assert len(out.unique()) > 10
+    padded = fit_image(tall, (28, 28), "pad")
+    assert torch.equal(padded[:, :, 13:14], out) and padded[:, :, :13].max() == 0 == padded[:, :, 14:].max()
 
 
 def test_exif_orientation_is_applied(tmp_path):

@@ -1,7 +1,9 @@
 """Exported models (`imgclf export`) as inference backends: an ONNX file run by onnxruntime, or a TorchScript file,
 wrapped as an nn.Module that takes the normalized float batch and returns logits, opened into the record a
 checkpoint's network is rebuilt into (checkpoint.Rebuilt), so `Classifier` (predict, evaluate, tta) uses it exactly
-as it uses the network from a checkpoint."""
+as it uses the network from a checkpoint. imgclf's exports take uint8 N×H×W×C pixels and hold the normalization
+and TTA views themselves (PixelInput hands them the pixels back); a file whose metadata says no such input takes
+the normalized float N×C×H×W batch, and Classifier averages its TTA views."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from .safeload import check_archive
 
 REQUIRED = ("classes", "input_shape", "mean", "std")
 EXTRA_FILE = "imgclf.json"  # the metadata's name inside a TorchScript archive
+INPUT_DTYPE, INPUT_LAYOUT = "uint8", "NHWC"   # what imgclf's exported graphs take: pixels, as PIL and numpy hold them
 
 
 class MissingExtraError(ImgclfError):
@@ -73,7 +76,7 @@ class OnnxModel(nn.Module):
         (ort,) = require("onnxruntime")
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         first = self.session.get_inputs()[0]
-        self.input_name = first.name
+        self.input_name, self.input_type = first.name, first.type
         self.batch_size = first.shape[0] if isinstance(first.shape[0], int) else None
 
     def metadata(self) -> dict[str, Any]:
@@ -88,7 +91,7 @@ class OnnxModel(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        arr = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        arr = x.detach().to("cpu", torch.uint8 if x.dtype == torch.uint8 else torch.float32).contiguous().numpy()
         n, step = len(arr), self.batch_size
         if step is None or n == step:
             out = self.session.run(None, {self.input_name: arr})[0]
@@ -101,6 +104,29 @@ class OnnxModel(nn.Module):
                 parts.append(self.session.run(None, {self.input_name: chunk})[0])
             out = np.concatenate(parts)[:n]
         return torch.from_numpy(out).to(x.device)
+
+
+def takes_pixels(meta: dict[str, Any]) -> bool:
+    """Whether an exported file's metadata says it takes uint8 N×H×W×C pixels (else: the normalized float batch)."""
+    given = meta.get("input")
+    return isinstance(given, dict) and given.get("dtype") == INPUT_DTYPE and given.get("layout") == INPUT_LAYOUT
+
+
+class PixelInput(nn.Module):
+    """An exported graph that takes pixels, fed as Classifier feeds a network: the normalized float N×C×H×W batch
+    is turned back into its uint8 pixels, N×H×W×C. Exact: x·255·std + 255·mean is within 1e-3 of the integer that
+    (p/255 − mean)/std came from, far inside the half level that rounding forgives."""
+
+    def __init__(self, graph: nn.Module, mean: list[float], std: list[float], device: torch.device) -> None:
+        super().__init__()
+        self.graph = graph
+        self.register_buffer("scale", 255 * torch.tensor(std, dtype=torch.float32, device=device)[None, :, None, None])
+        self.register_buffer("shift", 255 * torch.tensor(mean, dtype=torch.float32, device=device)[None, :, None, None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values = torch.addcmul(self.shift, x.float(), self.scale).round_().clamp_(0, 255)
+        pixels = torch.empty((x.shape[0], *x.shape[2:], x.shape[1]), dtype=torch.uint8, device=x.device)
+        return self.graph(pixels.copy_(values.permute(0, 2, 3, 1)))
 
 
 def open_exported(path: str | Path, fmt: str, device: str = "auto") -> tuple[Rebuilt, torch.device]:
@@ -139,10 +165,19 @@ def open_exported(path: str | Path, fmt: str, device: str = "auto") -> tuple[Reb
     # the same checks as a checkpoint's: a size of 100000 would make predict allocate gigabytes per image
     check_fields({"model_args": args, "classes": meta["classes"],
                   "normalization": {"mean": meta["mean"], "std": meta["std"]}}, path)
+    pixels = takes_pixels(meta)
+    if isinstance(model, OnnxModel) and pixels != (model.input_type == "tensor(uint8)"):
+        said = "uint8 pixels" if pixels else "normalized floats"
+        raise CheckpointError(f"{path}: its graph takes {model.input_type} but its metadata says {said}; export it "
+                              "again with `imgclf export`")
+    if pixels:
+        model = PixelInput(model, meta["mean"], meta["std"], dev)
+    tta = bool(meta.get("tta", False)) and not (pixels and meta.get("tta_in_graph"))   # views inside: not again
     return Rebuilt(model, f"{meta.get('model_name', 'model')} ({fmt} export)", args, list(meta["classes"]),
-                   list(meta["mean"]), list(meta["std"]), bool(meta.get("tta", False)),
-                   bool(meta.get("tta_mirror", True)), dict(meta.get("config") or {}),
+                   list(meta["mean"]), list(meta["std"]), tta, bool(meta.get("tta_mirror", True)),
+                   dict(meta.get("config") or {}),
                    data=meta.get("data") if isinstance(meta.get("data"), dict) else None), dev
 
 
-__all__ = ["MissingExtraError", "OnnxModel", "exported_format", "open_exported", "require", "sidecar_path"]
+__all__ = ["MissingExtraError", "OnnxModel", "PixelInput", "exported_format", "open_exported", "require",
+           "sidecar_path", "takes_pixels"]

@@ -264,7 +264,8 @@ def cmd_export(args: argparse.Namespace) -> None:
     from ..export import export_model
 
     path = export_model(args.checkpoint, args.format, args.out, args.dynamic_batch, args.opset, force=args.force)
-    print(f"wrote {path} and {path.name}.json (input: float32 NCHW, (x/255 - mean)/std; see the .json)")
+    print(f"wrote {path} and {path.name}.json (input: uint8 N×H×W×C pixels; the .json says how imgclf decodes "
+          "and resizes an image for it)")
 
 
 def cmd_find_lr(args: argparse.Namespace) -> None:

@@ -11,6 +11,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -137,6 +138,10 @@ def resize_images(images: torch.Tensor, size: tuple[int, int], chunk: int = 4096
     size = (int(size[0]), int(size[1]))
     if tuple(images.shape[2:]) == size:
         return images
+    if size[1] == 1 and size[0] != 1:
+        # torch's antialiased CPU kernel (2.13) gets an output one pixel wide wrong (its height pass gives a constant
+        # or scrambled column), one pixel high right: a padded strip resizes transposed
+        return resize_images(images.transpose(2, 3), (1, size[0]), chunk).transpose(2, 3).contiguous()
     out = torch.empty((len(images), images.shape[1], *size), dtype=torch.uint8)
     for i in range(0, len(images), chunk):
         x = images[i:i + chunk].float()
@@ -214,6 +219,9 @@ def image_header(path: ImageSource) -> tuple[int, int, str, str] | None:
         return None
 
 
+DRAFT_MARGIN = 2   # a JPEG decodes reduced (Image.draft) to no less than this many times the size `fit` needs
+
+
 def _draft(im: Image.Image, size: tuple[int, int], fit: str) -> None:
     """Let the JPEG decoder shrink a large photo by 2/4/8 while decoding, to no less than twice what `fit` needs:
     a 12-megapixel photo decodes ~10× faster and the antialiased resize after it loses nothing visible."""
@@ -221,7 +229,7 @@ def _draft(im: Image.Image, size: tuple[int, int], fit: str) -> None:
         return
     w, h = im.size
     ratios = (size[0] / h, size[1] / w)
-    k = 2 * (min(ratios) if fit == "pad" else max(ratios))
+    k = DRAFT_MARGIN * (min(ratios) if fit == "pad" else max(ratios))
     if k < 1:
         im.draft(im.mode, (max(1, int(w * k)), max(1, int(h * k))))
 
@@ -263,6 +271,8 @@ def image_to_array(im: Image.Image, mode: str | None = None) -> np.ndarray:
     return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
 
 
+# Modes with an alpha channel (a palette image 'P' with a transparent colour too): composited over this colour.
+ALPHA_MODES, ALPHA_BACKGROUND = ("RGBA", "LA", "PA"), (255, 255, 255)
 # Full scale of the high-bit-depth grayscale modes, by what the file declares (never by an image's own maximum:
 # one bright pixel would darken all the others): 16-bit PNG and TIFF integers, float TIFF in [0, 1].
 FULL_SCALE = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
@@ -274,11 +284,58 @@ def _to_mode(im: Image.Image, mode: str | None) -> Image.Image:
     if im.mode in FULL_SCALE:
         arr = np.asarray(im, dtype=np.float64)
         im = Image.fromarray(np.clip(np.rint(arr * (255.0 / FULL_SCALE[im.mode])), 0, 255).astype(np.uint8), "L")
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+    if im.mode in ALPHA_MODES or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
-        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        bg = Image.new("RGBA", rgba.size, (*ALPHA_BACKGROUND, 255))
         im = Image.alpha_composite(bg, rgba)
         gray = False
     else:
         gray = im.mode in ("L", "1")
     return im.convert(mode or ("L" if gray else "RGB"))
+
+
+FIT_STEPS = {
+    "squash": "resize to (H, W), each side scaled on its own",
+    "crop": "s = max(H/h, W/w); resize to (nh, nw) = (max(H, round(h*s)), max(W, round(w*s))); keep rows top = "
+            "(nh-H)//2 to top+H and columns left = (nw-W)//2 to left+W. If nh*nw > crop_first_above*H*W, only the "
+            "part shown is resized: rows r0 = max(0, floor(top/s) - 2) to r1 = min(h, ceil((top+H)/s) + 2), columns "
+            "c0 to c1 likewise, to (max(H, round((r1-r0)*s)), max(W, round((c1-c0)*s))), then rows from "
+            "min(max(0, top - round(r0*s)), its height - H) and columns likewise",
+    "pad": "s = min(H/h, W/w); resize to (nh, nw) = (min(H, max(1, round(h*s))), min(W, max(1, round(w*s)))); "
+           "paste at ((H-nh)//2, (W-nw)//2) on an H×W image of pad_value",
+}
+
+
+def decoding_contract(channels: int, size: tuple[int, int], fit: str) -> dict[str, Any]:
+    """What decode_image does to an image file for a model of `channels` at `size` (H, W) with `fit`, as data (the
+    exported model's sidecar): enough for code outside imgclf to give the model the very same pixels."""
+    h, w = int(size[0]), int(size[1])
+    mode = "L" if channels == 1 else "RGB"
+    return {
+        "decode": {
+            "library": "Pillow", "frame": 0, "max_pixels": MAX_PIXELS,
+            "jpeg_draft_margin": DRAFT_MARGIN, "exif_transpose": True,
+            "high_bit_depth_full_scale": dict(FULL_SCALE), "alpha_modes": list(ALPHA_MODES),
+            "palette_transparency_is_alpha": True, "alpha_background": list(ALPHA_BACKGROUND), "channels": mode,
+            "steps": [
+                "Image.open; the first frame of an animation; more than max_pixels pixels is refused",
+                "a JPEG stored w×h: k = jpeg_draft_margin * (min if resize.mode is pad else max)(H/h, W/w); if k < 1, "
+                "Image.draft(its mode, (max(1, int(w*k)), max(1, int(h*k)))) before decoding",
+                "ImageOps.exif_transpose (turned upright by its EXIF orientation)",
+                "a mode of high_bit_depth_full_scale: v → clip(rint(v*255/full_scale), 0, 255) as mode L",
+                "a mode of alpha_modes, or P with info['transparency']: Image.alpha_composite over an opaque "
+                "alpha_background",
+                f"Image.convert({mode!r})",
+                "resize (see resize): none if already H×W",
+            ],
+        },
+        "resize": {
+            "mode": fit, "size": [h, w], "filter": "bilinear", "antialias": True, "align_corners": False,
+            "arithmetic": "torch.nn.functional.interpolate(mode='bilinear', antialias=True, align_corners=False) on "
+                          "float32 pixels, rounded half to even, clipped to 0..255: the triangle filter of PIL's "
+                          "BILINEAR resample, widened by the shrink factor, without PIL's rounding to 8 bits between "
+                          "its two passes",
+            "steps": FIT_STEPS[fit], "round": "Python's round(): half to even",
+            "crop_first_above": LARGE_INTERMEDIATE, "pad_value": 0,
+        },
+    }
