@@ -108,7 +108,7 @@ def measure_generated(folder: Path, truth: dict[str, list[str]], size: int, png:
     from imgclf.data.duplicates import find_duplicates
     from imgclf.report.checkpage import pair_strip
 
-    ds = load_dataset(folder, image_size=size, quiet=True)
+    ds = load_dataset(folder, image_size=size)
     f = find_duplicates(ds)
     paired = {p.file: p for p in f.pairs if p.split == "test" and p.kind in ("exact", "near")}
     conflicts = {(p.split, p.file) for p in f.of("conflict")}
@@ -148,7 +148,7 @@ def cifar_figures(folder: Path, tmp: Path, png: Path) -> None:
                            capture_output=True, text=True)
         print(f"  imgclf check, the whole command ({state}): {time.perf_counter() - t:.1f} s; {p.stdout.strip()}")
     child = ("import json,sys\nfrom imgclf.data import load_dataset\nfrom imgclf.data.duplicates import "
-             "find_duplicates\nds=load_dataset(sys.argv[1],quiet=True)\nf=find_duplicates(ds)\n"
+             "find_duplicates\nds=load_dataset(sys.argv[1])\nf=find_duplicates(ds)\n"
              "print(json.dumps({'s':f.seconds,'hashed':f.hashed,'counts':f.counts,"
              "'test':len(f.test_indices_repeating_train())}))")
     for part in (tmp / "cache").glob("*.hashes.npz"):
@@ -173,7 +173,7 @@ def index_recall(folder: Path) -> None:
     from imgclf.data.duplicates import near_pairs, split_hashes
     from imgclf.data.imagehash import FINE_WORDS, is_near
 
-    ds = load_dataset(folder, quiet=True)
+    ds = load_dataset(folder)
     (train, test), _ = split_hashes([ds.train, ds.test])
 
     def signs(h: np.ndarray) -> torch.Tensor:
@@ -204,7 +204,7 @@ def save_pairs_png(folder: Path, png: Path, n: int = 8) -> None:
     from imgclf.data.duplicates import find_duplicates
     from imgclf.report.checkpage import pair_strip
 
-    ds = load_dataset(folder, quiet=True)
+    ds = load_dataset(folder)
     near = find_duplicates(ds).of("near")
     rng = random.Random(0)
     sample = rng.sample(near, min(n + 48, len(near)))

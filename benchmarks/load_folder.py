@@ -24,7 +24,7 @@ import json, sys, time
 t0 = time.perf_counter()
 from imgclf.data import load_dataset
 t1 = time.perf_counter()
-ds = load_dataset(sys.argv[1], quiet=True)
+ds = load_dataset(sys.argv[1])
 t2 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "open_s": t2 - t1, "images": len(ds.train) + len(ds.test)}))
 """

@@ -46,7 +46,7 @@ class Bare:
     """The same model, optimizer and precision as `imgclf train` builds, stepped on pre-built tensors."""
 
     def __init__(self, settings: dict) -> None:
-        run = build_run(settings, quiet=True)   # exactly what `imgclf train` builds for these settings
+        run = build_run(settings)   # exactly what `imgclf train` builds for these settings
         self.device, self.prec, self.model, self.opt = run.device, run.prec, run.model, run.opt
         b = run.cfg.batch_size
         data = run.data

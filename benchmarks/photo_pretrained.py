@@ -91,7 +91,7 @@ def main() -> None:
     print(f"CPU: {cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     for size in sorted({*args.sizes, args.finetune_size}):
         t = time.perf_counter()
-        load_dataset(args.folder, image_size=size, quiet=True)
+        load_dataset(args.folder, image_size=size)
         print(f"first decode at {size} px (0 if cached): {time.perf_counter() - t:.1f} s")
     variants = [("scratch (--no-pretrained: the old default)", ["--no-pretrained"])]
     variants += [(f"linear probe {s} px (the default at 224)", ["--image-size", str(s)]) for s in args.sizes]

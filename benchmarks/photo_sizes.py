@@ -32,7 +32,7 @@ def cpu_name() -> str:
 
 
 def images_per_second(folder: str, size: int, seconds: float) -> tuple[float, str, str]:
-    run = build_run({"data": folder, "image_size": size, "val_split": 0.0}, quiet=True)
+    run = build_run({"data": folder, "image_size": size, "val_split": 0.0})
     run.model.train()
     set_lr(run.opt, run.lr(0))
     n, t, epoch = 0, None, 0

@@ -460,12 +460,11 @@ def test_the_ladder_grows_with_the_machine(tmp_path, monkeypatch, pace, chosen):
     onto the airbench rungs above it, each where its minimum epochs fit; planned only, nothing trains."""
     from conftest import make_image_folder
 
-    from imgclf.engine.setup import build_run
 
     root = make_image_folder(tmp_path / "c32", per_class=30, size=32, classes=("a", "b", "c"))
     monkeypatch.setattr(budget, "calibrate", fixed_calibration({m["model"]: 0.01 for m in budget.BUDGET_LADDER} | pace))
     user = {"data": str(root), "budget": "30s", "out": str(tmp_path / "r"), "device": "cpu"}
-    plan = budget.plan_budget(user, None, time.perf_counter(), lambda layer: build_run(user, None, True, None, layer))
+    plan = budget.plan_budget(user, None, time.perf_counter())
     assert plan.layer["model"] == chosen and plan.layer["image_size"] is None
     rung = next(c for c in plan.record["calibration"] if c["chosen"])
     assert rung["planned_steps"] >= rung["min_epochs"] * rung["steps_per_epoch"]

@@ -110,6 +110,21 @@ def test_quiet_prints_only_the_result_line(capsys, tmp_path):
     assert capsys.readouterr().out.startswith(f"test accuracy {summary['test_accuracy']:.2%} (360 images")
 
 
+def test_the_level_set_once_holds_for_the_call_and_no_longer(capsys, tmp_path):
+    """How much is printed is a level set once (verbosity.py) for a command or an API call, then restored: a quiet
+    call prints nothing, and the next call prints as before."""
+    import imgclf
+    from imgclf import verbosity
+
+    imgclf.train(data="digits", epochs=1, out=str(tmp_path), name="a", plots=False, quiet=True)
+    assert capsys.readouterr().out == "" and verbosity.level() == verbosity.NORMAL
+    assert main(["-q", "train", "--epochs", "1", "--out", str(tmp_path), "--name", "b", "--no-plots"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1 and verbosity.level() == verbosity.NORMAL
+    imgclf.train(data="digits", epochs=1, out=str(tmp_path), name="c", plots=False)
+    out = capsys.readouterr().out
+    assert "training fastcnn-tiny" in out and "epoch   1" in out and "test accuracy" in out
+
+
 @pytest.mark.slow
 def test_warnings_are_hidden_by_quiet_and_placed_by_verbose(tmp_path):
     folder = make_image_folder(tmp_path / "imgs", per_class=6, size=8)

@@ -36,7 +36,7 @@ def test_muon_s_newton_schulz_runs_in_bf16_only_where_the_run_does(monkeypatch, 
     from imgclf.engine.setup import build_run
 
     monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: native)
-    run = build_run({"data": "digits", "optimizer": "muon", "device": "cpu", "plots": False}, quiet=True)
+    run = build_run({"data": "digits", "optimizer": "muon", "device": "cpu", "plots": False})
     assert run.opt.ns_dtype == ns_dtype
-    fp32 = build_run({"data": "digits", "optimizer": "muon", "device": "cpu", "precision": "fp32"}, quiet=True)
+    fp32 = build_run({"data": "digits", "optimizer": "muon", "device": "cpu", "precision": "fp32"})
     assert fp32.opt.ns_dtype is None

@@ -22,7 +22,7 @@ def test_download_verifies_and_resumes(server, tmp_path):
     dest = tmp_path / "dl" / "blob.bin"
     dest.parent.mkdir()
     (dest.parent / "blob.bin.part").write_bytes((root / "blob.bin").read_bytes()[:70_000])  # an interrupted earlier try
-    download(url + "blob.bin", dest, md5(root / "blob.bin"), quiet=True)
+    download(url + "blob.bin", dest, md5(root / "blob.bin"))
     assert dest.read_bytes() == (root / "blob.bin").read_bytes()
     assert RangeHandler.requests[-1][1] == "bytes=70000-"
     assert not (dest.parent / "blob.bin.part").exists()
@@ -32,7 +32,7 @@ def test_checksum_mismatch_removes_the_bad_file(server, tmp_path):
     root, url, _ = server
     (root / "f.gz").write_bytes(b"not what was promised")
     with pytest.raises(DataError, match="checksum mismatch"):
-        download(url + "f.gz", tmp_path / "f.gz", "0" * 32, quiet=True)
+        download(url + "f.gz", tmp_path / "f.gz", "0" * 32)
     assert not (tmp_path / "f.gz").exists() and not (tmp_path / "f.gz.part").exists()
 
 
@@ -48,7 +48,7 @@ def test_named_dataset_downloads_from_its_url(server, tmp_path, monkeypatch):
     spec = registry.NAMED["mnist"]
     monkeypatch.setitem(registry.NAMED, "mnist", registry.NamedDataset(
         "mnist", spec.description, files, url, spec.folder_names, spec.loader, spec.is_present))
-    ds = load_dataset("mnist", tmp_path / "data", quiet=True)
+    ds = load_dataset("mnist", tmp_path / "data")
     assert len(ds.train) == 12 and (tmp_path / "data" / "mnist" / "train-images-idx3-ubyte.gz").is_file()
 
 
@@ -58,6 +58,6 @@ def test_offline_error_says_which_files_go_where(tmp_path, monkeypatch):
         "cifar10", spec.description, spec.files, "http://127.0.0.1:9/", spec.folder_names, spec.loader,
         spec.is_present))
     with pytest.raises(DataError) as e:
-        load_dataset("cifar10", tmp_path / "d", quiet=True)
+        load_dataset("cifar10", tmp_path / "d")
     msg = str(e.value)
     assert "cifar-10-python.tar.gz" in msg and str(tmp_path / "d" / "cifar10") in msg

@@ -403,7 +403,7 @@ def grey_digits(root: Path) -> list[Path]:
     from imgclf.data import load_dataset
 
     root.mkdir()
-    test = load_dataset("digits", image_size=28, quiet=True).test
+    test = load_dataset("digits", image_size=28).test
     for i in range(12):
         Image.fromarray(test.images[i, 0].numpy()).save(root / f"{i}_label{int(test.labels[i])}.png")
     ink = test.images[12:16, 0].numpy()

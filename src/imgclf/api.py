@@ -157,7 +157,7 @@ class Classifier:
             ds = load_dataset(name, data_dir or (cfg.get("data_dir") if same else None),
                               image_size=self.image_shape[1] if self.image_shape[1] == self.image_shape[2] else None,
                               val_split=cfg.get("val_split", 0.0) if same else 0.0,
-                              test_split=cfg.get("test_split", 0.2), seed=cfg.get("seed", 0), quiet=True,
+                              test_split=cfg.get("test_split", 0.2), seed=cfg.get("seed", 0),
                               resize=self.resize, **load_args)
         if ds.shape != self.image_shape:
             raise DataError(f"{ds.name}: images are {ds.shape} (C, H, W) but the model takes {self.image_shape}")

@@ -12,7 +12,7 @@ import time
 import traceback
 import warnings
 
-from .. import phases
+from .. import phases, verbosity
 from ..errors import ImgclfError
 from ..fileio import stdout_to_devnull
 from .commands import COMMANDS
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
     args.started = started
     if args.quiet and args.verbose:
         parser.error("--quiet and --verbose exclude each other")
-    with warnings.catch_warnings():
+    level = verbosity.QUIET if args.quiet else verbosity.VERBOSE if args.verbose else verbosity.NORMAL
+    with warnings.catch_warnings(), verbosity.at(level):   # what every command prints follows it (verbosity.py)
         if args.quiet:
             warnings.simplefilter("ignore")
         warnings.formatwarning = (lambda msg, cat, file, line, *a: f"warning: {msg} ({file}:{line})\n") \

@@ -74,8 +74,7 @@ def cmd_show(args: argparse.Namespace) -> None:
         from ..engine.setup import load_data
 
         ds, cfg, _ = load_data({"data": args.data, "data_dir": args.data_dir, "image_size": args.image_size,
-                                "seed": args.seed, "images_root": args.images_root, "columns": args.columns},
-                               quiet=True)
+                                "seed": args.seed, "images_root": args.images_root, "columns": args.columns})
         images, labels = augmented_batch(cfg, ds, args.n)
         what = (f"{ds.name}, train split after augmentation\n(crop_scale {cfg.crop_scale}, crop_pad {cfg.crop_pad}, "
                 f"flip {cfg.flip}, color_jitter {cfg.color_jitter}, cutout {cfg.cutout})")
@@ -86,7 +85,7 @@ def cmd_show(args: argparse.Namespace) -> None:
         # photos at the size `imgclf train` decodes them at (the pretrained default's, where it applies)
         photo_size = PHOTO_PRETRAINED_SIZE if weights_available(PRETRAINED_PHOTOS["model"]) else None
         ds = load_dataset(args.data, args.data_dir, image_size=args.image_size,
-                          val_split=0.1 if args.split == "val" else 0, quiet=args.quiet, photo_size=photo_size,
+                          val_split=0.1 if args.split == "val" else 0, photo_size=photo_size,
                           images_root=args.images_root, columns=args.columns)
         split = ds.split(args.split)
         idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(args.seed))[:args.n].sort().values
@@ -143,7 +142,7 @@ def cmd_check(args: argparse.Namespace) -> None:
     # photos at the size `imgclf train` decodes them at, so the check reads (and fills) the cache entry train uses
     photo_size = PHOTO_PRETRAINED_SIZE if weights_available(PRETRAINED_PHOTOS["model"]) else None
     report = check_data(args.data, args.data_dir, image_size=args.image_size, test_split=args.test_split,
-                        seed=args.seed, photo_size=photo_size, download_missing=args.download, quiet=args.quiet,
+                        seed=args.seed, photo_size=photo_size, download_missing=args.download,
                         images_root=args.images_root, columns=args.columns)
     if args.json:
         print(json.dumps(report.to_json()))
@@ -187,7 +186,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from ..engine.train import train
     from ..report.console import result_line
 
-    summary = train(flags, config_file=file, resume=args.resume, quiet=args.quiet, started=args.started,
+    summary = train(flags, config_file=file, resume=args.resume, started=args.started,
                     callbacks=_trackers(args))
     if args.quiet:
         print(f"{result_line(summary)}; run folder {summary['run_dir']}")
@@ -274,8 +273,7 @@ def cmd_find_lr(args: argparse.Namespace) -> None:
     flags, file = _train_settings(args)
     out, name = flags.pop("out"), flags.pop("name", None)      # where the plot goes, not training settings
     flags.pop("steps", None)                                   # the range test's length, not the training's
-    result = find_lr(flags, steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr, out=out, name=name, file=file,
-                     quiet=args.quiet)
+    result = find_lr(flags, steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr, out=out, name=name, file=file)
     print(f"suggested lr {result['suggested_lr']:.3g} (steepest descent of the smoothed loss); "
           f"plot: {result['plot']}")
 

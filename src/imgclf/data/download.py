@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .. import verbosity
 from ..errors import DataError
 from ..fileio import commit
 
@@ -23,7 +24,7 @@ def file_md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def download(url: str, dest: Path, md5: str | None, timeout: float = 30.0, quiet: bool = False) -> Path:
+def download(url: str, dest: Path, md5: str | None, timeout: float = 30.0) -> Path:
     """Download `url` to `dest`, resuming a partial `dest.part`; raises DataError on network or checksum failure."""
     dest = Path(dest)
     if dest.is_file() and (md5 is None or file_md5(dest) == md5):
@@ -42,11 +43,11 @@ def download(url: str, dest: Path, md5: str | None, timeout: float = 30.0, quiet
                 for block in iter(lambda: resp.read(_BLOCK), b""):
                     f.write(block)
                     done += len(block)
-                    if not quiet and total:
+                    if verbosity.shown() and total:
                         print(f"\r  {dest.name}: {done / 1e6:.1f}/{total / 1e6:.1f} MB", end="", flush=True)
                 f.flush()
                 os.fsync(f.fileno())
-            if not quiet:
+            if verbosity.shown():
                 print()
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:  # the .part is already complete

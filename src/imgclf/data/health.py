@@ -77,14 +77,14 @@ class CheckReport:
 
 def check_data(data: str | Path, data_dir: str | Path | None = None, *, image_size: int | None = None,
                test_split: float = 0.2, seed: int = 0, photo_size: int | None = None,
-               download_missing: bool = True, quiet: bool = False, images_root: str | Path | None = None,
+               download_missing: bool = True, images_root: str | Path | None = None,
                columns: str | None = None) -> CheckReport:
     """Load the data as `imgclf train` would (no val hold-out: the splits on disk) and survey it. What the loader
     warns about is collected into the report, not printed."""
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ds = load_dataset(data, data_dir, image_size=image_size, test_split=test_split, seed=seed, quiet=quiet,
+        ds = load_dataset(data, data_dir, image_size=image_size, test_split=test_split, seed=seed,
                           download_missing=download_missing, photo_size=photo_size, images_root=images_root,
                           columns=columns)
     t1 = time.perf_counter()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..words import counted
 from .folder import FileList, check_class_splits, choose_size, load_split_cached
 from .foldercache import remove_orphans
 from .split import Dataset, stable_holdout
@@ -91,7 +92,7 @@ def _check_listed(listing: Listing) -> None:
         raise DataError(f"{where}: every image is in the val or test split; a run needs training images (a split "
                         "of train)")
     if len(fl.classes) < 2:
-        raise DataError(f"{where}: {len(fl.classes)} class{'es' if len(fl.classes) != 1 else ''} "
+        raise DataError(f"{where}: {counted(len(fl.classes), 'class')} "
                         f"({', '.join(fl.classes)}); a classifier needs at least two")
     counts = np.bincount(np.asarray(fl.labels, dtype=np.int64), minlength=len(fl.classes))
     if "test" not in listing.parts:

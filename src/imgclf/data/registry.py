@@ -115,13 +115,13 @@ def locate(name: str, data_dir: Path | None = None) -> Path | None:
     return None
 
 
-def fetch(name: str, data_dir: Path | None = None, quiet: bool = False) -> Path:
+def fetch(name: str, data_dir: Path | None = None) -> Path:
     """Download `name`'s official files into <data_dir>/<name>/ and return that folder."""
     ds = NAMED[name]
     target = (Path(data_dir) if data_dir else default_data_dir()) / ds.folder_names[0]
     for fname, md5 in ds.files.items():
         try:
-            download(ds.base_url + fname, target / fname, md5, quiet=quiet)
+            download(ds.base_url + fname, target / fname, md5)
         except DataError as e:
             names = ", ".join(ds.files)
             raise DataError(f"{e}. To use {name} offline, put {names} into {target}/ "
@@ -143,7 +143,7 @@ def _check_table_options(data: Any, images_root: str | Path | None, columns: str
 
 def load_dataset(data: Any = "digits", data_dir: str | Path | None = None, *, download_missing: bool = True,
                  image_size: int | tuple[int, int] | None = None, val_split: float = 0.0, test_split: float = 0.2,
-                 seed: int = 0, strict_images: bool = False, quiet: bool = False, resize: str = "crop",
+                 seed: int = 0, strict_images: bool = False, resize: str = "crop",
                  auto_size_cap: int = 64, photo_size: int | None = None, images_root: str | Path | None = None,
                  columns: str | None = None) -> Dataset:
     """Load a named dataset (see NAMED), an image folder, a CSV of files and labels (paths relative to
@@ -169,7 +169,7 @@ def load_dataset(data: Any = "digits", data_dir: str | Path | None = None, *, do
                 where = Path(data_dir) if data_dir else default_data_dir()
                 raise DataError(f"{key} not found in {where}; put {', '.join(NAMED[key].files)} there "
                                 "or run without --no-download")
-            folder = fetch(key, Path(data_dir) if data_dir else None, quiet=quiet)
+            folder = fetch(key, Path(data_dir) if data_dir else None)
         ds = NAMED[key].loader(folder)
         if ds.train.images.shape[1:] != ds.test.images.shape[1:]:   # each loader checks too; this is the backstop
             raise DataError(f"{key} in {folder}: train images are {tuple(ds.train.images.shape[1:])} but test images "

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import DataError
 from ..fileio import write_text_atomic
+from ..words import counted, plural
 from .folder import FileList
 from .images import IMAGE_EXTENSIONS
 from .listed import SPLIT_NAMES, Listing, label_order
@@ -170,8 +171,8 @@ def _resolve(csv_path: Path, root: Path, header: list[str], rows: list[tuple[int
         raise DataError(f"{csv_path} line {line}: file {value!r} (column {header[fcol]!r}) not found in {root}{more}; "
                         f"fix the path, or pass --images-root DIR, the folder the paths are relative to{hint}")
     if twice:
-        warnings.warn(f"{csv_path}: {twice} row(s) list a file already listed, with the same label: each file is "
-                      "used once", stacklevel=4)
+        warnings.warn(f"{csv_path}: {counted(twice, 'row')} {plural('lists', twice, 'list')} a file already "
+                      "listed, with the same label: each file is used once", stacklevel=4)
     return found
 
 

@@ -29,11 +29,12 @@ from typing import Any
 
 import torch
 
-from .. import machine
+from .. import machine, verbosity
 from ..checkpoint import save_checkpoint
 from ..config import budget_seconds, load_settings
 from ..errors import ConfigError
 from ..recipes import BUDGET_LADDER, LADDER_PROFILES, RECIPES, profile_name
+from .build import build_run
 from .evaluate import predict_logits
 from .probe import extract
 from .step import EpochTotals, step_loop
@@ -273,9 +274,10 @@ def file_under_flags(user: dict[str, Any], file: dict[str, Any] | None) -> dict[
 
 
 def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: float,
-                build: Callable[[dict[str, Any]], Any]) -> Plan | None:
-    """The "budget plan" for a new run (None without a budget): calibrates each candidate on a throw-away run
-    made by `build(layer)`, then plans the steps (and model and size) to end by `started` + budget."""
+                loaded: dict[str, Any] | None = None) -> Plan | None:
+    """The "budget plan" for a new run (None without a budget), made before the run is built: calibrates each
+    candidate on a throw-away run built quietly with that candidate's layer (the datasets kept in `loaded` for the
+    real build), then plans the steps (and model and size) to end by `started` + budget."""
     given = {**(file or {}), **user}
     if load_settings(user, file)["budget"] is None:
         return None
@@ -289,6 +291,12 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
         raise ConfigError("--budget measures and plans one process; under torchrun the processes would plan different "
                           "step totals and hang. Give --steps N (or --epochs) instead, e.g. the steps a budgeted "
                           "single-process run recorded in its config.yaml")
+    loaded = {} if loaded is None else loaded
+
+    def build(layer: dict[str, Any]) -> Any:
+        with verbosity.at(verbosity.QUIET):
+            return build_run(user, file, None, layer, loaded)
+
     t0 = time.perf_counter()
     first = build({})
     first_setup = time.perf_counter() - t0

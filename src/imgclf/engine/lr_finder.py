@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 
+from .. import verbosity
 from ..errors import ConfigError
 from ..words import counted
-from .setup import build_run
+from .build import build_run
 from .step import step_loop
 
 
@@ -23,7 +24,8 @@ def find_lr(settings: dict[str, Any], steps: int = 100, min_lr: float = 1e-5, ma
     loss against lr to a new run folder OUT/NAME/lr_find.png (NAME: DATA-MODEL; never overwritten; out=None:
     no plot)."""
     check_range(steps, min_lr, max_lr)
-    run = build_run(settings, file, quiet)
+    with verbosity.quiet_if(quiet):
+        run = build_run(settings, file)
     lrs, losses, smooth, best, diverged = [], [], 0.0, math.inf, False
     run.model.train()
     # without the lookahead (its pull follows a training run's step/total, which a sweep of its own steps does not

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .. import machine
+from .. import machine, verbosity
 from .._version import __version__
 from ..checkpoint import load_checkpoint, load_model_state
 from ..config import TrainConfig, user_settings
@@ -58,21 +58,24 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     t_start = time.perf_counter() if started is None else started
     given = Callbacks(callbacks)   # a bad one is refused before a run folder is made
     config, settings = dataframe_as_csv(config, settings)   # data=DataFrame: a CSV file the run records
-    with phase("setup"):
-        run = setup_run(user_settings(config, **settings), config_file, resume, quiet, t_start)
-        announce(run, quiet)
-    try:
+    with verbosity.quiet_if(quiet):
         with phase("setup"):
-            start_callbacks(run, given)   # a tracker's start-up (W&B starts its service) counts as setup
-        summary = train_epochs(run, t_start, quiet)
-    except BaseException as e:
-        run.callbacks.on_train_error(e)
-        raise
+            run = setup_run(user_settings(config, **settings), config_file, resume, t_start)
+        with verbosity.quiet_if(not run.world.is_main):   # torchrun's other processes print nothing
+            with phase("setup"):
+                announce(run)
+            try:
+                with phase("setup"):
+                    start_callbacks(run, given)   # a tracker's start-up (W&B starts its service) counts as setup
+                summary = train_epochs(run, t_start)
+            except BaseException as e:
+                run.callbacks.on_train_error(e)
+                raise
     dist.cleanup(run.world)
     return summary
 
 
-def train_epochs(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
+def train_epochs(run: Run, t_start: float) -> dict[str, Any]:
     """The epochs from where the run is, then finish(): the summary."""
     devices = [run.device] if run.device.type == "cuda" else []
     with Stopper() as stopper, torch.random.fork_rng(devices):   # steps reseed torch's RNG: the caller's is restored
@@ -81,23 +84,23 @@ def train_epochs(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
             if run.progress.stopped_early:
                 break
             with phase("training"):
-                row = probe_epoch(run, epoch, quiet) if epoch < run.probe_epochs else \
-                    train_one_epoch(run, epoch, stopper, quiet)
+                row = probe_epoch(run, epoch) if epoch < run.probe_epochs else \
+                    train_one_epoch(run, epoch, stopper)
             with phase("validation and checkpoints"):
-                end_epoch(run, row, quiet)
+                end_epoch(run, row)
             if stopper.requested and epoch + 1 < run.epochs and not run.progress.stopped_early:
                 raise stopper.stopped(epoch, run.steps_per_epoch - 1, run.run_dir)
             epoch += 1
     dist.barrier(run.world)
-    return finish(run, t_start, quiet)
+    return finish(run, t_start)
 
 
-def announce(run: Run, quiet: bool) -> None:
+def announce(run: Run) -> None:
     """config.yaml (every resolved setting, versions, device) and the run header."""
     if run.world.is_main:
         write_run_config(run)
         console.run_header(run.cfg, run.data, run.device, run.prec, count_parameters(run.model), run.run_dir,
-                           resumed=run.resumed, quiet=quiet)
+                           resumed=run.resumed)
 
 
 def start_callbacks(run: Run, given: Callbacks) -> None:
@@ -141,7 +144,7 @@ def machine_record(device: torch.device) -> dict[str, Any]:
     return record
 
 
-def announce_replan(run: Run, quiet: bool) -> None:
+def announce_replan(run: Run) -> None:
     """After a budget's re-plan (budget.Replan): config.yaml (and the callbacks' run info: TensorBoard's hparams)
     hold the new steps, and the console says why."""
     r = run.budget_plan["replan"]
@@ -155,14 +158,14 @@ def announce_replan(run: Run, quiet: bool) -> None:
         console.note(f"budget: the loop steps in {r['loop_step_seconds'] * 1e3:.1f} ms (calibrated "
                      f"{r['calibrated_step_seconds'] * 1e3:.1f} ms{floor}): {r['steps']:,} steps "
                      f"({r['steps'] / run.steps_per_epoch:.1f} epochs) instead of {r['steps_before']:,}; the schedule "
-                     f"ends at step {r['steps']:,}", quiet)
+                     f"ends at step {r['steps']:,}")
         if r.get("threads"):
             t = r["threads"]
             console.note(f"threads {t['before']} → {t['after']} from step {budget.REPLAN_FROM}: {t['why']} (the "
-                         "machine changed since start-up)", quiet)
+                         "machine changed since start-up)")
 
 
-def probe_epoch(run: Run, epoch: int, quiet: bool) -> dict[str, Any]:
+def probe_epoch(run: Run, epoch: int) -> dict[str, Any]:
     """A --linear-probe epoch: the head fitted on the frozen backbone's cached features (probe.py), no steps."""
     fit = run_probe(run.model, run.data.train, run.data.val, run.norm, run.device, run.prec, run.data.num_classes,
                     run.class_weights, mirror=run.views["tta_mirror"])
@@ -179,8 +182,7 @@ def probe_epoch(run: Run, epoch: int, quiet: bool) -> dict[str, Any]:
     decay = f"decay {r['decay']:g} chosen on val" if r["chosen_on"] == "val" else f"decay {r['decay']:g} (no val)"
     console.note(f"linear probe: {r['feature_dim']}-d features of {len(run.data.train):,} train images × "
                  f"{counted(r['views'], 'view')} {'from the cache' if r['cached'] else 'computed and cached'} in "
-                 f"{r['extract_seconds']:.1f} s; head fitted in {r['fit_seconds']:.1f} s ({decay})",
-                 quiet or not run.world.is_main)
+                 f"{r['extract_seconds']:.1f} s; head fitted in {r['fit_seconds']:.1f} s ({decay})")
     return {"epoch": epoch + 1, **fit, "lr": 0.0}
 
 
@@ -196,7 +198,7 @@ def train_mode(run: Run, epoch: int) -> None:
         freeze_backbone(run.model, epoch < run.cfg.freeze_epochs)
 
 
-def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict[str, Any]:
+def train_one_epoch(run: Run, epoch: int, stopper: Stopper) -> dict[str, Any]:
     """Step through one epoch (from a mid-epoch checkpoint's step if resuming; step.step_loop takes the steps); here
     the budget's re-plan, the epoch's sums, the progress bar, steps.csv, and last.pt saved mid-epoch every
     --save-every-steps and when a signal asks to stop. Returns the epoch's row of training figures."""
@@ -206,9 +208,8 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
     seconds_before = p.epoch_seconds if p.epoch_sums else 0.0   # this epoch's time before a mid-epoch save
     totals = EpochTotals.restore(p.epoch_sums, run.device)
     running, running_n, lr = 0.0, 0, run.lr(p.global_step)
-    silent = quiet or not run.world.is_main
     steps_here = run.steps_in_epoch(epoch)
-    bar = console.EpochBar(epoch, run.epochs, steps_here, silent)
+    bar = console.EpochBar(epoch, run.epochs, steps_here)
     steps = StepLog(run.run_dir, run.total_steps, run.steps_per_epoch, p.global_step) if run.world.is_main else None
     try:
         for s in step_loop(run, run.batches_for(epoch), run.lr, epoch=epoch, start=p.step_in_epoch,
@@ -221,7 +222,7 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
                 bar.retotal(run.epochs, steps_here)
                 if steps is not None:
                     steps.retotal(run.total_steps)
-                announce_replan(run, quiet)
+                announce_replan(run)
             totals.add(loss, s.logits, s.y)
             logged = steps is not None and steps.wants(p.global_step)  # steps.csv: the loss is read on these steps only
             if cfg.log_every or bar.wants_update(step) or logged:
@@ -229,7 +230,7 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
                 value = loss.item()
                 running, running_n = running + value, running_n + 1
                 if cfg.log_every and (step + 1) % cfg.log_every == 0:
-                    console.running_loss(epoch, step, running / running_n, silent)
+                    console.running_loss(epoch, step, running / running_n)
                     running, running_n = 0.0, 0
                 rate = totals.seen / (seconds_before + time.perf_counter() - t_epoch)
                 bar.update(step, value, totals.accuracy, rate)
@@ -267,7 +268,7 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper, quiet: bool) -> dict
             "images_per_second": round(totals.seen * run.world.size / seconds, 1)}
 
 
-def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
+def end_epoch(run: Run, row: dict[str, Any]) -> None:
     """Validate (every --eval-every epochs and the last), keep the best epoch by --select (selection.py), stop
     early after --patience validations without a better one, save last.pt and best.pt, rewrite metrics.csv; then
     the callbacks."""
@@ -291,10 +292,10 @@ def end_epoch(run: Run, row: dict[str, Any], quiet: bool) -> None:
     saved = [run.save("last"), run.save("best") if improved or val is None else None]
     if run.world.is_main:
         write_metrics(run.run_dir, p.history)
-        console.epoch_line(row, quiet)
+        console.epoch_line(row)
         if p.stopped_early:
             console.note(f"no better {cfg.select.replace('_', ' ')} in {cfg.patience} validations: stopping early "
-                         f"after epoch {epoch}; best.pt is epoch {p.best_epoch}", quiet)
+                         f"after epoch {epoch}; best.pt is epoch {p.best_epoch}")
         run.callbacks.on_epoch_end(epoch, row)
         for path, kind in zip(saved, ("last", "best")):
             if path is not None:
@@ -335,7 +336,7 @@ def draw_duplicates(run: Run, most: int = 8) -> None:
             pair_strip(run.data, pairs[:most]).save(f, "PNG")
 
 
-def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
+def finish(run: Run, t_start: float) -> dict[str, Any]:
     """Test the chosen checkpoint (picked on val, never on test) once; write summary.json, the plots and
     report.html."""
     cfg, p, data = run.cfg, run.progress, run.data
@@ -386,7 +387,7 @@ def finish(run: Run, t_start: float, quiet: bool) -> dict[str, Any]:
     }
     if run.world.is_main:
         write_summary(run.run_dir, summary)       # the figures first: pictures are best-effort after them
-        console.test_report(summary, test, quiet)
+        console.test_report(summary, test)
         if cfg.plots:
             with phase("plots and report"):
                 write_pictures(run, test, logits)

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .. import verbosity
 from ..fileio import printable, stdout_to_devnull
 from ..recipes import PROFILE_WHY, profile_name
 from ..words import counted
@@ -44,8 +45,8 @@ PROFILE_WORDS = {"digits": "8×8 digits", "gray28": "28×28 grayscale", "rgb32":
 
 
 def run_header(cfg: Any, data: Any, device: torch.device, prec: Any, n_params: int, run_dir: Any,
-               resumed: bool, quiet: bool) -> None:
-    if quiet:
+               resumed: bool) -> None:
+    if not verbosity.shown():
         return
     c, h, w = data.shape
     sizes = ", ".join(f"{k} {len(v):,}" for k, v in data.splits().items())
@@ -73,7 +74,8 @@ class EpochBar:
     """One epoch's progress with live loss, accuracy and images/s: a bar in a terminal or a Jupyter notebook, a plain
     line every PLAIN_EVERY_S elsewhere (a log file, CI: nothing for minutes is no answer), nothing when quiet."""
 
-    def __init__(self, epoch: int, epochs: int, steps: int, quiet: bool) -> None:
+    def __init__(self, epoch: int, epochs: int, steps: int) -> None:
+        quiet = not verbosity.shown()
         self.every = max(1, steps // 25)
         self.progress = None
         self.epoch, self.epochs, self.steps = epoch, epochs, steps
@@ -115,20 +117,20 @@ class EpochBar:
             self.progress = None
 
 
-def running_loss(epoch: int, step: int, loss: float, quiet: bool) -> None:
+def running_loss(epoch: int, step: int, loss: float) -> None:
     """The tutorial's line: [epoch, step] loss: running average."""
-    if not quiet:
+    if verbosity.shown():
         console.print(f"[{epoch + 1}, {step + 1:5d}] loss: {loss:.3f}")
 
 
-def note(text: str, quiet: bool) -> None:
+def note(text: str) -> None:
     """An indented one-line remark in the run's output."""
-    if not quiet:
+    if verbosity.shown():
         console.print(f"  {text}")
 
 
-def epoch_line(row: dict[str, Any], quiet: bool) -> None:
-    if quiet:
+def epoch_line(row: dict[str, Any]) -> None:
+    if not verbosity.shown():
         return
     val = f"  val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.2%}" if "val_accuracy" in row else ""
     console.print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.2%}"
@@ -185,8 +187,8 @@ def balance_remark(m: dict[str, Any], classes: list[str], split: str) -> str | N
             f"{classes[top]!r}; look at the per-class recall")
 
 
-def test_report(summary: dict[str, Any], test: dict[str, Any], quiet: bool) -> None:
-    if quiet:
+def test_report(summary: dict[str, Any], test: dict[str, Any]) -> None:
+    if not verbosity.shown():
         return
     if len(summary["classes"]) <= 30:
         console.print(metrics_table(test, summary["classes"], "test"))
