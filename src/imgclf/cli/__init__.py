@@ -13,7 +13,7 @@ import traceback
 import warnings
 
 from .. import phases
-from ..errors import ImgclfError
+from ..errors import FROM_CLI, ImgclfError
 from ..fileio import stdout_to_devnull
 from .commands import COMMANDS
 from .parser import EXIT_INTERNAL, EXIT_OK, EXIT_PIPE, EXIT_STOPPED, REPORT_BUGS, build_parser
@@ -43,6 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     """Run the command; every failure becomes its exit code and a one-line message (a traceback with --verbose,
     which also prints where the time went: phases.py)."""
     phases.begin(args.started)
+    FROM_CLI.set(True)   # messages name --flags (the Python API's name keyword arguments: keywords.py)
     try:
         COMMANDS[args.command](args)
         if args.verbose and args.command == "train":
