@@ -36,14 +36,17 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
             warnings.simplefilter("ignore")
         warnings.formatwarning = (lambda msg, cat, file, line, *a: f"warning: {msg} ({file}:{line})\n") \
             if args.verbose else (lambda msg, *a, **k: f"warning: {msg}\n")
-        return _run(args)
+        cli = FROM_CLI.set(True)   # messages name --flags (through the Python API, keyword arguments: keywords.py)
+        try:
+            return _run(args)
+        finally:
+            FROM_CLI.reset(cli)
 
 
 def _run(args: argparse.Namespace) -> int:
     """Run the command; every failure becomes its exit code and a one-line message (a traceback with --verbose,
     which also prints where the time went: phases.py)."""
     phases.begin(args.started)
-    FROM_CLI.set(True)   # messages name --flags (the Python API's name keyword arguments: keywords.py)
     try:
         COMMANDS[args.command](args)
         if args.verbose and args.command == "train":
