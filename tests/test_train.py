@@ -194,7 +194,7 @@ def test_tutorial_state_dict_loads_directly(tmp_path):
         # same function, not just same answers (our forward pools before the relu: exactly equal maths)
         torch.testing.assert_close(clf.model((x.float() / 255 - 0.5) / 0.5), logits)
     assert [r["class"] for r in clf.predict(x)] == [f"c{int(i)}" for i in logits.argmax(1)]
-    with pytest.raises(imgclf.errors.CheckpointError, match="--model"):
+    with pytest.raises(imgclf.errors.CheckpointError, match="pass model= "):
         imgclf.load(tmp_path / "cifar_net.pth")
     with pytest.raises(imgclf.errors.CheckpointError, match="do not fit model 'mlp'"):
         imgclf.load(tmp_path / "cifar_net.pth", model="mlp")

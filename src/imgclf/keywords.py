@@ -37,6 +37,8 @@ def as_value(token: str, name: str) -> str | None:
         return token
     if NUMBER.fullmatch(bare):
         return bare
+    if bare.isupper():   # a placeholder: --steps N
+        return bare
     if token.endswith(":") or bare[:1].isdigit() or "/" in bare or bare in CHOICES.get(name, ()) or bare in WORDS \
             or re.fullmatch(r"cuda:\d+", bare):
         return repr(bare)
