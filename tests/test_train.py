@@ -118,7 +118,7 @@ def test_interrupt_and_resume_matches_an_uninterrupted_run(tmp_path, stop_step, 
                    "optimizer": optimizer}
     full = imgclf.train(base | {"name": "full"}, quiet=True)
     register_interrupting_model(f"tiny-ctrl-c-{stop_step}-{optimizer}", stop_step - 1)
-    with pytest.raises(TrainingStopped, match="--resume"):
+    with pytest.raises(TrainingStopped, match=r"Continue it with imgclf.train\(resume=.*last.pt.\)"):
         imgclf.train(base | {"name": "stopped", "model": f"tiny-ctrl-c-{stop_step}-{optimizer}"}, quiet=True)
     saved = load_checkpoint(tmp_path / "stopped" / "last.pt")
     assert saved["global_step"] == stop_step
