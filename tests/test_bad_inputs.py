@@ -283,16 +283,15 @@ def test_bad_flags_and_settings_are_one_line_errors_before_any_work(tmp_path, ca
 
 
 def test_a_plot_out_that_is_a_folder_is_a_one_line_error_naming_it(tmp_path, capsys):
-    from imgclf.report.curves import plt, save_figure
+    from imgclf.report.curves import InlineFigure, save_figure
 
     folder = tmp_path / "adir"
     folder.mkdir()
     code, err = _cli(capsys, "show", "--data", "digits", "--out", str(folder))
     assert code == 3 and f"--out {folder}: is a folder; name the file to write" in err and err.count("\n") == 1
-    fig = plt.figure()
+    fig = InlineFigure()
     with pytest.raises(ImgclfError, match=f"{folder}: is a folder, not a file to write the plot to"):
         save_figure(fig, folder, 50)        # every plot (training curves, confusion matrices), not only show's
-    plt.close(fig)
     assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["adir"]
 
 

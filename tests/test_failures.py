@@ -28,7 +28,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
     register_model("mlp-blowing-up", blowing_up)
     base = dict(data="digits", model="mlp-blowing-up", batch_size=64, out=str(tmp_path), plots=False, val_split=0.0)
-    with pytest.raises(NonFiniteLoss, match=r"step \d+ .*keeps the last good state.*lower --lr"):
+    with pytest.raises(NonFiniteLoss, match=r"step \d+ .*keeps the last good state.*lower lr="):
         imgclf.train(base | {"name": "nan", "epochs": 3, "save_every_steps": 5}, quiet=True)
     ckpt = load_checkpoint(tmp_path / "nan" / "last.pt")
     assert ckpt["global_step"] == 10                       # saved at 5 and 10; the blow-up after step 10 is not saved

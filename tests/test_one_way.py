@@ -94,7 +94,7 @@ def test_checkpoints_record_the_data_and_eval_refuses_a_changed_test_split(tmp_p
     test_file = next(f for f in sorted((root / "circle").iterdir())
                      if f"circle/{f.name}" in imgclf.data.load_dataset(str(root)).test.keys)
     test_file.unlink()                                         # one test image gone: not the run's test split
-    with pytest.raises(DataError, match="test split of shapes has changed.*--allow-changed-data"):
+    with pytest.raises(DataError, match="test split of shapes has changed.*allow_changed_data=True"):
         imgclf.evaluate(s["checkpoint"])
     result = imgclf.evaluate(s["checkpoint"], allow_changed_data=True)
     assert "has changed" in result["data_changed"]
@@ -211,7 +211,7 @@ def test_resume_from_best_pt_is_refused_when_last_pt_is_further_on(tmp_path):
     s = imgclf.train(data="digits", model="tiny-worse-later", epochs=3, out=str(tmp_path), name="r", plots=False,
                      quiet=True)
     assert s["best_epoch"] == 1
-    with pytest.raises(ImgclfError, match="last.pt is further on.*--init-weights"):
+    with pytest.raises(ImgclfError, match="last.pt is further on.*init_weights="):
         imgclf.train(resume=tmp_path / "r" / "best.pt", quiet=True)
 
 

@@ -1,8 +1,9 @@
 """imgclf: train, test and use image classifiers with PyTorch.
 
     import imgclf
-    summary = imgclf.train(data="digits", epochs=3)          # → dict, also RUN_DIR/summary.json
-    clf = imgclf.load(summary["checkpoint"])                 # → Classifier
+    run = imgclf.train(data="digits", epochs=3)              # → TrainedRun: the summary dict (RUN_DIR/summary.json)
+    run.confusion(); run.show_results(); run.export("onnx")   # figures for a notebook, files
+    clf = imgclf.load(run["checkpoint"])                     # → Classifier (also run.classifier())
     clf.predict(["cat.png"])                                 # → [{"class": ..., "probability": ...}, ...]
     clf.evaluate("digits")                                   # → metrics dict on the test split
     imgclf.train(data="digits", callbacks=[imgclf.MLflowLogger()])   # also: WandbLogger, TensorBoardLogger, Callback
@@ -18,8 +19,8 @@ from ._version import __version__
 
 _machine.mark()   # the window in which other processes' CPU use is measured starts now (machine.py)
 
-__all__ = ["Callback", "Classifier", "MLflowLogger", "TensorBoardLogger", "WandbLogger", "__version__", "evaluate",
-           "load", "predict", "train"]
+__all__ = ["Callback", "Classifier", "MLflowLogger", "TensorBoardLogger", "TrainedRun", "WandbLogger", "__version__",
+           "evaluate", "load", "predict", "show_batch", "train"]
 # the training callbacks and trackers: imgclf.report's modules, which import no torch
 _CALLBACKS = {"Callback": "callbacks", "MLflowLogger": "trackers", "WandbLogger": "trackers",
               "TensorBoardLogger": "tensorboard"}

@@ -21,9 +21,11 @@ from .data.split import Split, test_split_changes
 from .data.table import dataframe_settings, is_dataframe
 from .engine.evaluate import metrics_from_logits, predict_logits, test_metrics
 from .engine.setup import pick_device
-from .engine.train import train
-from .errors import CheckpointError, DataError
+from .engine.train import train as train_run
+from .errors import CheckpointError, ConfigError, DataError
 from .exported import exported_format, open_exported
+from .keywords import keyword_errors, python_errors
+from .trained import TrainedRun, card, classes_text
 from .words import counted
 
 
@@ -56,12 +58,21 @@ class Classifier:
         h, w = self.model_args["image_size"]
         return self.model_args["in_channels"], int(h), int(w)
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: the model, its input, the data it was tested on, its classes, where it came from."""
+        c, h, w = self.image_shape
+        data = (self.data_identity or {}).get("name") or self.config.get("data")
+        return card("imgclf Classifier", [("model", self.model_name), ("input", f"{c}×{h}×{w}"), ("data", data),
+                                          ("classes", classes_text(self.classes)), ("checkpoint", self.source),
+                                          ("device", self.device)])
+
     def __repr__(self) -> str:
         c, h, w = self.image_shape
         shown = ", ".join(map(repr, self.classes[:5])) + (f", … ({len(self.classes)} classes)"
                                                          if len(self.classes) > 5 else "")
         return f"Classifier(model={self.model_name!r}, classes=[{shown}], input={c}×{h}×{w}, device={self.device})"
 
+    @python_errors
     def predict(self, images: Any, topk: int = 1, strict_images: bool = False) -> list[dict[str, Any]]:
         """Classify images; returns one dict per image with 'class', 'probability' and the 'topk' list ('file'
         too for images read from paths). `images`: a path of an image file or folder (walked), a PIL image, a
@@ -135,11 +146,41 @@ class Classifier:
         report_unreadable(skipped, strict, given_none=not arrays)
         return torch.stack(arrays), files
 
+    @python_errors
     def evaluate(self, data: str | Dataset | None = None, data_dir: str | None = None, split: str = "test",
                  allow_changed_data: bool = False, **load_args: Any) -> dict[str, Any]:
         """Loss, accuracy, per-class accuracy, P/R/F1 and confusion matrix on a split of `data`
         (default: the dataset the model was trained on, with its settings). On the data it was trained on, a test
         split other than the one the run tested is an error unless `allow_changed_data` (then the result says so)."""
+        ds = self._dataset(data, data_dir, load_args)
+        changed = self._changed_test_split(ds)
+        if changed and not allow_changed_data:
+            raise DataError(f"{self.source}: {changed}; the figure would not be comparable with the run's. Pass "
+                            "--allow-changed-data to evaluate anyway (the result then says the test split differs)")
+        part = ds.split(split)
+        logits = predict_logits(self.model, part, self.normalize, self.device, self.tta, self.tta_shift,
+                                self.tta_mirror)
+        m = metrics_from_logits(logits, part.labels, ds.classes)
+        repeats = (self.data_identity or {}).get("test_repeats") if split == "test" and not changed else None
+        if repeats:   # the run's test split: its test images repeating training images, under the run's policy
+            m, m["test_duplicates"] = test_metrics(logits, part.labels, ds.classes, repeats,
+                                                   self.config.get("test_duplicates", "exclude"))
+        if changed:
+            m["data_changed"] = changed
+        return {"dataset": ds.name, "split": split, "checkpoint": self.source, "classes": ds.classes,
+                "test_accuracy" if split == "test" else f"{split}_accuracy": m["accuracy"],
+                "test_loss" if split == "test" else f"{split}_loss": m["loss"], **m}
+
+    @python_errors
+    def split_logits(self, split: str = "test") -> tuple[Split, torch.Tensor]:
+        """A split of the data the model was trained on (its settings) and the model's logits for it."""
+        part = self._dataset(None, None, {}).split(split)
+        return part, predict_logits(self.model, part, self.normalize, self.device, self.tta, self.tta_shift,
+                                    self.tta_mirror)
+
+    def _dataset(self, data: str | Dataset | None, data_dir: str | None, load_args: dict[str, Any]) -> Dataset:
+        """`data` loaded as this model takes it (default: the dataset it was trained on, with its settings), its
+        shape and classes checked against the model's."""
         if is_dataframe(data):   # as train(data=df) records it: a CSV file, paths relative to images_root
             table = dataframe_settings(data, load_args.get("images_root"))
             data, load_args["images_root"] = table["data"], table["images_root"]
@@ -166,23 +207,7 @@ class Classifier:
                 raise CheckpointError(f"{self.source}: trained on classes {self.classes[:5]}… but {ds.name} has "
                                       f"{ds.classes[:5]}…; evaluate on data with the same class list")
             self.classes = list(ds.classes)  # a bare state_dict had numbered classes: adopt the data's names
-        changed = self._changed_test_split(ds)
-        if changed and not allow_changed_data:
-            raise DataError(f"{self.source}: {changed}; the figure would not be comparable with the run's. Pass "
-                            "--allow-changed-data to evaluate anyway (the result then says the test split differs)")
-        part = ds.split(split)
-        logits = predict_logits(self.model, part, self.normalize, self.device, self.tta, self.tta_shift,
-                                self.tta_mirror)
-        m = metrics_from_logits(logits, part.labels, ds.classes)
-        repeats = (self.data_identity or {}).get("test_repeats") if split == "test" and not changed else None
-        if repeats:   # the run's test split: its test images repeating training images, under the run's policy
-            m, m["test_duplicates"] = test_metrics(logits, part.labels, ds.classes, repeats,
-                                                   self.config.get("test_duplicates", "exclude"))
-        if changed:
-            m["data_changed"] = changed
-        return {"dataset": ds.name, "split": split, "checkpoint": self.source, "classes": ds.classes,
-                "test_accuracy" if split == "test" else f"{split}_accuracy": m["accuracy"],
-                "test_loss" if split == "test" else f"{split}_loss": m["loss"], **m}
+        return ds
 
 
 def as_model_image(image: Any, channels: int, size: tuple[int, int], fit: str = "crop") -> torch.Tensor:
@@ -263,6 +288,7 @@ def expand_image_paths(items: list[str | os.PathLike], strict: bool = False) -> 
     return files
 
 
+@python_errors
 def load(path: str | Path, model: str | None = None, device: str = "auto", classes: list[str] | None = None,
          image_size: int | None = None, normalize: str = "half", trust_exported: bool = False) -> Classifier:
     """Load an imgclf checkpoint, a file from `imgclf export` (.onnx, run by onnxruntime, or TorchScript), or a bare
@@ -287,15 +313,42 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
     return clf
 
 
+@python_errors
 def predict(checkpoint: str | Path, images: Any, topk: int = 1, **load_args: Any) -> list[dict[str, Any]]:
     """Shortcut: load(checkpoint).predict(images)."""
     return load(checkpoint, **load_args).predict(images, topk=topk)
 
 
+@python_errors
 def evaluate(checkpoint: str | Path, data: str | None = None, data_dir: str | None = None,
              allow_changed_data: bool = False, **load_args: Any) -> dict[str, Any]:
     """Shortcut: load(checkpoint).evaluate(data)."""
     return load(checkpoint, **load_args).evaluate(data, data_dir, allow_changed_data=allow_changed_data)
 
 
-__all__ = ["Classifier", "evaluate", "load", "predict", "train"]
+def train(config: Any = None, *, resume: str | Path | None = None, quiet: bool = False,
+          callbacks: Iterable[Any] | None = None, config_file: dict[str, Any] | None = None,
+          started: float | None = None, **settings: Any) -> TrainedRun:
+    """Train a model and test it (engine/train.py: the settings are TrainConfig's names, as the flags); returns the
+    run: its summary dict (also RUN_DIR/summary.json) with the run's methods (trained.py). `resume`: a last.pt to
+    continue from (with `epochs`, to more epochs where that is exact)."""
+    with keyword_errors():
+        return TrainedRun(train_run(config, resume=resume, quiet=quiet, callbacks=callbacks, config_file=config_file,
+                                    started=started, **settings))
+
+
+@python_errors
+def show_batch(data: Any, n: int = 16, split: str = "train", seed: int = 0, augmented: bool = False,
+               **load_args: Any) -> Any:
+    """A matplotlib Figure of `n` images of `data` as `imgclf show` draws them (a split's images with their
+    classes, or with `augmented` the first training batch as training sees it)."""
+    from .report.plots import grid_figure
+    from .showbatch import SHOW_CELL_PX, batch_to_show
+
+    if n < 1:
+        raise ConfigError(f"--n {n}: how many images to draw must be at least 1")
+    images, titles, what = batch_to_show(data, n, split, seed, augmented, **load_args)
+    return grid_figure(images, titles, suptitle=what, cell_px=SHOW_CELL_PX)
+
+
+__all__ = ["Classifier", "TrainedRun", "evaluate", "load", "predict", "show_batch", "train"]

@@ -430,18 +430,52 @@ def load_settings(user: dict[str, Any], file: dict[str, Any] | None = None, plan
 def resume_settings(saved: dict[str, Any], user: dict[str, Any], where: str) -> dict[str, Any]:
     """A resumed run's settings: the checkpoint's, with only RESUME_OVERRIDABLE changed by `user`; any other
     setting given with a different value is an error naming it (the run would no longer be the same run)."""
-    changed = sorted(k for k, v in user.items() if k not in RESUME_OVERRIDABLE and saved.get(k) != v)
+    lengthened = "epochs" in user and user["epochs"] != saved.get("epochs")
+    if lengthened:
+        check_lengthening(saved, user["epochs"], where)
+    changed = sorted(k for k, v in user.items() if k not in RESUME_OVERRIDABLE and saved.get(k) != v
+                     and not (k == "epochs" and lengthened))
     if changed:
         listing = ", ".join(f"--{k.replace('_', '-')} {user[k]!r} (run: {saved.get(k)!r})" for k in changed)
         raise ConfigError(f"{where}: a resumed run keeps its settings, but {listing} differ; on resume only "
-                          f"{', '.join('--' + k.replace('_', '-') for k in RESUME_OVERRIDABLE)} may change. "
-                          "To train with other settings, start a new run")
+                          f"{', '.join('--' + k.replace('_', '-') for k in RESUME_OVERRIDABLE)} may change (and "
+                          "--epochs grow, where that is exact). To train with other settings, start a new run")
     for key in ARITHMETIC_KEYS:
         if key in user and user[key] != saved.get(key):
             warnings.warn(f"--{key} {user[key]} (the run: {saved.get(key)}): the rest of the run adds its numbers in "
                           "another order, so its figures will differ slightly from those of the run uninterrupted",
                           stacklevel=2)
-    return {**saved, **{k: v for k, v in user.items() if k in RESUME_OVERRIDABLE}}
+    return {**saved, **{k: v for k, v in user.items() if k in RESUME_OVERRIDABLE or (k == "epochs" and lengthened)}}
+
+
+def check_lengthening(saved: dict[str, Any], epochs: Any, where: str) -> None:
+    """A resume may give a run more epochs only where the result is exactly that of a run given them from the start:
+    no step so far may depend on the run's length. The learning rate does unless the schedule is constant (and its
+    warm-up ended within the run so far), as do lookahead's pull, a length in steps or planned by a budget, early
+    stopping (patience: the run's last epoch was never allowed to stop it) and validation every N epochs (the last
+    epoch is always validated). Anything else is a ConfigError naming what prevents it."""
+    old = saved.get("epochs")
+    if not isinstance(epochs, int) or not isinstance(old, int) or epochs < old:
+        raise ConfigError(f"{where}: --epochs {epochs} (run: {old}): a resumed run keeps its epochs or is given more "
+                          "(the new total, above the run's); it cannot be shortened")
+    done = old - int(bool(saved.get("linear_probe")))   # the epochs with steps (the probe's takes none)
+    reasons = [why for bad, why in (
+        (saved.get("schedule") != "constant", f"its --schedule {saved.get('schedule')} sets each step's learning "
+                                              "rate from the run's total steps"),
+        (float(saved.get("warmup") or 0) > done, f"its --warmup {saved.get('warmup')} (epochs) is longer than the "
+                                                 f"{counted(done, 'epoch')} so far, so it was cut to fit them"),
+        (bool(saved.get("steps")), f"its length is --steps {saved.get('steps')}"),
+        (bool(saved.get("budget")), f"its length was planned by --budget {saved.get('budget')}"),
+        (bool(saved.get("lookahead")), "--lookahead pulls toward its slow weights by the fraction of the run done"),
+        (bool(saved.get("patience")), f"with --patience {saved.get('patience')} its last epoch could not stop it "
+                                      "early, where a longer run's could"),
+        (old % int(saved.get("eval_every") or 1) != 0, f"with --eval-every {saved.get('eval_every')} its last "
+                                                       f"epoch ({old}) was validated, where a longer run's is not"),
+    ) if bad]
+    if reasons:
+        raise ConfigError(f"{where}: --epochs {epochs} (run: {old}): the run cannot be lengthened exactly: "
+                          f"{'; '.join(reasons)}. To train further, start a new run from its weights with "
+                          f"--init-weights {where} (a new schedule)")
 
 
 def default_text(key: str, shown: str | None = None) -> str:

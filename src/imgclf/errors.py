@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reprlib
+from contextvars import ContextVar
 from typing import Any
 
 _SHOWN = reprlib.Repr()   # keyword arguments only from Python 3.12
@@ -34,3 +35,7 @@ def shown(value: Any, limit: int = 60) -> str:
     crafted value (a list nested 60 deep with shared references, a string of gigabytes) prints at once."""
     text = _SHOWN.repr(value)
     return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+# True while the imgclf command runs: its messages name --flags; through the Python API they name keyword arguments
+FROM_CLI: ContextVar[bool] = ContextVar("imgclf_from_cli", default=False)

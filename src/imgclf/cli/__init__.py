@@ -13,7 +13,7 @@ import traceback
 import warnings
 
 from .. import phases, verbosity
-from ..errors import ImgclfError
+from ..errors import FROM_CLI, ImgclfError
 from ..fileio import stdout_to_devnull
 from .commands import COMMANDS
 from .parser import EXIT_INTERNAL, EXIT_OK, EXIT_PIPE, EXIT_STOPPED, REPORT_BUGS, build_parser
@@ -37,7 +37,11 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
             warnings.simplefilter("ignore")
         warnings.formatwarning = (lambda msg, cat, file, line, *a: f"warning: {msg} ({file}:{line})\n") \
             if args.verbose else (lambda msg, *a, **k: f"warning: {msg}\n")
-        return _run(args)
+        cli = FROM_CLI.set(True)   # messages name --flags (through the Python API, keyword arguments: keywords.py)
+        try:
+            return _run(args)
+        finally:
+            FROM_CLI.reset(cli)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -13,8 +13,6 @@ from ..fileio import check_new_file, printable
 from ..words import counted
 
 GRID_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")   # what `show --out` can write (matplotlib)
-SHOW_CELL_PX = 128   # `show` enlarges small images (8×8 digits, 32×32 CIFAR) by whole pixels to about this side
-SHOW_PHOTO_PX = 160  # and reads photos again from their files at up to this side when training sees them smaller
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
@@ -55,11 +53,9 @@ def cmd_models(_: argparse.Namespace) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    import torch
-
-    from ..data import load_dataset
     from ..errors import ConfigError
     from ..report.plots import image_grid
+    from ..showbatch import SHOW_CELL_PX, batch_to_show
 
     if args.n < 1:
         raise ConfigError(f"--n {args.n}: how many images to draw must be at least 1")
@@ -69,60 +65,10 @@ def cmd_show(args: argparse.Namespace) -> None:
     if Path(args.out).suffix.lower() not in GRID_FORMATS:
         raise ConfigError(f"--out {args.out}: the grid is written as an image; end the name in "
                           f"{', '.join(GRID_FORMATS)} (e.g. --out grid.png)")
-    if args.augmented:
-        from ..engine.builders import augmented_batch
-        from ..engine.setup import load_data
-
-        ds, cfg, _ = load_data({"data": args.data, "data_dir": args.data_dir, "image_size": args.image_size,
-                                "seed": args.seed, "images_root": args.images_root, "columns": args.columns})
-        images, labels = augmented_batch(cfg, ds, args.n)
-        what = (f"{ds.name}, train split after augmentation\n(crop_scale {cfg.crop_scale}, crop_pad {cfg.crop_pad}, "
-                f"flip {cfg.flip}, color_jitter {cfg.color_jitter}, cutout {cfg.cutout})")
-    else:
-        from ..models.pretrained import weights_available
-        from ..recipes import PHOTO_PRETRAINED_SIZE, PRETRAINED_PHOTOS
-
-        # photos at the size `imgclf train` decodes them at (the pretrained default's, where it applies)
-        photo_size = PHOTO_PRETRAINED_SIZE if weights_available(PRETRAINED_PHOTOS["model"]) else None
-        ds = load_dataset(args.data, args.data_dir, image_size=args.image_size,
-                          val_split=0.1 if args.split == "val" else 0, photo_size=photo_size,
-                          images_root=args.images_root, columns=args.columns)
-        split = ds.split(args.split)
-        idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(args.seed))[:args.n].sort().values
-        images, drawn = drawn_images(ds, split, idx)
-        labels, what = split.labels[idx], f"{ds.name}, {args.split} split{drawn}"
-    titles = [ds.classes[int(y)] for y in labels]
+    images, titles, what = batch_to_show(args.data, args.n, args.split, args.seed, args.augmented, args.data_dir,
+                                         args.image_size, args.images_root, args.columns)
     path = image_grid(images, titles, Path(args.out), suptitle=what, cell_px=SHOW_CELL_PX)
     print(f"wrote {path} ({counted(len(images), 'image')}: {what})")
-
-
-def drawn_images(ds: Any, split: Any, idx: Any) -> tuple[Any, str]:
-    """The images at `idx` of a split as `show` draws them, and a note for its title: a folder's images that were
-    loaded smaller than their files (photos at a training size such as 64×64) are read again from the files at up
-    to SHOW_PHOTO_PX, fitted as training fits them; anything else as loaded (a file that cannot be read again too)."""
-    import numpy as np
-    import torch
-
-    from ..data.images import decode_image
-    from ..errors import DataError
-
-    c, h, w = ds.shape
-    stored = getattr(ds, "stored_shape", None)
-    if stored is None or split.keys is None or max(h, w) >= min(SHOW_PHOTO_PX, max(stored[1:])):
-        return split.images[idx], ""
-    side = min(SHOW_PHOTO_PX, max(stored[1:]))
-    root = split.origin.root if split.origin is not None else _split_folder(Path(ds.source), split)
-    try:
-        again = [decode_image(root / split.keys[i], (side, side), "RGB" if c == 3 else "L") for i in idx.tolist()]
-    except DataError:
-        return split.images[idx], ""
-    return torch.from_numpy(np.stack(again)), f"\n(drawn at {side}×{side} from the files; training sees {h}×{w})"
-
-
-def _split_folder(source: Path, split: Any) -> Path:
-    """The folder a split's keys are relative to: its own (train/, test/, val/), train/ for a val split held out
-    of it, or the root of a folder without them."""
-    return next((d for d in (source / split.name, source / "train") if (d / split.keys[0]).is_file()), source)
 
 
 def cmd_check(args: argparse.Namespace) -> None:

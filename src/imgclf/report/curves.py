@@ -4,19 +4,32 @@ curves of several runs overlaid (the comparison page). Runs written before steps
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import IO, Any
 
-import matplotlib
 import matplotlib.ticker
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from ..errors import ImgclfError
 from ..fileio import atomic_write
 
 CHOSEN = "#2ca02c"
+
+
+class InlineFigure(Figure):
+    """A matplotlib Figure drawn on its own Agg canvas, never through pyplot: drawing changes no backend and keeps no
+    global figure list (nothing to close), and a notebook shows it as a PNG whatever backend it uses."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        FigureCanvasAgg(self)
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=self.dpi)
+        return buffer.getvalue()
 
 
 def save_figure(fig: Any, path: str | Path | IO[bytes], dpi: int) -> None:
@@ -51,7 +64,8 @@ def steps_per_epoch(steps: list[dict[str, Any]]) -> float:
 def curves(history: list[dict[str, Any]], path: Path, steps: list[dict[str, Any]] | None = None,
            best_epoch: int | None = None) -> None:
     """Loss (per step when `steps` has rows, else per epoch) and accuracy per epoch, the chosen epoch marked."""
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1.5, 1]})
+    fig = InlineFigure(figsize=(11, 4))
+    a1, a2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.5, 1]})
     ev = [r for r in history if "val_loss" in r]
     if steps:
         loss_per_step(a1, steps, ev, best_epoch)
@@ -80,7 +94,6 @@ def curves(history: list[dict[str, Any]], path: Path, steps: list[dict[str, Any]
     # margins set, not measured: tight_layout draws the whole figure once more (~0.1-0.2 s a plot on our CPU)
     fig.subplots_adjust(left=0.065, right=0.985, bottom=0.13, top=0.91, wspace=0.3)
     save_figure(fig, path, 110)
-    plt.close(fig)
 
 
 def loss_per_step(ax: Any, steps: list[dict[str, Any]], ev: list[dict[str, Any]], best_epoch: int | None) -> None:
@@ -118,7 +131,8 @@ def _mark_epoch(ax: Any, best_epoch: int | None) -> None:
 def overlay(runs: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]], path: Path | IO[bytes]) -> None:
     """Loss against epoch for several runs (label, steps rows, metrics rows): train solid, val dashed, one colour
     per run. Epochs, not steps, on the x axis: runs with different batch sizes line up."""
-    fig, ax = plt.subplots(figsize=(10, 4.2))
+    fig = InlineFigure(figsize=(10, 4.2))
+    ax = fig.subplots()
     for i, (label, steps, history) in enumerate(runs):
         color = f"C{i % 10}"
         if steps:
@@ -137,4 +151,3 @@ def overlay(runs: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]], 
     ax.legend(fontsize=8, ncol=2 if len(runs) > 3 else 1)
     fig.tight_layout()
     save_figure(fig, path, 110)
-    plt.close(fig)

@@ -29,15 +29,10 @@ def run_figures(run_dir: Path, history: list[dict[str, Any]], test: dict[str, An
     for name, normalize in (("confusion.png", False), ("confusion_normalized.png", True)):
         figures.append(Figure("confusion", out / name, dict(cm=test["confusion_matrix"], classes=classes,
                                                             normalize=normalize)))
+    figures.append(predictions_grid(out / "predictions.png", split, logits, classes, n))
     probs = F.softmax(logits, 1)
     pred = probs.argmax(1)
     labels = split.labels
-    idx = torch.linspace(0, len(labels) - 1, min(n, len(labels))).long()
-    ok = (pred[idx] == labels[idx]).tolist()
-    titles = [f"{'✓' if g else '✗'} {classes[int(p)]}\n(true {classes[int(t)]})"
-              for g, p, t in zip(ok, pred[idx], labels[idx])]
-    figures.append(grid(out / "predictions.png", split.images[idx], titles, ["green" if g else "red" for g in ok],
-                        "test images: prediction (truth)", ncol=min(8, len(idx))))
     losses = F.cross_entropy(logits, labels, reduction="none")
     wrong = torch.nonzero(pred != labels).flatten()
     if len(wrong):
@@ -49,6 +44,18 @@ def run_figures(run_dir: Path, history: list[dict[str, Any]], test: dict[str, An
                             "(predicted class and its probability; true class and its probability)",
                             ncol=min(8, len(worst))))
     return figures
+
+
+def predictions_grid(path: Path, split: Split, logits: torch.Tensor, classes: list[str], n: int = 32,
+                     split_name: str = "test") -> Figure:
+    """`n` images spread over `split` with prediction and truth, wrong ones in red."""
+    pred, labels = logits.argmax(1), split.labels
+    idx = torch.linspace(0, len(labels) - 1, min(n, len(labels))).long()
+    ok = (pred[idx] == labels[idx]).tolist()
+    titles = [f"{'✓' if g else '✗'} {classes[int(p)]}\n(true {classes[int(t)]})"
+              for g, p, t in zip(ok, pred[idx], labels[idx])]
+    return grid(path, split.images[idx], titles, ["green" if g else "red" for g in ok],
+                f"{split_name} images: prediction (truth)", ncol=min(8, len(idx)))
 
 
 def grid(path: Path, images: torch.Tensor, titles: list[str], colors: list[str] | None = None, suptitle: str = "",

@@ -7,14 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import PowerNorm
 
-from .curves import curves, save_figure
+from .curves import InlineFigure, curves, save_figure
 
 if TYPE_CHECKING:
     from .painter import Figure
@@ -22,6 +18,15 @@ if TYPE_CHECKING:
 
 def image_grid(images: Any, titles: list[str], path: Path | IO[bytes], colors: list[str] | None = None,
                suptitle: str = "", ncol: int | None = None, cell_px: int = 96) -> Path:
+    """grid_figure written to `path`."""
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    save_figure(grid_figure(images, titles, colors, suptitle, ncol, cell_px), path, 100)
+    return path
+
+
+def grid_figure(images: Any, titles: list[str], colors: list[str] | None = None, suptitle: str = "",
+                ncol: int | None = None, cell_px: int = 96) -> InlineFigure:
     """A labelled grid of uint8 N×C×H×W images (an array or a CPU tensor; the tutorial's imshow(make_grid(...))
     with names under each), drawn as one canvas in one axes so it takes a fraction of a second."""
     images = np.asarray(images)
@@ -45,7 +50,7 @@ def image_grid(images: Any, titles: list[str], path: Path | IO[bytes], colors: l
         canvas[y:y + ih, x:x + iw] = img if c == 3 else np.repeat(img, 3, axis=2)
     top = 16 * (suptitle.count("\n") + 1) + 8 if suptitle else 0
     dpi = 100
-    fig = plt.figure(figsize=(canvas.shape[1] / dpi, (canvas.shape[0] + top) / dpi), dpi=dpi)
+    fig = InlineFigure(figsize=(canvas.shape[1] / dpi, (canvas.shape[0] + top) / dpi), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, canvas.shape[0] / (canvas.shape[0] + top)))
     ax.imshow(canvas, interpolation="nearest")
     ax.set_axis_off()
@@ -55,16 +60,19 @@ def image_grid(images: Any, titles: list[str], path: Path | IO[bytes], colors: l
                 fontsize=7.5, color=(colors[i] if colors else "black"), linespacing=1.1)
     if suptitle:
         fig.text(0.5, 1 - 4 / (canvas.shape[0] + top), suptitle, ha="center", va="top", fontsize=10)
-    if isinstance(path, Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    save_figure(fig, path, dpi)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def confusion(cm: list[list[int]], classes: list[str], path: Path | IO[bytes], normalize: bool) -> None:
-    """The confusion matrix (counts, or each row as a percentage of its class's images), numbers in the cells up to
-    20 classes, colours on a power scale so that the few errors of an accurate model show beside its diagonal.
+    """confusion_figure written to `path`."""
+    save_figure(confusion_figure(cm, classes, normalize), path, 110)
+
+
+def confusion_figure(cm: list[list[int]], classes: list[str], normalize: bool = False,
+                     split: str = "test") -> InlineFigure:
+    """The confusion matrix of `split` (counts, or each row as a percentage of its class's images), numbers in the
+    cells up to 20 classes, colours on a power scale so that the few errors of an accurate model show
+    beside its diagonal.
     Laid out by hand from the label lengths: tight_layout would draw the figure twice."""
     m = np.asarray(cm, dtype=np.float64)
     if normalize:
@@ -75,7 +83,7 @@ def confusion(cm: list[list[int]], classes: list[str], path: Path | IO[bytes], n
     side = max(3.5, 0.45 * k)                                          # the matrix, inches
     left, bottom, top, right = label + 0.6, 0.87 * label + 0.6, 0.45, 1.25   # right: the colour bar, its label
     width, height = left + side + right, bottom + side + top
-    fig = plt.figure(figsize=(width, height))
+    fig = InlineFigure(figsize=(width, height), dpi=110)
     ax = fig.add_axes((left / width, bottom / height, side / width, side / height))
     if normalize:
         m = 100 * m
@@ -91,15 +99,14 @@ def confusion(cm: list[list[int]], classes: list[str], path: Path | IO[bytes], n
     ax.set_xticks(ticks, names, rotation=60, ha="right", rotation_mode="anchor", fontsize=8)
     ax.set_yticks(ticks, names, fontsize=8)
     ax.set(xlabel="predicted", ylabel="true",
-           title=f"confusion matrix, test split{' (% of each true class)' if normalize else ''}")
+           title=f"confusion matrix, {split} split{' (% of each true class)' if normalize else ''}")
     if k <= 20:
         for i in range(k):
             for j in range(k):
                 v = m[i, j]
                 ax.text(j, i, share_text(v / 100) if normalize else f"{int(v)}", ha="center", va="center",
                         fontsize=7, color="white" if norm(v) > 0.6 else "black")
-    save_figure(fig, path, 110)
-    plt.close(fig)
+    return fig
 
 
 def share_text(v: float) -> str:
@@ -112,7 +119,8 @@ def share_text(v: float) -> str:
 
 def lr_plot(lrs: list[float], losses: list[float], suggested: float, path: str | Path) -> None:
     """Loss against learning rate (log scale) with the suggestion marked."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = InlineFigure(figsize=(6, 4))
+    ax = fig.subplots()
     ax.plot(lrs, losses)
     ax.axvline(suggested, color="red", ls="--", label=f"suggested lr {suggested:.3g}")
     ax.set(xscale="log", xlabel="learning rate", ylabel="training loss (smoothed)", title="learning-rate range test")
@@ -120,7 +128,6 @@ def lr_plot(lrs: list[float], losses: list[float], suggested: float, path: str |
     ax.legend()
     fig.tight_layout()
     save_figure(fig, path, 110)
-    plt.close(fig)
 
 
 DRAWERS = {"curves": curves, "confusion": confusion, "grid": image_grid}
