@@ -30,7 +30,8 @@ def replace(src, dst, **kw):
 os.replace = replace
 sys.exit(main(sys.argv[2:]))
 """
-TIMING = {"seconds", "train_seconds", "test_seconds", "total_seconds", "images_per_second", "epoch_seconds"}
+TIMING = {"seconds", "train_seconds", "test_seconds", "total_seconds", "images_per_second", "epoch_seconds",
+          "matmul_gflops"}   # measured rates: the machine's pace, like the seconds
 RANDOM = {"run_id", "resumed"}   # one per run, and whether the last command resumed: the killed run is two commands
 
 
