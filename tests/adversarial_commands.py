@@ -12,7 +12,6 @@ import re
 import shutil
 import stat
 import time
-import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ from adversarial import (
     save_image,
     short_and_quick,
 )
+from conftest import torchscript_writer
 from PIL import Image
 
 CASES = Cases()
@@ -278,25 +278,8 @@ simple("checkpoint", "predict-device=cpu:1",
 
 
 def _torchscript_writer(path: Path, victim: Path) -> Path:
-    """A TorchScript program saved as PATH (a checkpoint's name), with imgclf's metadata for the digits run's 8×8
-    grayscale input, whose forward writes XXXX over the first bytes of `victim`."""
-    import torch
-
-    class Writer(torch.nn.Module):
-        def __init__(self, target: str) -> None:
-            super().__init__()
-            self.target = target
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            written = torch.from_file(self.target, shared=True, size=4, dtype=torch.uint8).fill_(88)
-            return x.flatten(1)[:, :10] + written[:1].float() * 0
-
-    victim.write_bytes(b"user data")
-    meta = {"classes": [str(i) for i in range(10)], "input_shape": [1, 8, 8], "mean": [0.5], "std": [0.5]}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.jit.save(torch.jit.script(Writer(str(victim))), str(path), _extra_files={"imgclf.json": json.dumps(meta)})
-    return path
+    """conftest.torchscript_writer for the digits run's 8×8 grayscale input."""
+    return torchscript_writer(path, victim, channels=1, classes=10)
 
 
 def _torchscript_named_pt(command: str) -> Callable[[Ctx], Result]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import torchscript_writer
 from PIL import Image
 from test_data_cifar import make_cifar10
 
@@ -400,22 +401,7 @@ def test_a_torchscript_program_runs_only_when_trusted(tmp_path, capsys):
     whose forward writes into a file, is refused by predict and eval (the file untouched) and by load; it runs only
     with --trust-exported."""
     victim = tmp_path / "victim.txt"
-    victim.write_bytes(b"user data")
-
-    class Writer(torch.nn.Module):
-        def __init__(self, path: str) -> None:
-            super().__init__()
-            self.path = path
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            written = torch.from_file(self.path, shared=True, size=4, dtype=torch.uint8).fill_(88)
-            return x.flatten(1)[:, :2] + written[:1].float() * 0
-
-    meta = {"classes": ["a", "b"], "input_shape": [3, 8, 8], "mean": [0.5] * 3, "std": [0.5] * 3}
-    path = tmp_path / "best.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.save(torch.jit.script(Writer(str(victim))), str(path), _extra_files={"imgclf.json": json.dumps(meta)})
+    path = torchscript_writer(tmp_path / "best.pt", victim, channels=3, classes=2)
     image = tmp_path / "x.png"
     Image.new("RGB", (8, 8)).save(image)
     for cmd in (["predict", str(path), str(image)], ["eval", str(path), "--data", "digits"]):

@@ -132,7 +132,7 @@ def test_files_run_without_imgclf_and_carry_their_metadata(image_files, tmp_path
         np.save({str(tmp_path / "ts.npy")!r}, m(torch.from_numpy(x)).detach().numpy())
         print(json.dumps({{"onnx": meta, "torchscript": json.loads(extra["imgclf.json"])}}))
     """)
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     expected = logits(ckpt, images)
     for which in ("onnx", "ts"):

@@ -206,7 +206,7 @@ def wandb_records(wandb_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]
 
     def inspect(*flags):
         return subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", *flags, str(run)],
-                              capture_output=True, text=True, timeout=120, check=True).stdout
+                              capture_output=True, text=True, timeout=300, check=True).stdout
 
     records = [json.loads(line) for line in inspect().splitlines() if line.strip()]
     return [r["history"]["item"] for r in records if r["type"] == "history"], json.loads(inspect("--summary"))
