@@ -104,16 +104,17 @@ def describe_settings(user: dict[str, Any], file: dict[str, Any] | None = None, 
     """`imgclf train --print-config`: the resolved settings for this data, one `key: value  # layer` line each
     (the layers of config.py); loads the data (to choose its profile) and trains nothing; a --budget is planned
     (its calibration steps throw-away builds), so the plan's choices show as they would run."""
+    loaded: dict[str, Any] = {}   # the data a budget's calibration loaded, loaded once
     if resume is not None:
         _, user = resumed(resume, user, file)
         file, plan = None, None
     else:
         file = file_under_flags(user, file)
-        plan = plan_budget(user, file, time.perf_counter())
+        plan = plan_budget(user, file, time.perf_counter(), loaded)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     layer = plan.layer if plan else None
     with verbosity.at(verbosity.QUIET):
-        data, _, auto = load_data(user, file, plan=layer, world_size=world_size)
+        data, _, auto = load_data(user, file, layer, loaded, world_size)
     c, h, w = data.shape
     lines = [f"# {data.name}: {len(data.train):,} train images of {c}×{h}×{w}, {data.num_classes} classes"]
     settings = explain(user, data.name, data.shape, file, layer, auto, DataFit(len(data.train), world_size))
