@@ -462,7 +462,8 @@ def test_the_ladder_grows_with_the_machine(tmp_path, monkeypatch, pace, chosen):
 
 
     root = make_image_folder(tmp_path / "c32", per_class=30, size=32, classes=("a", "b", "c"))
-    monkeypatch.setattr(budget, "calibrate", fixed_calibration({m["model"]: 0.01 for m in budget.BUDGET_LADDER} | pace))
+    ladder = budget.BUDGET_LADDERS["rgb32"]
+    monkeypatch.setattr(budget, "calibrate", fixed_calibration({m["model"]: 0.01 for m in ladder} | pace))
     user = {"data": str(root), "budget": "30s", "out": str(tmp_path / "r"), "device": "cpu"}
     plan = budget.plan_budget(user, None, time.perf_counter())
     assert plan.layer["model"] == chosen and plan.layer["image_size"] is None

@@ -20,7 +20,8 @@ kept: fewer images a step, more steps), and a length in --steps becomes whole ep
 `--print-config` shows what runs, and config.yaml records it.
 A resumed run starts from the checkpoint's resolved settings instead, and only RESUME_OVERRIDABLE may change.
 Profiles and model defaults never set the keys that say how data is loaded (LOAD_KEYS), so the data can be
-loaded first (`load_settings`) and the profile then chosen from what was loaded.
+loaded first (`load_settings`) and the profile then chosen from what was loaded. One exception: a profile's
+`budget` (gray28 spends a minute), which the budget plan reads once the data is loaded (budget.profile_budget).
 """
 
 from __future__ import annotations
@@ -242,6 +243,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return {k.replace("-", "_"): coerce(k.replace("-", "_"), v, f"{path}: ") for k, v in raw.items()
             if k.replace("-", "_") not in RUN_RECORD_KEYS}
 
+
+# What a trained model computes in when used (eval, predict, api.load): 'run' as its run tested; or a --precision.
+INFERENCE_PRECISIONS = ("run", "fp32", "auto", "amp-bf16", "amp-fp16")
 
 LOAD_KEYS = ("data", "data_dir", "images_root", "columns", "image_size", "resize", "test_split", "seed",
              "strict_images", "download", "budget")

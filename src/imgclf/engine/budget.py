@@ -2,7 +2,7 @@
 
 A short calibration builds the run for each candidate setting and measures, on this machine, the seconds per
 training step (batch production included), per tested image (TTA views included) and per checkpoint write. The
-plan then takes the most capable candidate the budget gives enough epochs (recipes.BUDGET_LADDER, on the data kinds
+plan then takes the most capable candidate the budget gives enough epochs (recipes.BUDGET_LADDERS, on the data kinds
 it was tuned for; otherwise the settings as resolved) and fixes the run's total steps so that the learning-rate
 schedule ends exactly when the time left after validation, testing and the report runs out. The plan is a settings
 layer ("budget plan", config.py) recorded in config.yaml and in every checkpoint: `--resume` replays the same steps
@@ -33,8 +33,8 @@ from .. import machine, verbosity
 from ..checkpoint import save_checkpoint
 from ..config import budget_seconds, load_settings
 from ..errors import ConfigError
-from ..recipes import BUDGET_LADDER, LADDER_PROFILES, RECIPES, profile_name
-from .build import build_run
+from ..recipes import BUDGET_LADDERS, RECIPES, profile_name
+from .build import build_run, load_data
 from .evaluate import predict_logits
 from .probe import extract
 from .step import EpochTotals, step_loop
@@ -55,6 +55,7 @@ CALIBRATION_SHARE = 0.01    # of the budget, per candidate, spent measuring step
 MIN_CALIBRATION_S = 0.4
 PROBE_FIT_SECONDS = 5.0  # a linear probe's heads fitted on its features (weather photos, 1,536 × 1,280: 3.0 s)
 EPOCH_SECONDS = 0.01    # an epoch's end besides checkpoints and validation: metrics.csv, the console line
+RUNG_KEYS = ("min_epochs", "max_epochs")   # a ladder rung's own keys, not settings
 LENGTH_KEYS = ("epochs", "steps")   # what a budget plans: set above it (a file's, your flags), the budget gives way
 
 
@@ -71,12 +72,13 @@ class Calibration:
 
 def candidates(user: dict[str, Any], file: dict[str, Any] | None, name: str, shape: tuple[int, int, int]
                ) -> list[dict[str, Any]]:
-    """The settings the plan chooses between: BUDGET_LADDER where it was tuned for this kind of data and nothing
-    names a model or size; otherwise only the settings as they resolve."""
+    """The settings the plan chooses between: the profile's ladder (recipes.BUDGET_LADDERS) where one was tuned for
+    this kind of data and nothing names a model or size; otherwise only the settings as they resolve."""
     recipe = RECIPES.get(user.get("recipe") or (file or {}).get("recipe") or "", {})
     named = {**recipe, **(file or {}), **user}
-    if profile_name(name, shape) in LADDER_PROFILES and "model" not in named and "image_size" not in named:
-        return [dict(c) for c in BUDGET_LADDER]
+    ladder = BUDGET_LADDERS.get(profile_name(name, shape))
+    if ladder and "model" not in named and "image_size" not in named:
+        return [dict(c) for c in ladder]
     return [{"min_epochs": 0}]
 
 
@@ -196,6 +198,7 @@ class Replan:
     cal: Calibration         # the chosen candidate's: validation, test and checkpoint costs
     at: int
     auto_threads: bool = False   # the run's threads were chosen for the machine (no --threads, no OMP_NUM_THREADS)
+    max_steps: int | None = None  # the plan's cap (a rung's max_epochs)
     t0: float = 0.0
     since: Any = None        # machine.sample() at the first step: the window the threads are re-checked on
     threads: dict[str, Any] | None = None
@@ -220,6 +223,8 @@ class Replan:
         before = run.steps
         if not trusted:
             total = min(total, before)
+        if self.max_steps:
+            total = min(total, self.max_steps)
         run.steps = max(total, 2 * self.at)   # ≥ twice the warm-up: Run.lr keeps the warm-up it has begun
         run.epochs = math.ceil(run.steps / run.steps_per_epoch) + run.probe_epochs
         run.budget_plan["replan"] = {"at_step": done, "loop_step_seconds": round(measured, 6),
@@ -262,6 +267,7 @@ class Plan:
     note: str = ""
     calibration: Calibration | None = None   # the chosen candidate's (a Replan's costs besides the steps)
     deadline: float | None = None            # a time.perf_counter() reading: when the whole command must end
+    max_steps: int | None = None             # the rung's max_epochs: the most steps a re-plan may give
 
 
 def file_under_flags(user: dict[str, Any], file: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -279,19 +285,25 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
     candidate on a throw-away run built quietly with that candidate's layer (the datasets kept in `loaded` for the
     real build), then plans the steps (and model and size) to end by `started` + budget."""
     given = {**(file or {}), **user}
-    if load_settings(user, file)["budget"] is None:
-        return None
+    loaded = {} if loaded is None else loaded
+    text, profile = load_settings(user, file)["budget"], None
+    if text is None:
+        text, profile = profile_budget(user, file, loaded)
+        if text is None:
+            return None
     fixed = [k for k in LENGTH_KEYS if k in given]
     if fixed:
         if "budget" in user:   # file_under_flags took the file's epochs and steps away: these are your flags
             raise ConfigError(f"--budget plans the run's length itself; drop --{fixed[0]} (or drop --budget)")
-        return Plan({"budget": None})   # a recipe's or a file's budget gives way to epochs / steps set above it
-    budget = budget_seconds(load_settings(user, file)["budget"])
+        return Plan({"budget": None})   # a recipe's, a file's or a profile's budget gives way to epochs / steps set
+    budget = budget_seconds(text)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:   # each process would plan its own steps, then wait on the others
+        if profile:
+            return Plan({"budget": None}, note=f"the {profile} profile's {text} budget is planned by one process: "
+                                               "under torchrun the run trains the profile's epochs instead")
         raise ConfigError("--budget measures and plans one process; under torchrun the processes would plan different "
                           "step totals and hang. Give --steps N (or --epochs) instead, e.g. the steps a budgeted "
                           "single-process run recorded in its config.yaml")
-    loaded = {} if loaded is None else loaded
 
     def build(layer: dict[str, Any]) -> Any:
         with verbosity.at(verbosity.QUIET):
@@ -307,7 +319,7 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
     def fits(i: int) -> bool:
         """Calibrate candidate i (once): does it get its min_epochs in the time left?"""
         if i not in measured:
-            layer = {k: v for k, v in cands[i].items() if k != "min_epochs"}
+            layer = {k: v for k, v in cands[i].items() if k not in RUNG_KEYS}
             t0 = time.perf_counter()
             reuse = all(getattr(first.cfg, k) == v for k, v in layer.items())
             run = first if reuse else build(layer)
@@ -321,9 +333,11 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
 
     pick = last_fitting(len(cands), fits)
     fits(pick)   # measured already unless every costlier rung failed
-    _, layer, cal, run, _ = measured[pick]
+    cand, layer, cal, run, _ = measured[pick]
     spe = run.steps_per_epoch
+    most = cand["max_epochs"] * spe if cand.get("max_epochs") else None
     steps = _steps_left(budget, started, cal, run, _margin(run, budget, started, cal))   # after all the measuring
+    steps = min(steps, most) if most else steps
     probe_only = run.cfg.linear_probe and steps < min(20, spe) and _probe_fits(budget, started, cal, run)
     if probe_only:   # no time to fine-tune: the probe alone
         steps = 0
@@ -336,14 +350,26 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
                                "steps_per_epoch": r.steps_per_epoch, "rung": i, "chosen": i == pick}
                               for i, (c, _, m, r, n) in sorted(measured.items())]}
     probe = "a linear probe, then " if run.cfg.linear_probe else ""
-    note = (f"budget {budget:g} s: {probe}{steps:,} steps ({steps / spe:.1f} epochs) of {run.cfg.model} at "
-            f"{run.data.shape[1]}×{run.data.shape[2]}, {cal.step_seconds * 1e3:.1f} ms a step measured here; "
-            f"the schedule ends at step {steps:,}")
+    whose = f" (the {profile} profile's; --epochs N to choose)" if profile else ""
+    capped = ": the most this rung trains" if most and steps == most else ""
+    note = (f"budget {budget:g} s{whose}: {probe}{steps:,} steps ({steps / spe:.1f} epochs{capped}) of "
+            f"{run.cfg.model} at {run.data.shape[1]}×{run.data.shape[2]}, {cal.step_seconds * 1e3:.1f} ms a step "
+            f"measured here; the schedule ends at step {steps:,}")
     if probe_only:
         note = (f"budget {budget:g} s: the linear probe alone ({run.cfg.model} at {run.data.shape[1]}×"
                 f"{run.data.shape[2]}): fine-tuning steps of {cal.step_seconds * 1e3:.0f} ms do not fit")
     length = {"steps": 0, "epochs": 1} if probe_only else {"steps": steps}
-    return Plan(copy.deepcopy({**layer, **length}), record, note, cal, started + budget)
+    return Plan(copy.deepcopy({**layer, **length}), record, note, cal, started + budget, most)
+
+
+def profile_budget(user: dict[str, Any], file: dict[str, Any] | None, loaded: dict[str, Any]
+                   ) -> tuple[str | None, str | None]:
+    """The data profile's own budget (recipes.PROFILES: 28×28 grayscale spends a minute) and the profile's name,
+    where nothing above it gives a budget; (None, None) where the profile has none. Loads the data to know its
+    profile, into `loaded`, where the run's build finds it."""
+    with verbosity.at(verbosity.QUIET):
+        data, cfg, _ = load_data(user, file, None, loaded, int(os.environ.get("WORLD_SIZE", "1")))
+    return (cfg.budget, profile_name(data.name, data.shape)) if cfg.budget else (None, None)
 
 
 def _probe_fits(budget: float, started: float, cal: Calibration, run: Any) -> bool:

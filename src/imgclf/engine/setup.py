@@ -39,13 +39,16 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
         file = file_under_flags(user, file)
         plan = plan_budget(user, file, time.perf_counter() if started is None else started, loaded)
     run = build_run(user, file, ckpt, plan.layer if plan else None, loaded)
+    if plan is not None and plan.note and plan.record is None:   # a profile's budget that gave way
+        run.data.notes.append(plan.note)
     if plan is not None and plan.record is not None:
         run.budget_plan = plan.record
         run.data.notes.append(plan.note)
         at = replan_step(run.cfg, run.steps_per_epoch, run.total_steps)
         if at is not None and plan.calibration is not None and plan.deadline is not None:
             chosen = run.device.type == "cpu" and not {**(file or {}), **user}.get("threads")   # machine_threads'
-            run.replan = Replan(plan.deadline, plan.calibration, at, auto_threads=chosen)
+            run.replan = Replan(plan.deadline, plan.calibration, at, auto_threads=chosen,
+                                max_steps=plan.max_steps)
     if run.world.is_main:
         look_for_duplicates(run)
     if run.cfg.tensorboard and run.world.is_main:
