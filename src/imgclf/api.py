@@ -13,12 +13,14 @@ import torch
 from PIL import Image, ImageOps
 
 from .checkpoint import load_checkpoint, rebuild
+from .config import INFERENCE_PRECISIONS as PRECISIONS
 from .config import check_image_size
 from .data import Dataset, load_dataset
 from .data.batches import Normalizer
 from .data.images import decode_image, fit_image, image_to_array, walk_images
 from .data.split import Split, test_split_changes
 from .data.table import dataframe_settings, is_dataframe
+from .engine.device import inference_dtype, precision_name
 from .engine.evaluate import metrics_from_logits, predict_logits, test_metrics
 from .engine.setup import pick_device
 from .engine.train import train as train_run
@@ -46,6 +48,7 @@ class Classifier:
         self.normalize = Normalizer(mean, std, device, channels_last=channels_last)
         self.tta_shift = int(self.config.get("tta_shift", 0)) if tta else 0   # the run's TTA views (evaluate.py)
         self.tta_mirror = tta_mirror   # False: its TTA has no mirrored views (the run's --tta-mirror, config.py)
+        self.autocast_dtype: torch.dtype | None = None   # what it computes in (load's precision): fp32 by default
 
     @property
     def resize(self) -> str:
@@ -83,7 +86,7 @@ class Classifier:
         batch, files = self._gather(images, strict_images)
         split = Split(batch, torch.zeros(len(batch), dtype=torch.int64), "predict")
         logits = predict_logits(self.model, split, self.normalize, self.device, self.tta, self.tta_shift,
-                                self.tta_mirror)
+                                self.tta_mirror, self.autocast_dtype)
         probs = torch.softmax(logits, 1)
         k = max(1, min(topk, len(self.classes)))
         top_p, top_i = probs.topk(k, 1)
@@ -159,7 +162,7 @@ class Classifier:
                             "--allow-changed-data to evaluate anyway (the result then says the test split differs)")
         part = ds.split(split)
         logits = predict_logits(self.model, part, self.normalize, self.device, self.tta, self.tta_shift,
-                                self.tta_mirror)
+                                self.tta_mirror, self.autocast_dtype)
         m = metrics_from_logits(logits, part.labels, ds.classes)
         repeats = (self.data_identity or {}).get("test_repeats") if split == "test" and not changed else None
         if repeats:   # the run's test split: its test images repeating training images, under the run's policy
@@ -169,14 +172,15 @@ class Classifier:
             m["data_changed"] = changed
         return {"dataset": ds.name, "split": split, "checkpoint": self.source, "classes": ds.classes,
                 "test_accuracy" if split == "test" else f"{split}_accuracy": m["accuracy"],
-                "test_loss" if split == "test" else f"{split}_loss": m["loss"], **m}
+                "test_loss" if split == "test" else f"{split}_loss": m["loss"], **m,
+                "computed_in": precision_name(self.autocast_dtype)}
 
     @python_errors
     def split_logits(self, split: str = "test") -> tuple[Split, torch.Tensor]:
         """A split of the data the model was trained on (its settings) and the model's logits for it."""
         part = self._dataset(None, None, {}).split(split)
         return part, predict_logits(self.model, part, self.normalize, self.device, self.tta, self.tta_shift,
-                                    self.tta_mirror)
+                                    self.tta_mirror, self.autocast_dtype)
 
     def _dataset(self, data: str | Dataset | None, data_dir: str | None, load_args: dict[str, Any]) -> Dataset:
         """`data` loaded as this model takes it (default: the dataset it was trained on, with its settings), its
@@ -290,10 +294,16 @@ def expand_image_paths(items: list[str | os.PathLike], strict: bool = False) -> 
 
 @python_errors
 def load(path: str | Path, model: str | None = None, device: str = "auto", classes: list[str] | None = None,
-         image_size: int | None = None, normalize: str = "half", trust_exported: bool = False) -> Classifier:
+         image_size: int | None = None, normalize: str = "half", trust_exported: bool = False,
+         precision: str = "run") -> Classifier:
     """Load an imgclf checkpoint, a file from `imgclf export` (.onnx, run by onnxruntime, or TorchScript), or a bare
     state_dict (then `model` names the network; `normalize` 'half' is the tutorial's (x-0.5)/0.5, 'none' leaves
-    pixels in [0, 1]). A TorchScript file is a program, whatever its name: it is run only with `trust_exported`."""
+    pixels in [0, 1]). A TorchScript file is a program, whatever its name: it is run only with `trust_exported`.
+    `precision` 'run' computes as the run tested (its --precision where native here, else fp32: so `imgclf eval`
+    reproduces the run's figure on a machine of its kind); or 'fp32', 'auto', 'amp-bf16' (device.inference_dtype).
+    An exported file computes in fp32."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     check_image_size(image_size)
     fmt = exported_format(path)
     if fmt == "torchscript" and not trust_exported:
@@ -308,6 +318,9 @@ def load(path: str | Path, model: str | None = None, device: str = "auto", class
         r = rebuild(ckpt, path, model, classes, image_size, normalize)
     clf = Classifier(r.model.to(dev), r.classes, r.model_args, r.mean, r.std, dev, r.tta, str(path), r.config,
                      r.channels_last and dev.type != "mps", r.model_name, r.tta_mirror)
+    if not fmt:
+        clf.autocast_dtype = inference_dtype(r.config.get("precision", "fp32") if precision == "run" else precision,
+                                             dev)
     clf.data_identity = r.data   # so that eval refuses a changed test split (an export's too)
     clf.numbered_classes = r.numbered_classes
     return clf

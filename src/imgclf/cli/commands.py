@@ -143,7 +143,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from ..report.console import balance_remark, confusion_table, console, metrics_table, repeats_text
 
     clf = load(args.checkpoint, model=args.model, device=args.device, image_size=args.image_size,
-               trust_exported=args.trust_exported)
+               trust_exported=args.trust_exported, precision=args.precision)
     result = clf.evaluate(args.data, args.data_dir, split=args.split, allow_changed_data=args.allow_changed_data,
                           images_root=args.images_root, columns=args.columns)
     if result.get("data_changed"):
@@ -159,7 +159,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     console.print(f"[bold]{args.split} accuracy {result['accuracy']:.2%}[/] ({counted(result['n'], 'image')} of "
                   f"{result['dataset']}, {args.split} split{repeats_text(result.get('test_duplicates'))}; "
                   f"balanced accuracy {result['balanced_accuracy']:.2%}, "
-                  f"macro-F1 {result['macro_f1']:.3f}), {args.split} loss {result['loss']:.4f}")
+                  f"macro-F1 {result['macro_f1']:.3f}), {args.split} loss {result['loss']:.4f}; computed in "
+                  f"{result['computed_in']}")
     remark = balance_remark(result, result["classes"], args.split)
     if remark:
         console.print(f"[yellow]{remark}[/]")
@@ -175,7 +176,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         check_new_file(args.csv, args.force, "--csv")   # before the work, not after it
     classes = args.classes.split(",") if args.classes else None
     clf = load(args.checkpoint, model=args.model, device=args.device, classes=classes, image_size=args.image_size,
-               trust_exported=args.trust_exported)
+               trust_exported=args.trust_exported, precision=args.precision)
     results = clf.predict(args.images, topk=args.topk, strict_images=args.strict_images)
     if args.csv:
         write_predictions_csv(Path(args.csv), results)   # checked before predicting

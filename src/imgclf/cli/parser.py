@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from .._version import __version__
-from ..config import CHOICES, FIELDS, default_text
+from ..config import CHOICES, FIELDS, INFERENCE_PRECISIONS, default_text
 from ..recipes import PROFILES
 from . import usage as usage_text
 
@@ -309,6 +309,13 @@ def _add_train_command(sub: Any) -> None:
         "WANDB_MODE=offline logs without a network (needs pip install 'imgclf[wandb]')")
 
 
+def _precision_flag(p: Any) -> None:
+    """eval's and predict's --precision: what the model computes in."""
+    p.add_argument("--precision", default="run", choices=INFERENCE_PRECISIONS,
+                   help="run: as the run tested (its --precision where this device computes it natively, else fp32), "
+                   "so eval reproduces its figure; fp32 computes as an exported file does (default: run)")
+
+
 def _add_use_commands(sub: Any) -> None:
     """`imgclf eval`, `imgclf predict` and `imgclf export`: using a trained checkpoint."""
     from ..models import MODELS as models
@@ -324,6 +331,7 @@ def _add_use_commands(sub: Any) -> None:
                    help="which split to evaluate (val: the run's own hold-out) (default: test)")
     p.add_argument("--model", help=f"network of a bare state_dict: {', '.join(models)}")
     p.add_argument("--device", default="auto", help=f"{TRAIN_HELP['device']} (default: auto)")
+    _precision_flag(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--allow-changed-data", action="store_true",
                    help="evaluate even if the run's test split has changed since it was tested (the output says so)")
@@ -337,6 +345,7 @@ def _add_use_commands(sub: Any) -> None:
     p.add_argument("--classes", help="comma-separated class names for a bare state_dict")
     p.add_argument("--image-size", type=int, help=BARE_SIZE_HELP)
     p.add_argument("--device", default="auto", help=f"{TRAIN_HELP['device']} (default: auto)")
+    _precision_flag(p)
     p.add_argument("--json", action="store_true", help="print one JSON list (file, class, probability, topk)")
     p.add_argument("--csv", metavar="FILE", help="also write the predictions to FILE as CSV: file, class, "
                    "probability, topk (class:probability;class:probability…)")

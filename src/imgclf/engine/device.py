@@ -50,7 +50,7 @@ class Precision:
 
     @property
     def name(self) -> str:
-        return {None: "fp32", torch.bfloat16: "amp-bf16", torch.float16: "amp-fp16"}[self.autocast_dtype]
+        return precision_name(self.autocast_dtype)
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -83,6 +83,23 @@ def pick_precision(cfg: TrainConfig, device: torch.device) -> Precision:
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type in ("cuda", "cpu")
     return Precision(dtype, scaler, channels_last, reason)
+
+
+def inference_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype a trained model is evaluated in here, from its run's --precision `setting` (or yours):
+    as the run tested where this device computes that precision natively ('auto' as a run here would pick), else
+    fp32, never an emulated half precision (a Zen 3's bf16 is ~100× slower)."""
+    if setting == "auto" and device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dtype = {"auto": torch.bfloat16, "amp-bf16": torch.bfloat16, "amp-fp16": torch.float16}.get(setting)
+    if dtype is None or device.type == "cuda":
+        return dtype
+    return dtype if device.type == "cpu" and dtype == torch.bfloat16 and cpu_has_native_bf16() else None
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """'fp32', 'amp-bf16' or 'amp-fp16': the --precision name of an autocast dtype."""
+    return {None: "fp32", torch.bfloat16: "amp-bf16", torch.float16: "amp-fp16"}[dtype]
 
 
 def auto_precision(device: torch.device) -> tuple[str, str]:

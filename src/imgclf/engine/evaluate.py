@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -48,16 +49,19 @@ def inference_batch(split: Split, device: torch.device) -> int:
 
 @torch.inference_mode()
 def predict_logits(model: nn.Module, split: Split, normalize: Normalizer, device: torch.device, tta: bool = False,
-                   tta_shift: int = 0, tta_mirror: bool = True) -> torch.Tensor:
-    """Float32 logits (N, K) for every image of `split`, in order, computed in fp32 (so a figure reproduces on any
-    machine, whatever precision trained the model); `tta` averages over views (tta_logits), in batches of
-    inference_batch's size."""
+                   tta_shift: int = 0, tta_mirror: bool = True, autocast_dtype: torch.dtype | None = None
+                   ) -> torch.Tensor:
+    """Float32 logits (N, K) for every image of `split`, in order, computed under autocast to `autocast_dtype` (as
+    the run trained: device.inference_dtype) or in fp32 (None); `tta` averages over views (tta_logits), in batches
+    of inference_batch's size."""
     batch_size = inference_batch(split, device)
     was_training = model.training
     model.eval()
     out = []
+    amp = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
     for x, _ in Batches(split, batch_size, normalize, device=device).epoch(0):
-        out.append(tta_logits(model, x, tta_shift, tta_mirror) if tta else model(x).float())
+        with amp:
+            out.append(tta_logits(model, x, tta_shift, tta_mirror) if tta else model(x).float())
     model.train(was_training)
     return torch.cat(out).cpu() if out else torch.empty(0)
 

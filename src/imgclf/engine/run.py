@@ -18,7 +18,7 @@ from ..data.batches import Batches, Normalizer
 from ..data.duplicates import Findings
 from ..report.callbacks import Callbacks
 from . import distributed as dist
-from .device import Precision
+from .device import Precision, inference_dtype
 from .ema import EMA, Lookahead
 from .schedule import lr_at
 
@@ -96,9 +96,11 @@ class Run:
 
     @property
     def views(self) -> dict[str, Any]:
-        """predict_logits' test-time views: the run's --tta, --tta-shift and --tta-mirror (config.tta_mirrors)."""
+        """predict_logits' test-time views: the run's --tta, --tta-shift and --tta-mirror (config.tta_mirrors), in
+        the precision the run computes in where it is native here (device.inference_dtype: as `imgclf eval` will)."""
         return {"tta": self.cfg.tta, "tta_shift": self.cfg.tta_shift,
-                "tta_mirror": tta_mirrors(self.cfg.tta_mirror, self.cfg.flip)}
+                "tta_mirror": tta_mirrors(self.cfg.tta_mirror, self.cfg.flip),
+                "autocast_dtype": inference_dtype(self.cfg.precision, self.device)}
 
     def lr(self, step: int) -> float:
         warmup = min(self.total_steps, round(self.cfg.warmup * self.steps_per_epoch))

@@ -33,7 +33,7 @@ from ..words import counted
 from . import budget, selection
 from . import distributed as dist
 from .builders import augmented_batch
-from .device import cpu_has_native_bf16
+from .device import cpu_has_native_bf16, precision_name
 from .ema import Lookahead
 from .evaluate import metrics_from_logits, predict_logits, test_metrics
 from .probe import run_probe
@@ -275,7 +275,7 @@ def end_epoch(run: Run, row: dict[str, Any]) -> None:
     cfg, p, val = run.cfg, run.progress, run.data.val
     epoch = row["epoch"]
     if val is not None and (epoch % cfg.eval_every == 0 or epoch == run.epochs or epoch <= run.probe_epochs):
-        logits = predict_logits(run.eval_model, val, run.norm, run.device, **run.views)  # fp32: see finish()
+        logits = predict_logits(run.eval_model, val, run.norm, run.device, **run.views)  # as finish() tests
         m = metrics_from_logits(logits, val.labels, run.data.classes)
         row.update({"val_loss": m["loss"], "val_accuracy": m["accuracy"]})
     best_row = p.history[p.best_epoch - 1] if p.best_epoch else None
@@ -348,7 +348,8 @@ def finish(run: Run, t_start: float) -> dict[str, Any]:
                                   "(replaced by hand?); restore it, or evaluate last.pt with imgclf eval")
         load_model_state(run.eval_model, saved["ema"] or saved["model"], str(run.run_dir / "best.pt"), cfg.model)
     t_test = time.perf_counter()
-    # in fp32 whatever precision trained: `imgclf eval` then reproduces the figure exactly, on any machine
+    # in the run's precision where native here, else fp32 (device.inference_dtype): as `imgclf eval` computes on a
+    # machine of this kind, so it reproduces the figure exactly
     with phase("test"):
         logits = predict_logits(run.eval_model, data.test, run.norm, run.device, **run.views)
     repeats = run.data_identity.get("test_repeats") or []
@@ -376,6 +377,7 @@ def finish(run: Run, t_start: float) -> dict[str, Any]:
         "device": console.device_name(run.device), "machine": machine_record(run.device),
         "compute_precision": str(run.prec.autocast_dtype or "fp32").replace("torch.", ""),
         "precision_mode": run.prec.name, "precision_reason": run.prec.reason,
+        "test_computed_in": precision_name(run.views["autocast_dtype"]),
         "parameters": count_parameters(run.model), "tta": cfg.tta, "tta_shift": cfg.tta_shift if cfg.tta else 0,
         "tta_mirror": cfg.tta and run.views["tta_mirror"],
         "ema": cfg.ema, "steps": p.global_step,
