@@ -181,7 +181,7 @@ def test_a_short_timed_window_can_only_shorten_the_plan(monkeypatch):
         monkeypatch.setattr(budget, "_now", lambda run: next(clock))
         run = SimpleNamespace(cfg=SimpleNamespace(steps=2500, epochs=1, eval_every=1, plots=False), steps=2500,
                               epochs=1, steps_per_epoch=10_000, probe_epochs=0,
-                              data=SimpleNamespace(val=None, test=[]), budget_plan={})
+                              data=SimpleNamespace(val=None, test=[]), budget_plan={}, thread_watch=None)
         rp = budget.Replan(deadline=100.0, cal=c, at=at)
         assert not rp.after_step(run, budget.REPLAN_FROM) and rp.after_step(run, at)
         return run.budget_plan["replan"]
@@ -445,8 +445,10 @@ def test_a_machine_that_gets_busy_during_a_budgeted_run_gets_fewer_threads_at_th
     monkeypatch.setattr(budget, "_now", lambda run: clock.append(0) or 0.01 * len(clock))
     s = imgclf.train(FAST | {"out": str(tmp_path), "batch_size": 16, "budget": "20s", "name": "r"}, quiet=True)
     ckpt = load_checkpoint(tmp_path / "r" / "last.pt")
-    assert ckpt["budget_plan"]["replan"]["threads"] == {"before": 2, "after": 1,
-                                                        "why": "1.0 of 2 CPUs free: other processes keep 1.0 busy"}
+    change = {"step": budget.REPLAN_FROM, "before": 2, "after": 1,
+              "why": "1.0 of 2 CPUs free: other processes keep 1.0 busy"}
+    assert ckpt["budget_plan"]["replan"]["threads"] == change
+    assert ckpt["thread_changes"] == [change] == s["thread_changes"]   # the watch's record: the re-plan checked with it
     assert ckpt["config"]["threads"] == 1 == yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["threads"]
     assert s["machine"]["threads"] == 1 and torch.get_num_threads() == 1
 

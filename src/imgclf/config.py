@@ -125,7 +125,7 @@ class TrainConfig:
                                     # amp-bf16 | amp-fp16
     channels_last: bool | None = None  # None: on (CPU and CUDA), off on MPS
     compile: bool = False
-    threads: int = 0                # torch CPU threads (0: the CPUs free when the run starts, machine.py)
+    threads: int = 0                # torch CPU threads (0: the CPUs free, re-checked as it trains: machine.py)
     seed: int = 0
     # output
     out: str = "runs/train"
@@ -516,7 +516,7 @@ def validate(cfg: TrainConfig, shape: tuple[int, int, int] | None = None) -> Non
                "a time such as 90s, 5m or 1h (at least 10s, at most a week)"),
               ("batch_size", cfg.batch_size >= 1, "at least 1"),
               ("image_size", cfg.image_size is None or lo <= cfg.image_size <= hi, f"unset or in [{lo}, {hi}]"),
-              ("threads", 0 <= cfg.threads <= 1024, "in [0, 1024] (0: the CPUs free when the run starts)"),
+              ("threads", 0 <= cfg.threads <= 1024, "in [0, 1024] (0: the CPUs other processes leave free)"),
               ("seed", 0 <= cfg.seed < 2**63, "in [0, 2**63)"),
               ("lr", 0 < cfg.lr <= LIMIT, f"positive, at most {LIMIT:g}"), ("patience", cfg.patience >= 0, "≥ 0"),
               ("freeze_epochs", 0 <= cfg.freeze_epochs <= cfg.epochs, "in [0, epochs]"),

@@ -82,10 +82,10 @@ def mark() -> None:
 
 
 def others_busy(since: Sample | None = None) -> float | None:
-    """CPUs' worth of work done by other processes since `since` (default: the mark; a fresh short window when it
-    is missing or old), or None where it cannot be measured."""
+    """CPUs' worth of work done by other processes since `since` (any age: the caller's window; default: the mark, or
+    a fresh short window when the mark is missing or old), or None where it cannot be measured."""
     start = since or _MARK
-    if start is None or time.monotonic() - start.at > MAX_AGE_S:
+    if start is None or (since is None and time.monotonic() - start.at > MAX_AGE_S):
         start = sample()
     if start is None:
         return None
@@ -100,15 +100,21 @@ def others_busy(since: Sample | None = None) -> float | None:
     return max(0.0, busy_share * cpus - ours)
 
 
+def omp_threads() -> int | None:
+    """The thread count OMP_NUM_THREADS sets (by you, or by torchrun: 1 per process), or None where it sets none."""
+    omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(omp) if omp.isdigit() and int(omp) > 0 else None
+
+
 def choose_threads(others: float | str | None = "measure", cpus: int | None = None, all_cpus: int | None = None
                    ) -> tuple[int, str]:
     """The thread count for a run that was given none, and why (a phrase for the run header): the usable CPUs less
     what other processes keep busy (`others`: measured by others_busy unless given; None: unknown), rounded down
     unless nearly a whole CPU is free, at least 1. `cpus`: usable by this process; `all_cpus`: the machine's."""
     cpus = usable_cpus() if cpus is None else cpus
-    omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]
-    if omp.strip().isdigit() and int(omp) > 0:   # set by you, or by torchrun (1 per process)
-        return min(cpus, int(omp)), f"OMP_NUM_THREADS={omp}"
+    omp = omp_threads()
+    if omp:
+        return min(cpus, omp), f"OMP_NUM_THREADS={omp}"
     if others == "measure":
         others = others_busy()
     if not isinstance(others, float | int):

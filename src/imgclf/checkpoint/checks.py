@@ -64,6 +64,9 @@ def check_fields(ckpt: dict[str, Any], path: Path) -> None:
             raise _fail(path, "normalization", norm, f"{{'mean': [...], 'std': [...]}} with {want}")
     if "config" in ckpt:
         _check_config(ckpt["config"], path)
+    changes = ckpt.get("thread_changes")   # a resume appends to it
+    if changes is not None and not (isinstance(changes, list) and all(isinstance(c, dict) for c in changes)):
+        raise _fail(path, "thread_changes", changes, "None or a list of {step, before, after, why} records")
 
 
 def _check_model_args(args: Any, path: Path) -> None:

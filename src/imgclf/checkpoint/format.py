@@ -34,6 +34,9 @@ class Progress:
     epoch_sums: list[float | int] | None = None                    # EpochTotals.saved() of a mid-epoch save
     epoch_seconds: float = 0.0                                     # the epoch's training time up to that save
     stopped_early: bool = False                                    # --patience ended the run before its last epoch
+    # the thread count's changes while training (engine/threads.py: step, before, after, why); None where the count
+    # is not the machine's choice (--threads, OMP_NUM_THREADS, a GPU), so a resume does not re-check it either
+    thread_changes: list[dict[str, Any]] | None = None
 
 
 FORMAT_VERSION = 2
@@ -43,6 +46,8 @@ MODEL_FIELDS = ("model_name", "model_args", "model", "ema", "classes", "normaliz
                 "channels_last", "config", "dataset", "data")
 # What a run's checkpoint holds besides: what --resume continues from (engine/setup.py's Run.restore).
 RUN_FIELDS = ("run_id", "optimizer", "scaler", "lookahead", "budget_plan", "probe", *Progress.__dataclass_fields__)
+# Progress fields added within this format: a checkpoint written before them lacks them and reads as their defaults
+ADDED_FIELDS = ("thread_changes",)
 ARCH_KEYS = ("act",)   # model_args beyond in_channels, num_classes and image_size: a model's `<key>_name`
 
 

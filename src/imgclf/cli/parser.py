@@ -91,8 +91,8 @@ TRAIN_HELP = {
                  "amp-fp16 (on a CPU without native bf16 emulated, many times slower than fp32: a warning says so)",
     "channels_last": "channels-last memory layout for images and weights",
     "compile": "torch.compile the model (a slower start; can pay off on long GPU runs)",
-    "threads": "CPU threads for PyTorch (0 = the CPUs other processes leave free when the run starts, or "
-               "$OMP_NUM_THREADS; the run header says how many and why)",
+    "threads": "CPU threads for PyTorch (0 = the CPUs other processes leave free, checked as the run starts and "
+               "every 25 s as it trains; or $OMP_NUM_THREADS; the run header says how many and why)",
     "seed": "seed of every random draw: initial weights, val split, shuffles, augmentation",
     "out": "parent folder of run folders (each run gets OUT/NAME, NAME-2, …)",
     "name": "run folder name",

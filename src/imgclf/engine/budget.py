@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from .. import machine, verbosity
+from .. import verbosity
 from ..checkpoint import save_checkpoint
 from ..config import budget_seconds, load_settings
 from ..errors import ConfigError
@@ -197,20 +197,18 @@ class Replan:
     deadline: float          # a time.perf_counter() reading: when the command must have ended
     cal: Calibration         # the chosen candidate's: validation, test and checkpoint costs
     at: int
-    auto_threads: bool = False   # the run's threads were chosen for the machine (no --threads, no OMP_NUM_THREADS)
     max_steps: int | None = None  # the plan's cap (a rung's max_epochs)
     t0: float = 0.0
-    since: Any = None        # machine.sample() at the first step: the window the threads are re-checked on
     threads: dict[str, Any] | None = None
 
     def after_step(self, run: Any, done: int) -> bool:
         """Called after each step with the steps done; at `at`, changes the run's steps and epochs (and the record in
-        run.budget_plan) and returns True, so the loop can say so. Before the timed steps it re-checks the thread
-        count (recheck_threads), so the steps it times are the ones the rest of the run takes."""
-        if done == 1 and self.auto_threads:
-            self.since = machine.sample()
+        run.budget_plan) and returns True, so the loop can say so. Before the timed steps, where the run's threads
+        are the machine's choice, its watch (threads.py) checks them now, over the first steps, so the steps it times
+        are the ones the rest of the run takes."""
         if done == REPLAN_FROM:
-            self.threads = recheck_threads(run, self.since) if self.since is not None else None
+            watch = run.thread_watch
+            self.threads = watch.check(run, done) if watch is not None else None
             self.t0 = _now(run)
         if done != self.at:
             return False
@@ -233,19 +231,6 @@ class Replan:
                                      "steps_before": before, "steps": run.steps,
                                      **({"threads": self.threads} if self.threads else {})}
         return True
-
-
-def recheck_threads(run: Any, since: Any) -> dict[str, Any] | None:
-    """The CPU threads chosen again from what other processes took during the run's first steps (machine.py): a
-    machine that got busy (or quiet) since start-up gets the count that fits it now. Changes the run's threads
-    (recorded in its settings, so a resume computes with the same) and returns what changed, or None."""
-    threads, why = machine.choose_threads(machine.others_busy(since))
-    if threads == run.threads:
-        return None
-    change = {"before": run.threads, "after": threads, "why": why}
-    torch.set_num_threads(threads)
-    run.threads = threads
-    return change
 
 
 def _now(run: Any) -> float:

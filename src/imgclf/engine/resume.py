@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from ..checkpoint import load_checkpoint, require, save_checkpoint
-from ..checkpoint.format import MODEL_FIELDS, RUN_FIELDS, is_bare
+from ..checkpoint.format import ADDED_FIELDS, MODEL_FIELDS, RUN_FIELDS, is_bare
 from ..config import resume_settings
 from ..errors import CheckpointError, ImgclfError
 from ..report.run_dir import write_metrics
@@ -26,7 +26,7 @@ def resumed(resume: str | Path, user: dict[str, Any], file: dict[str, Any] | Non
         raise ImgclfError(f"{resume}: a bare state_dict holds no optimizer or progress; --resume needs a "
                           "last.pt written by imgclf train (to evaluate or predict with it, use imgclf eval / "
                           "predict with --model)")
-    require(ckpt, resume, *MODEL_FIELDS, *RUN_FIELDS)
+    require(ckpt, resume, *MODEL_FIELDS, *(f for f in RUN_FIELDS if f not in ADDED_FIELDS))
     settings = resume_settings(ckpt["config"], {**(file or {}), **user}, str(resume))
     return ckpt, recorded_data_dir(settings, ckpt["data"])
 

@@ -24,6 +24,7 @@ from .schedule import lr_at
 
 if TYPE_CHECKING:
     from .budget import Replan
+    from .threads import ThreadWatch
 
 
 @dataclass
@@ -54,11 +55,12 @@ class Run:
     budget_plan: dict[str, Any] | None = None   # --budget: what was measured and chosen (budget.py), kept on resume
     lookahead: Lookahead | None = None          # --lookahead: the slow weights (ema.py)
     replan: Replan | None = None                # a fresh budgeted run's re-plan on its own steps (budget.py)
+    thread_watch: ThreadWatch | None = None     # threads chosen for the machine, re-checked as it trains (threads.py)
     probe: dict[str, Any] | None = None         # --linear-probe: what epoch 1 measured and chose (probe.py)
     duplicates: Findings | None = None          # repeated images across and within the splits (rank 0 only)
     steps: int = 0     # the run's length: cfg.steps and cfg.epochs as resolved, until a budget's re-plan changes them
     epochs: int = 0
-    threads: int = 0   # cfg.threads, until a budget's re-plan chooses again for a machine that got busier or quieter
+    threads: int = 0   # cfg.threads, until the thread watch chooses again for a machine that got busier or quieter
 
     def __post_init__(self) -> None:
         self.steps, self.epochs, self.threads = self.cfg.steps, self.cfg.epochs, self.cfg.threads
@@ -145,6 +147,7 @@ class Run:
             self.lookahead.load_state_dict(ckpt["lookahead"])
         if ckpt["scaler"]:
             self.prec.scaler.load_state_dict(ckpt["scaler"])
-        self.progress = Progress(**{k: ckpt[k] for k in Progress.__dataclass_fields__})
+        saved = {k: ckpt[k] for k in Progress.__dataclass_fields__ if k in ckpt}   # format.ADDED_FIELDS: defaults
+        self.progress = Progress(**saved)
         self.budget_plan, self.probe = ckpt["budget_plan"], ckpt["probe"]
         self.resumed = True

@@ -23,6 +23,7 @@ from .data_policy import check_same_data
 from .device import pick_device
 from .resume import check_run_folder, repair_epoch_end, resumed
 from .run import Run
+from .threads import ThreadWatch, fitted_to_machine
 
 __all__ = ["Run", "build_run", "describe_settings", "load_data", "pick_device", "setup_run", "usable_threads"]
 
@@ -32,6 +33,7 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
     """A run for `imgclf train`: new (settings `file` < `user`, see config.py), or continued from `resume`.
     `started` (a time.perf_counter() reading) is when the command began: a --budget counts from it."""
     ckpt, plan, loaded = None, None, {}
+    given_threads = {**(file or {}), **user}.get("threads")   # yours: a resume's settings hold the run's count
     if resume is not None:
         ckpt, user = resumed(resume, user, file)
         file = None
@@ -46,9 +48,7 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
         run.data.notes.append(plan.note)
         at = replan_step(run.cfg, run.steps_per_epoch, run.total_steps)
         if at is not None and plan.calibration is not None and plan.deadline is not None:
-            chosen = run.device.type == "cpu" and not {**(file or {}), **user}.get("threads")   # machine_threads'
-            run.replan = Replan(plan.deadline, plan.calibration, at, auto_threads=chosen,
-                                max_steps=plan.max_steps)
+            run.replan = Replan(plan.deadline, plan.calibration, at, max_steps=plan.max_steps)
     if run.world.is_main:
         look_for_duplicates(run)
     if run.cfg.tensorboard and run.world.is_main:
@@ -69,6 +69,11 @@ def setup_run(user: dict[str, Any], file: dict[str, Any] | None = None, resume: 
         run.run_dir = new_run_dir(run.cfg.out, run.cfg.name or f"{run.data.name}-{run.cfg.model}")
     else:
         run.run_dir = Path(run.cfg.out)
+    fitted = fitted_to_machine(run.device, given_threads, run.world.size)
+    if ckpt is None:
+        run.progress.thread_changes = [] if fitted else None
+    if fitted and run.progress.thread_changes is not None:   # a resume re-checks where the run it continues did
+        run.thread_watch = ThreadWatch()
     if run.duplicates is not None and run.duplicates.pairs:
         write_duplicates_csv(run.duplicates, run.run_dir / "duplicates.csv")
     return run

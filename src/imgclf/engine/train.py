@@ -30,8 +30,8 @@ from ..report.callbacks import Callbacks
 from ..report.run_dir import write_config, write_metrics, write_summary
 from ..report.steps import StepLog
 from ..words import counted
-from . import budget, selection
 from . import distributed as dist
+from . import selection
 from .builders import augmented_batch
 from .device import cpu_has_native_bf16, precision_name
 from .ema import Lookahead
@@ -144,16 +144,31 @@ def machine_record(device: torch.device) -> dict[str, Any]:
     return record
 
 
-def announce_replan(run: Run) -> None:
-    """After a budget's re-plan (budget.Replan): config.yaml (and the callbacks' run info: TensorBoard's hparams)
-    hold the new steps, and the console says why."""
-    r = run.budget_plan["replan"]
+def settings_changed(run: Run) -> None:
+    """After the loop changed the run's settings (its length, its threads): config.yaml and the callbacks' run info
+    (TensorBoard's hparams) hold them as they now are."""
     info = run.callbacks.info
-    if info is not None:   # what the callbacks were given at the start, updated in place to the new length
+    if info is not None:   # what the callbacks were given at the start, updated in place
         info["config"].update(run.settings())
         info.update(epochs=run.epochs, total_steps=run.total_steps)
     if run.world.is_main:
         write_run_config(run)
+
+
+def announce_threads(run: Run, change: dict[str, Any]) -> None:
+    """After the thread watch (threads.py) changed the run's threads: the settings recorded, and one note."""
+    settings_changed(run)
+    if run.world.is_main:
+        console.note(f"threads {change['before']} → {change['after']} at step {change['step']:,}: {change['why']} "
+                     f"(checked every {run.thread_watch.every:g} s of training)")
+
+
+def announce_replan(run: Run) -> None:
+    """After a budget's re-plan (budget.Replan): config.yaml (and the callbacks' run info) hold the new steps, and
+    the console says why."""
+    r = run.budget_plan["replan"]
+    settings_changed(run)
+    if run.world.is_main:
         floor = "" if r["trusted"] else f", timed {r['timed_seconds']:.1f} s: the calibrated time stays the floor"
         console.note(f"budget: the loop steps in {r['loop_step_seconds'] * 1e3:.1f} ms (calibrated "
                      f"{r['calibrated_step_seconds'] * 1e3:.1f} ms{floor}): {r['steps']:,} steps "
@@ -161,8 +176,8 @@ def announce_replan(run: Run) -> None:
                      f"ends at step {r['steps']:,}")
         if r.get("threads"):
             t = r["threads"]
-            console.note(f"threads {t['before']} → {t['after']} from step {budget.REPLAN_FROM}: {t['why']} (the "
-                         "machine changed since start-up)")
+            console.note(f"threads {t['before']} → {t['after']} from step {t['step']}: {t['why']} (the machine "
+                         "changed since start-up)")
 
 
 def probe_epoch(run: Run, epoch: int) -> dict[str, Any]:
@@ -223,6 +238,10 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper) -> dict[str, Any]:
                 if steps is not None:
                     steps.retotal(run.total_steps)
                 announce_replan(run)
+            if run.thread_watch is not None:
+                change = run.thread_watch.after_step(run, p.global_step)
+                if change is not None:
+                    announce_threads(run, change)
             totals.add(loss, s.logits, s.y)
             logged = steps is not None and steps.wants(p.global_step)  # steps.csv: the loss is read on these steps only
             if cfg.log_every or bar.wants_update(step) or logged:
@@ -380,7 +399,7 @@ def finish(run: Run, t_start: float) -> dict[str, Any]:
         "test_computed_in": precision_name(run.views["autocast_dtype"]),
         "parameters": count_parameters(run.model), "tta": cfg.tta, "tta_shift": cfg.tta_shift if cfg.tta else 0,
         "tta_mirror": cfg.tta and run.views["tta_mirror"],
-        "ema": cfg.ema, "steps": p.global_step,
+        "ema": cfg.ema, "steps": p.global_step, "thread_changes": p.thread_changes,
         "budget": run.budget_plan and {"seconds": run.budget_plan["budget_seconds"], "within": None},
         "linear_probe": run.probe,
         "normalization": {"mean": run.mean, "std": run.std}, "seed": cfg.seed,
