@@ -272,8 +272,9 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
     given = {**(file or {}), **user}
     loaded = {} if loaded is None else loaded
     text, profile = load_settings(user, file)["budget"], None
+    own, own_profile = profile_budget(user, file, loaded)   # the data loaded here, as the run shows it (downloads)
     if text is None:
-        text, profile = profile_budget(user, file, loaded)
+        text, profile = own, own_profile
         if text is None:
             return None
     fixed = [k for k in LENGTH_KEYS if k in given]
@@ -349,11 +350,10 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
 
 def profile_budget(user: dict[str, Any], file: dict[str, Any] | None, loaded: dict[str, Any]
                    ) -> tuple[str | None, str | None]:
-    """The data profile's own budget (recipes.PROFILES: 28×28 grayscale spends a minute) and the profile's name,
-    where nothing above it gives a budget; (None, None) where the profile has none. Loads the data to know its
-    profile, into `loaded`, where the run's build finds it."""
-    with verbosity.at(verbosity.QUIET):
-        data, cfg, _ = load_data(user, file, None, loaded, int(os.environ.get("WORLD_SIZE", "1")))
+    """The data profile's own budget (recipes.PROFILES: 28×28 grayscale spends a minute) and the profile's name;
+    (None, None) where the profile has none. Loads the data to know its profile, into `loaded`, where the run's
+    builds find it: at the command's own level, so a download shows its progress once."""
+    data, cfg, _ = load_data(user, file, None, loaded, int(os.environ.get("WORLD_SIZE", "1")))
     return (cfg.budget, profile_name(data.name, data.shape)) if cfg.budget else (None, None)
 
 

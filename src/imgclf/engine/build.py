@@ -138,7 +138,8 @@ def load_data(user: dict[str, Any], file: dict[str, Any] | None = None,
     how = load_settings(user, file, plan)
     ready = weights_available(PRETRAINED_PHOTOS["model"])
     photo_size = PHOTO_PRETRAINED_SIZE if ready and wants_pretrained_photos(user, file, plan) else None
-    key = json.dumps([how, user.get("device", "auto"), photo_size], sort_keys=True, default=str)
+    loading = {k: v for k, v in how.items() if k != "budget"}   # a budget is checked early, it loads nothing
+    key = json.dumps([loading, user.get("device", "auto"), photo_size], sort_keys=True, default=str)
     if loaded is not None and key in loaded:
         data = dataclasses.replace(loaded[key], notes=list(loaded[key].notes))
     else:
