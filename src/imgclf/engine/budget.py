@@ -271,12 +271,12 @@ def plan_budget(user: dict[str, Any], file: dict[str, Any] | None, started: floa
     real build), then plans the steps (and model and size) to end by `started` + budget."""
     given = {**(file or {}), **user}
     loaded = {} if loaded is None else loaded
-    text, profile = load_settings(user, file)["budget"], None
-    own, own_profile = profile_budget(user, file, loaded)   # the data loaded here, as the run shows it (downloads)
+    yours = load_settings(user, file)["budget"]   # a flag's, a config file's or a recipe's
+    profiles, profile = profile_budget(user, file, loaded)   # loads the data, as the run shows it (downloads)
+    text = yours or profiles
     if text is None:
-        text, profile = own, own_profile
-        if text is None:
-            return None
+        return None
+    profile = None if yours else profile   # the header says a budget you did not give is the profile's
     fixed = [k for k in LENGTH_KEYS if k in given]
     if fixed:
         if "budget" in user:   # file_under_flags took the file's epochs and steps away: these are your flags
