@@ -194,6 +194,43 @@ def test_a_short_timed_window_can_only_shorten_the_plan(monkeypatch):
     assert long["trusted"] and long["steps"] == pytest.approx((100 - 10 - budget.EXIT_SECONDS) / 0.021 + 504, abs=2)
 
 
+def test_after_the_replan_the_run_refits_its_schedule_to_the_time_left(monkeypatch):
+    """A machine's pace drifts after the re-plan (a Zen 5's 1-minute run went from 39.6 to ~50 ms a step and ended
+    8% late): every REFIT_EVERY_S seconds of steps (the first step of an epoch, which comes after the epoch's end,
+    not counted) the total is fitted to the time left at the window's pace; a change within REFIT_TOLERANCE of
+    the steps left is not made, and each one made is recorded in the re-plan's 'refits'."""
+    from types import SimpleNamespace
+
+    c = Calibration(step_seconds=0.03, eval_seconds=0.0, save_seconds=2.5, setup_seconds=0.0)   # an epoch's end: 5 s
+    clock = {"t": 0.0}
+    monkeypatch.setattr(budget, "_tick", lambda: clock["t"])
+    monkeypatch.setattr(budget, "_now", lambda run: clock["t"])
+    run = SimpleNamespace(cfg=SimpleNamespace(steps=2500, epochs=1, eval_every=1, plots=False), steps=2500, epochs=1,
+                          steps_per_epoch=1000, probe_epochs=0, data=SimpleNamespace(val=None, test=[]),
+                          budget_plan={}, thread_watch=None, progress=SimpleNamespace(step_in_epoch=0))
+    rp = budget.Replan(deadline=100.0, cal=c, at=504)
+
+    def steps(first: int, last: int, seconds: float, epoch_end: float = 0.0) -> list:
+        made = []
+        for done in range(first, last + 1):
+            run.progress.step_in_epoch = (done - 1) % run.steps_per_epoch + 1
+            clock["t"] += seconds + (epoch_end if run.progress.step_in_epoch == 1 else 0.0)
+            made.append(rp.after_step(run, done))
+        return made
+
+    steps(1, 504, 0.02)                            # the re-plan: 10 s timed at 20 ms
+    plan = run.budget_plan["replan"]
+    assert plan["steps"] == run.steps and "refits" not in plan
+    assert not any(steps(505, 1800, 0.02, epoch_end=5.0))   # the same pace (a 15 s window: one refit), the epoch's
+    assert "refits" not in plan                             # end (planned apart) not counted as steps: no change
+    made = [r for r in steps(1801, 2600, 0.03, epoch_end=5.0) if r]   # 50% slower: the rest refitted, shorter
+    assert made and made == plan["refits"] and run.steps == made[-1]["steps"] < plan["steps"]
+    assert made[-1]["loop_step_seconds"] == pytest.approx(0.03)
+    epoch_ends = 5.0 * (-(-run.steps // 1000) - 2)
+    assert (run.steps - 2600) * 0.03 + epoch_ends <= 100.0 - clock["t"] - budget.EXIT_SECONDS   # within the budget
+    assert run.epochs == -(-run.steps // 1000)
+
+
 def test_a_run_replans_only_where_its_first_steps_time_the_rest():
     from types import SimpleNamespace
 

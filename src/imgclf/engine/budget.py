@@ -12,7 +12,10 @@ The calibration alone has missed the loop's own pace by up to 19% (a quiet Zen 4
 varied from run to run), so a fresh run times its own first steps too (Replan): at the end of the warm-up, whose
 learning rates do not depend on the total, it plans the total once more from the loop's measured step, before the
 first epoch-end checkpoint is written. (A checkpoint saved before it, by --save-every-steps or a stop, holds the
-calibrated plan, and a resume from it keeps that plan.)
+calibrated plan, and a resume from it keeps that plan.) A machine's pace also drifts after that (a 1-minute run on a
+Zen 5 stepped 39.6 ms at the re-plan and ~50 ms after it, and ended 8% late), so the run then keeps timing its steps
+(epoch ends left out: they are planned apart) and, every REFIT_EVERY_S seconds of them, fits the rest of the
+schedule to the time left again (Replan's refits). A resume replays the plan its checkpoint holds.
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ TRUSTED_WINDOW_S = 8.0  # a re-plan's timed steps, shorter than this, can only s
                         # against 24.6 ms in another; windows of 10-32 s were within 2% (a VM's pace wanders)
 REPLAN_FROM = 4         # the first steps (one-off allocations, a cold cache) are not timed
 MIN_TIMED_STEPS = 16    # a re-plan times at least these many steps (else the calibrated plan stands)
+REFIT_EVERY_S = 15.0    # after the re-plan, the rest of the schedule is fitted again to each window of this many
+                        # seconds of steps: long enough to average out a passing burst (TRUSTED_WINDOW_S), short
+                        # enough that a 1-minute run refits twice
+REFIT_TOLERANCE = 0.02  # of the steps left: a smaller change is not made (config.yaml is not rewritten for noise)
 EXIT_SECONDS = 1.5      # after the summary: the result line, the interpreter's exit (Zen 4: ~2 s wall after it)
 CALIBRATION_SHARE = 0.01    # of the budget, per candidate, spent measuring steps (at least MIN_CALIBRATION_S)
 MIN_CALIBRATION_S = 0.4
@@ -134,14 +141,14 @@ def probe_cost(run: Any) -> float:
 def steps_within(seconds: float, c: Calibration, steps_per_epoch: int, n_val: int, n_test: int, eval_every: int,
                  plots: bool, done: int = 0, margin: float = SAFETY) -> int:
     """The most training steps whose run, with its validations, checkpoints (last and best each epoch), test pass
-    and report, fits in `seconds` (0 if none does); with `done` steps already taken (inside the first epoch), the
-    most total steps whose rest fits (`done` if none)."""
+    and report, fits in `seconds` (0 if none does); with `done` steps already taken, the most total steps whose rest
+    (its steps and the ends of the epochs not yet ended) fits (`done` if none)."""
     fixed = c.setup_seconds + c.probe_seconds + n_test * c.eval_seconds + (PLOTS_SECONDS if plots else 0.0) + \
         EXIT_SECONDS
     step = c.step_seconds * (1 + margin)
 
     def cost(steps: int) -> float:
-        epochs = math.ceil(steps / steps_per_epoch)
+        epochs = math.ceil(steps / steps_per_epoch) - max(done - 1, 0) // steps_per_epoch   # ends to come
         validations = math.ceil(epochs / eval_every) if n_val else 0
         return fixed + (steps - done) * step + validations * n_val * c.eval_seconds + 2 * epochs * c.save_seconds
 
@@ -200,18 +207,23 @@ class Replan:
     max_steps: int | None = None  # the plan's cap (a rung's max_epochs)
     t0: float = 0.0
     threads: dict[str, Any] | None = None
+    last: float | None = None   # after the re-plan: the clock at the last step, and the steps' time and count since
+    timed: float = 0.0          # the last refit (refit)
+    timed_steps: int = 0
 
-    def after_step(self, run: Any, done: int) -> bool:
+    def after_step(self, run: Any, done: int) -> dict[str, Any] | None:
         """Called after each step with the steps done; at `at`, changes the run's steps and epochs (and the record in
-        run.budget_plan) and returns True, so the loop can say so. Before the timed steps, where the run's threads
-        are the machine's choice, its watch (threads.py) checks them now, over the first steps, so the steps it times
-        are the ones the rest of the run takes."""
+        run.budget_plan) and returns the record, so the loop can say so; after it, the refits' (refit). Before the
+        timed steps, where the run's threads are the machine's choice, its watch (threads.py) checks them now, over
+        the first steps, so the steps it times are the ones the rest of the run takes."""
+        if self.last is not None:
+            return self.refit(run, done)
         if done == REPLAN_FROM:
             watch = run.thread_watch
             self.threads = watch.check(run, done) if watch is not None else None
             self.t0 = _now(run)
         if done != self.at:
-            return False
+            return None
         now = _now(run)
         measured = max((now - self.t0) / (done - REPLAN_FROM), 1e-9)
         trusted = now - self.t0 >= TRUSTED_WINDOW_S
@@ -230,7 +242,40 @@ class Replan:
                                      "timed_seconds": round(now - self.t0, 3), "trusted": trusted,
                                      "steps_before": before, "steps": run.steps,
                                      **({"threads": self.threads} if self.threads else {})}
-        return True
+        self.last = _tick()
+        return run.budget_plan["replan"]
+
+    def refit(self, run: Any, done: int) -> dict[str, Any] | None:
+        """After the re-plan: add the step just taken to the timed window (not the first of an epoch: the epoch's end
+        came before it), and once the window holds REFIT_EVERY_S seconds, fit the total steps to the time left at its
+        pace. A change of more than REFIT_TOLERANCE of the steps left is made and appended to the record's 'refits'
+        and returned; else None."""
+        now = _tick()
+        if run.progress.step_in_epoch > 1:
+            self.timed, self.timed_steps = self.timed + now - self.last, self.timed_steps + 1
+        self.last = now
+        if self.timed < REFIT_EVERY_S:
+            return None
+        pace = self.timed / self.timed_steps
+        self.timed, self.timed_steps = 0.0, 0
+        cal = Calibration(pace, self.cal.eval_seconds, self.cal.save_seconds, 0.0)
+        total = _steps_for(run, self.deadline - _now(run), cal, REPLAN_SAFETY, done)
+        if self.max_steps:
+            total = min(total, self.max_steps)
+        total, before = max(total, 2 * self.at, done + 1), run.steps
+        if abs(total - before) <= REFIT_TOLERANCE * max(before - done, 1):
+            return None
+        run.steps = total
+        run.epochs = math.ceil(run.steps / run.steps_per_epoch) + run.probe_epochs
+        record = {"at_step": done, "loop_step_seconds": round(pace, 6), "steps_before": before, "steps": total}
+        run.budget_plan["replan"].setdefault("refits", []).append(record)
+        return record
+
+
+def _tick() -> float:
+    """The clock a refit reads after every step: no device sync (CUDA runs a few steps ahead, a 15 s window
+    absorbs it)."""
+    return time.perf_counter()
 
 
 def _now(run: Any) -> float:

@@ -163,12 +163,15 @@ def announce_threads(run: Run, change: dict[str, Any]) -> None:
                      f"(checked every {run.thread_watch.every:g} s of training)")
 
 
-def announce_replan(run: Run) -> None:
-    """After a budget's re-plan (budget.Replan): config.yaml (and the callbacks' run info) hold the new steps, and
-    the console says why."""
-    r = run.budget_plan["replan"]
+def announce_replan(run: Run, r: dict[str, Any]) -> None:
+    """After a budget's re-plan or refit (budget.Replan; `r` its record): config.yaml (and the callbacks' run info)
+    hold the new steps, and the console says why."""
     settings_changed(run)
-    if run.world.is_main:
+    if run.world.is_main and "calibrated_step_seconds" not in r:   # a refit
+        console.note(f"budget: the loop now steps in {r['loop_step_seconds'] * 1e3:.1f} ms: {r['steps']:,} steps "
+                     f"({r['steps'] / run.steps_per_epoch:.1f} epochs) instead of {r['steps_before']:,}, to end "
+                     "within the budget")
+    elif run.world.is_main:
         floor = "" if r["trusted"] else f", timed {r['timed_seconds']:.1f} s: the calibrated time stays the floor"
         console.note(f"budget: the loop steps in {r['loop_step_seconds'] * 1e3:.1f} ms (calibrated "
                      f"{r['calibrated_step_seconds'] * 1e3:.1f} ms{floor}): {r['steps']:,} steps "
@@ -231,13 +234,13 @@ def train_one_epoch(run: Run, epoch: int, stopper: Stopper) -> dict[str, Any]:
                            done=p.global_step, end=run.steps_in_epoch):
             step, lr, loss = s.step, s.lr, s.loss
             p.global_step, p.step_in_epoch = s.done, step + 1
-            if run.replan is not None and run.replan.after_step(run, p.global_step):
-                run.replan = None
+            replanned = run.replan.after_step(run, p.global_step) if run.replan is not None else None
+            if replanned is not None:
                 steps_here = run.steps_in_epoch(epoch)
                 bar.retotal(run.epochs, steps_here)
                 if steps is not None:
                     steps.retotal(run.total_steps)
-                announce_replan(run)
+                announce_replan(run, replanned)
             if run.thread_watch is not None:
                 change = run.thread_watch.after_step(run, p.global_step)
                 if change is not None:
