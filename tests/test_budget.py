@@ -138,6 +138,7 @@ def test_a_budgeted_run_replans_on_its_own_steps_and_resumes_bitwise(tmp_path, m
         return first[0] + 0.05 * (run.progress.global_step - budget.REPLAN_FROM)
 
     monkeypatch.setattr(budget, "_now", loop_clock)
+    monkeypatch.setattr(budget, "REFIT_EVERY_S", math.inf)   # no refits on the real clock against the mocked one
     base = FAST | {"out": str(tmp_path), "batch_size": 16}        # 89 steps an epoch, warm-up 44
     register_interrupting_model("tiny-replan-ctrl-c", 60)   # after the re-plan, before any plan could end
     rec = Recorder()
@@ -229,6 +230,56 @@ def test_after_the_replan_the_run_refits_its_schedule_to_the_time_left(monkeypat
     epoch_ends = 5.0 * (-(-run.steps // 1000) - 2)
     assert (run.steps - 2600) * 0.03 + epoch_ends <= 100.0 - clock["t"] - budget.EXIT_SECONDS   # within the budget
     assert run.epochs == -(-run.steps // 1000)
+
+
+def test_a_refit_leaves_the_last_step_and_the_rungs_cap_alone(monkeypatch):
+    """A window that closes on the run's last step changes nothing (one step more would be a new epoch with its own
+    validation and checkpoints), and a faster pace never takes the run past its rung's max_epochs."""
+    from types import SimpleNamespace
+
+    c = Calibration(step_seconds=0.03, eval_seconds=0.0, save_seconds=0.0, setup_seconds=0.0)
+    monkeypatch.setattr(budget, "_now", lambda run: 0.0)
+    run = SimpleNamespace(cfg=SimpleNamespace(steps=1000, epochs=1, eval_every=1, plots=False), steps=1000, epochs=1,
+                          steps_per_epoch=1000, probe_epochs=0, data=SimpleNamespace(val=None, test=[]),
+                          budget_plan={"replan": {}}, thread_watch=None, progress=SimpleNamespace(step_in_epoch=5))
+    rp = budget.Replan(deadline=1000.0, cal=c, at=50, max_steps=1200, last=0.0, timed=budget.REFIT_EVERY_S,
+                       timed_steps=100)
+    monkeypatch.setattr(budget, "_tick", lambda: 0.01)
+    assert rp.after_step(run, 1000) is None and run.steps == 1000          # the last step: no refit
+    made = rp.after_step(run, 600)                 # 0.15 s a step, 1,000 s left: thousands would fit; the cap holds
+    assert made["steps"] == run.steps == 1200 and run.epochs == 2
+
+
+def test_the_validations_still_to_come_are_counted_from_where_the_run_is():
+    """With --eval-every 2, a run in its second epoch has validations after epochs 2, 4, … and the last to come."""
+    c = Calibration(step_seconds=0.01, eval_seconds=1.0, save_seconds=0.0, setup_seconds=0.0)
+
+    def cost(total: int, done: int) -> float:
+        epochs = range(max(done - 1, 0) // 100 + 1, -(-total // 100) + 1)     # the epoch ends still to come
+        validations = sum(1 for e in epochs if e % 2 == 0 or e == epochs[-1])
+        return budget.EXIT_SECONDS + (total - done) * 0.01 + validations * 5 * 1.0
+
+    for seconds in (30.0, 40.0):
+        total = steps_within(seconds, c, 100, 5, 0, 2, False, done=150, margin=0.0)
+        assert cost(total, 150) <= seconds < cost(total + 1, 150)
+
+
+def test_a_refit_stretches_or_squeezes_the_rest_of_the_schedule_so_the_lr_never_jumps():
+    """After a refit at step 800 of 1,000 the lr goes on from where it was and ends with the run's new total,
+    longer or shorter; a second refit composes; before the first, the schedule is the re-planned one."""
+    from imgclf.engine.schedule import lr_at, schedule_step
+
+    def lr(step, refits):
+        return lr_at(schedule_step(step, 1000, refits), 1000, 1.0, "onecycle", 50)
+
+    for new_total in (1200, 900):
+        refits = [{"at_step": 800, "steps": new_total}]
+        assert lr(800, refits) == lr(800, []) and lr(500, refits) == lr(500, [])
+        assert lr(801, refits) == pytest.approx(lr(800, []), rel=0.02)
+        assert lr(new_total, refits) == pytest.approx(lr(1000, []))     # the schedule's end, at the new total
+    two = [{"at_step": 800, "steps": 1200}, {"at_step": 1000, "steps": 1100}]
+    assert lr(1000, two) == pytest.approx(lr(1000, two[:1])) and lr(1100, two) == pytest.approx(lr(1000, []))
+    assert schedule_step(1000, 1000, two) == pytest.approx(900)   # halfway through the stretched rest
 
 
 def test_a_run_replans_only_where_its_first_steps_time_the_rest():
@@ -480,6 +531,7 @@ def test_a_machine_that_gets_busy_during_a_budgeted_run_gets_fewer_threads_at_th
     monkeypatch.setattr(budget, "calibrate", fixed_calibration(0.01))
     clock = []
     monkeypatch.setattr(budget, "_now", lambda run: clock.append(0) or 0.01 * len(clock))
+    monkeypatch.setattr(budget, "REFIT_EVERY_S", math.inf)   # no refits on the real clock against the mocked one
     s = imgclf.train(FAST | {"out": str(tmp_path), "batch_size": 16, "budget": "20s", "name": "r"}, quiet=True)
     ckpt = load_checkpoint(tmp_path / "r" / "last.pt")
     change = {"step": budget.REPLAN_FROM, "before": 2, "after": 1,

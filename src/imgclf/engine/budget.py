@@ -148,8 +148,9 @@ def steps_within(seconds: float, c: Calibration, steps_per_epoch: int, n_val: in
     step = c.step_seconds * (1 + margin)
 
     def cost(steps: int) -> float:
-        epochs = math.ceil(steps / steps_per_epoch) - max(done - 1, 0) // steps_per_epoch   # ends to come
-        validations = math.ceil(epochs / eval_every) if n_val else 0
+        last, ended = math.ceil(steps / steps_per_epoch), max(done - 1, 0) // steps_per_epoch
+        epochs = last - ended      # the epoch ends to come; validated: every eval_every-th, and the last
+        validations = last // eval_every - ended // eval_every + (last % eval_every != 0) if n_val else 0
         return fixed + (steps - done) * step + validations * n_val * c.eval_seconds + 2 * epochs * c.save_seconds
 
     lo, hi = done, done + int(max(0.0, seconds - fixed) / step)   # cost(hi + 1) > seconds
@@ -250,6 +251,8 @@ class Replan:
         came before it), and once the window holds REFIT_EVERY_S seconds, fit the total steps to the time left at its
         pace. A change of more than REFIT_TOLERANCE of the steps left is made and appended to the record's 'refits'
         and returned; else None."""
+        if done >= run.steps:   # the run's last step: nothing left to fit
+            return None
         now = _tick()
         if run.progress.step_in_epoch > 1:
             self.timed, self.timed_steps = self.timed + now - self.last, self.timed_steps + 1
@@ -259,10 +262,8 @@ class Replan:
         pace = self.timed / self.timed_steps
         self.timed, self.timed_steps = 0.0, 0
         cal = Calibration(pace, self.cal.eval_seconds, self.cal.save_seconds, 0.0)
-        total = _steps_for(run, self.deadline - _now(run), cal, REPLAN_SAFETY, done)
-        if self.max_steps:
-            total = min(total, self.max_steps)
-        total, before = max(total, 2 * self.at, done + 1), run.steps
+        total = max(_steps_for(run, self.deadline - _now(run), cal, REPLAN_SAFETY, done), 2 * self.at, done + 1)
+        total, before = min(total, self.max_steps or total), run.steps
         if abs(total - before) <= REFIT_TOLERANCE * max(before - done, 1):
             return None
         run.steps = total

@@ -20,7 +20,7 @@ from ..report.callbacks import Callbacks
 from . import distributed as dist
 from .device import Precision, inference_dtype
 from .ema import EMA, Lookahead
-from .schedule import lr_at
+from .schedule import lr_at, schedule_step
 
 if TYPE_CHECKING:
     from .budget import Replan
@@ -67,7 +67,8 @@ class Run:
 
     def settings(self) -> dict[str, Any]:
         """The settings as this run runs them (config.yaml, checkpoints): the resolved config with the run's length
-        and threads, so that `--config config.yaml` and a resume repeat a re-planned run exactly."""
+        and threads, so that `--config config.yaml` and a resume repeat a re-planned run exactly (a refitted one: its
+        resume exactly, its config.yaml with the final total but without the refits' bends in the schedule)."""
         return {**self.cfg.to_dict(), "steps": self.steps, "epochs": self.epochs, "threads": self.threads}
 
     @property
@@ -105,10 +106,16 @@ class Run:
                 "autocast_dtype": inference_dtype(self.cfg.precision, self.device)}
 
     def lr(self, step: int) -> float:
-        warmup = min(self.total_steps, round(self.cfg.warmup * self.steps_per_epoch))
+        """The schedule's lr for optimizer step `step`. After a budget's refits (budget.Replan.refit) the rest of the
+        schedule as re-planned is stretched or squeezed onto the steps then left (schedule.schedule_step), so the lr
+        never jumps; the refits are in budget_plan, so a resume computes the same."""
+        replan = (self.budget_plan or {}).get("replan") or {}
+        total = replan["steps"] if replan.get("refits") else self.total_steps
+        warmup = min(total, round(self.cfg.warmup * self.steps_per_epoch))
         if self.steps:   # a run of steps shorter than its warm-up (in epochs) still decays: half at most
-            warmup = min(warmup, self.total_steps // 2)
-        return lr_at(step, self.total_steps, self.cfg.lr, self.cfg.schedule, warmup)
+            warmup = min(warmup, total // 2)
+        at = schedule_step(step, total, replan["refits"]) if replan.get("refits") else step
+        return lr_at(at, total, self.cfg.lr, self.cfg.schedule, warmup)
 
     def batches_for(self, epoch: int) -> Batches:
         small = self.small_batches is not None and epoch < self.cfg.progressive_epochs
