@@ -110,11 +110,12 @@ class Run:
         schedule as re-planned is stretched or squeezed onto the steps then left (schedule.schedule_step), so the lr
         never jumps; the refits are in budget_plan, so a resume computes the same."""
         replan = (self.budget_plan or {}).get("replan") or {}
-        total = replan["steps"] if replan.get("refits") else self.total_steps
+        refits = replan.get("refits")
+        total = replan["steps"] if refits else self.total_steps   # the schedule as re-planned, before any refit
         warmup = min(total, round(self.cfg.warmup * self.steps_per_epoch))
         if self.steps:   # a run of steps shorter than its warm-up (in epochs) still decays: half at most
             warmup = min(warmup, total // 2)
-        at = schedule_step(step, total, replan["refits"]) if replan.get("refits") else step
+        at = schedule_step(step, total, refits) if refits else step
         return lr_at(at, total, self.cfg.lr, self.cfg.schedule, warmup)
 
     def batches_for(self, epoch: int) -> Batches:
